@@ -1,0 +1,5 @@
+mod log;
+mod wait;
+
+pub use log::DebugLog;
+pub use wait::DebugWait;

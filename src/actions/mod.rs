@@ -1,0 +1,135 @@
+//! Scaffolder actions: one file per action with its id, typed input (the JSON
+//! Schema is derived from the type), examples and handler. Actions see only
+//! their `ActionContext`: no database, no HTTP.
+
+mod context;
+pub mod debug;
+mod registry;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use schemars::gen::SchemaSettings;
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+pub use context::{ActionContext, LogSink, StepLogger};
+pub use registry::{ActionInfo, ActionRegistry};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("{0}")]
+    InvalidInput(String),
+    #[error("{0}")]
+    Failed(String),
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+    #[error("the step was cancelled")]
+    Cancelled,
+}
+
+impl ActionError {
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ActionError {
+        let context = context.into();
+        move |source| ActionError::Io { context, source }
+    }
+}
+
+/// A usage example, listed by `GET /v2/actions` and run by the test suite.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionExample {
+    pub description: &'static str,
+    /// A YAML snippet of template steps.
+    pub example: &'static str,
+}
+
+/// What the runner sees of an action.
+#[async_trait]
+pub trait Action: Send + Sync {
+    fn id(&self) -> &'static str;
+    fn description(&self) -> &'static str;
+    fn input_schema(&self) -> Value;
+    fn output_schema(&self) -> Option<Value>;
+    fn examples(&self) -> Vec<ActionExample>;
+    fn supports_dry_run(&self) -> bool;
+    /// Runs with an input that has already been rendered.
+    async fn run(&self, ctx: &mut ActionContext, input: Value) -> Result<(), ActionError>;
+}
+
+/// How action files are written: a typed input and a handler. The input
+/// schema is derived from `Input`, so it is written once.
+#[async_trait]
+pub trait ActionHandler: Send + Sync + 'static {
+    type Input: DeserializeOwned + JsonSchema + Send;
+    const ID: &'static str;
+    const DESCRIPTION: &'static str;
+    const SUPPORTS_DRY_RUN: bool = false;
+
+    fn output_schema(&self) -> Option<Value> {
+        None
+    }
+    fn examples(&self) -> Vec<ActionExample> {
+        Vec::new()
+    }
+    async fn handle(&self, ctx: &mut ActionContext, input: Self::Input) -> Result<(), ActionError>;
+}
+
+/// JSON Schema (draft-07) of a Rust type, shaped like Backstage's: no title,
+/// optional fields without a `null` type.
+pub fn schema_of<T: JsonSchema>() -> Value {
+    let generator = SchemaSettings::draft07()
+        .with(|s| {
+            s.option_add_null_type = false;
+            s.option_nullable = false;
+            s.inline_subschemas = true;
+        })
+        .into_generator();
+    let schema = generator.into_root_schema_for::<T>();
+    let mut value = serde_json::to_value(schema).unwrap_or(Value::Null);
+    if let Some(obj) = value.as_object_mut() {
+        obj.remove("title");
+        obj.remove("definitions");
+    }
+    value
+}
+
+#[async_trait]
+impl<T: ActionHandler> Action for T {
+    fn id(&self) -> &'static str {
+        T::ID
+    }
+    fn description(&self) -> &'static str {
+        T::DESCRIPTION
+    }
+    fn input_schema(&self) -> Value {
+        schema_of::<T::Input>()
+    }
+    fn output_schema(&self) -> Option<Value> {
+        ActionHandler::output_schema(self)
+    }
+    fn examples(&self) -> Vec<ActionExample> {
+        ActionHandler::examples(self)
+    }
+    fn supports_dry_run(&self) -> bool {
+        T::SUPPORTS_DRY_RUN
+    }
+    async fn run(&self, ctx: &mut ActionContext, input: Value) -> Result<(), ActionError> {
+        if let Err(errors) = crate::validation::validate(&self.input_schema(), &input) {
+            return Err(ActionError::InvalidInput(format!(
+                "Invalid input passed to action {}, {}",
+                T::ID,
+                crate::validation::stacks(&errors)
+            )));
+        }
+        let typed: T::Input = serde_json::from_value(input)
+            .map_err(|e| ActionError::InvalidInput(format!("Invalid input passed to action {}, {e}", T::ID)))?;
+        self.handle(ctx, typed).await
+    }
+}
+
+/// The actions every installation has.
+pub fn builtin_actions() -> Vec<Arc<dyn Action>> {
+    vec![Arc::new(debug::DebugLog), Arc::new(debug::DebugWait)]
+}

@@ -1,0 +1,291 @@
+//! One typed configuration tree: built-in defaults, then an optional YAML file,
+//! then environment variables (`SCAFFOLDER__SECTION__KEY`, `__` nests; plus the
+//! conventional `DATABASE_URL`), then command-line flags.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid YAML: {source}")]
+    Parse { path: PathBuf, source: serde_yaml::Error },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub templates: TemplateSettings,
+    pub worker: WorkerSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address the HTTP server binds to.
+    pub bind: String,
+    /// Largest accepted request body in bytes.
+    pub body_limit_bytes: usize,
+    /// How long `GET …/events` waits for new events before answering `[]`.
+    pub long_poll_seconds: u64,
+    /// Interval of the SSE keep-alive comment.
+    pub sse_keepalive_seconds: u64,
+    /// Seconds to let in-flight requests finish on shutdown.
+    pub shutdown_grace_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// PostgreSQL connection URL. `DATABASE_URL` overrides it.
+    pub url: String,
+    pub max_connections: u32,
+    /// Create the database named in `url` when it does not exist yet.
+    pub create_if_missing: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TemplateSettings {
+    /// Directories scanned for `*/template.yaml`.
+    pub dirs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerSettings {
+    /// Run the task worker in this process.
+    pub enabled: bool,
+    /// Tasks run at once by this process.
+    pub concurrency: usize,
+    /// Lease length; a task whose lease expired is taken over by another replica.
+    pub lease_seconds: u64,
+    /// Heartbeat interval (renews the lease).
+    pub heartbeat_seconds: u64,
+    /// Fallback poll when no notification arrives.
+    pub poll_seconds: u64,
+    /// Where task workspaces are created (default: the system temp dir).
+    pub work_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `json` or `pretty`.
+    pub format: LogFormat,
+    /// An `EnvFilter` directive, e.g. `info,scaffolder=debug`. `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            bind: "127.0.0.1:7007".into(),
+            body_limit_bytes: 10 * 1024 * 1024,
+            long_poll_seconds: 30,
+            sse_keepalive_seconds: 15,
+            shutdown_grace_seconds: 30,
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            url: "postgres://postgres@127.0.0.1:5432/scaffolder".into(),
+            max_connections: 20,
+            create_if_missing: true,
+        }
+    }
+}
+
+impl Default for TemplateSettings {
+    fn default() -> Self {
+        TemplateSettings {
+            dirs: vec![PathBuf::from("templates")],
+        }
+    }
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            enabled: true,
+            concurrency: 10,
+            lease_seconds: 30,
+            heartbeat_seconds: 5,
+            poll_seconds: 10,
+            work_dir: None,
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            format: LogFormat::Json,
+            level: "info".into(),
+        }
+    }
+}
+
+const ENV_PREFIX: &str = "SCAFFOLDER__";
+
+impl Settings {
+    /// Defaults, then `file`, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Settings::load_from(file, &env)
+    }
+
+    /// Same as [`Settings::load`] with an explicit environment (for tests).
+    pub fn load_from(file: Option<&Path>, env: &[(String, String)]) -> Result<Settings, ConfigError> {
+        let mut tree = Value::Object(Map::new());
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            let parsed: Value = serde_yaml::from_str(&text).map_err(|source| ConfigError::Parse {
+                path: path.to_owned(),
+                source,
+            })?;
+            if !parsed.is_null() {
+                tree = parsed;
+            }
+        }
+        for (key, value) in env {
+            if key == "DATABASE_URL" {
+                set_path(&mut tree, &["database", "url"], Value::String(value.clone()));
+            } else if let Some(rest) = key.strip_prefix(ENV_PREFIX) {
+                let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+                let refs: Vec<&str> = path.iter().map(String::as_str).collect();
+                set_path(&mut tree, &refs, env_value(value));
+            }
+        }
+        let settings: Settings = serde_json::from_value(tree).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.worker.concurrency == 0 {
+            return Err(ConfigError::Invalid("worker.concurrency must be at least 1".into()));
+        }
+        if self.worker.heartbeat_seconds == 0 || self.worker.heartbeat_seconds >= self.worker.lease_seconds {
+            return Err(ConfigError::Invalid(
+                "worker.heartbeat_seconds must be at least 1 and below worker.lease_seconds".into(),
+            ));
+        }
+        if self.server.body_limit_bytes == 0 {
+            return Err(ConfigError::Invalid("server.body_limit_bytes must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Environment values are strings; numbers, booleans and comma-separated
+/// lists (for list keys such as `templates__dirs`) are recognised so that the
+/// typed tree accepts them.
+fn env_value(raw: &str) -> Value {
+    if let Ok(b) = raw.parse::<bool>() {
+        return Value::Bool(b);
+    }
+    if let Ok(n) = raw.parse::<u64>() {
+        return Value::from(n);
+    }
+    Value::String(raw.to_owned())
+}
+
+fn set_path(tree: &mut Value, path: &[&str], value: Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut node = tree;
+    for key in parents {
+        if !node.is_object() {
+            *node = Value::Object(Map::new());
+        }
+        let Value::Object(map) = node else { return };
+        node = map.entry(key.to_string()).or_insert_with(|| Value::Object(Map::new()));
+    }
+    if !node.is_object() {
+        *node = Value::Object(Map::new());
+    }
+    if let Value::Object(map) = node {
+        // List-valued keys take a comma-separated string from the environment.
+        let value = match (&value, map.get(*last)) {
+            (Value::String(s), Some(Value::Array(_))) | (Value::String(s), None) if *last == "dirs" => Value::Array(
+                s.split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(|p| Value::String(p.into()))
+                    .collect(),
+            ),
+            _ => value,
+        };
+        map.insert(last.to_string(), value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_work_out_of_the_box() {
+        let s = Settings::load_from(None, &[]).unwrap();
+        assert_eq!(s.server.bind, "127.0.0.1:7007");
+        assert_eq!(s.worker.concurrency, 10);
+        assert_eq!(s.server.body_limit_bytes, 10 * 1024 * 1024);
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.yaml");
+        std::fs::write(&file, "server:\n  bind: 0.0.0.0:1\nworker:\n  concurrency: 3\n").unwrap();
+        let s = Settings::load_from(
+            Some(&file),
+            &env(&[
+                ("SCAFFOLDER__WORKER__CONCURRENCY", "7"),
+                ("DATABASE_URL", "postgres://x/y"),
+                ("SCAFFOLDER__TEMPLATES__DIRS", "a,b"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.server.bind, "0.0.0.0:1");
+        assert_eq!(s.worker.concurrency, 7);
+        assert_eq!(s.database.url, "postgres://x/y");
+        assert_eq!(s.templates.dirs, vec![PathBuf::from("a"), PathBuf::from("b")]);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.yaml");
+        std::fs::write(&file, "server:\n  bnd: x\n").unwrap();
+        let err = Settings::load_from(Some(&file), &[]).unwrap_err();
+        assert!(err.to_string().contains("bnd"), "{err}");
+        let err = Settings::load_from(None, &env(&[("SCAFFOLDER__WORKER__CONCURRENCY", "0")])).unwrap_err();
+        assert!(err.to_string().contains("concurrency"), "{err}");
+    }
+}

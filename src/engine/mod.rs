@@ -1,0 +1,8 @@
+//! The task engine: the worker (claim, lease heartbeat, cancel) and the
+//! runner (steps, `if`/`each`, outputs).
+
+pub mod runner;
+pub mod worker;
+
+pub use runner::{RunOutcome, RunRequest, RunSink, Runner};
+pub use worker::{Worker, WorkerHealth};

@@ -1,0 +1,406 @@
+//! Runs a task's steps: renders `if`/`each`/`input` with the templating
+//! engine, calls the actions, collects outputs and renders `spec.output`.
+//! It reports through a `RunSink` and knows nothing of HTTP or SQL.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::{json, Map, Value};
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::actions::{ActionContext, ActionError, ActionRegistry, LogSink, StepLogger};
+use crate::model::{EventType, NewEvent, TaskStatus};
+use crate::template::Step;
+use crate::templating::Renderer;
+
+/// Receives the events of a run as they happen.
+#[async_trait]
+pub trait RunSink: Send + Sync {
+    async fn emit(&self, event: NewEvent);
+}
+
+struct StepLogs(Arc<dyn RunSink>);
+
+#[async_trait]
+impl LogSink for StepLogs {
+    async fn log(&self, step_id: &str, message: String) {
+        self.0
+            .emit(NewEvent::log(json!({ "message": message, "stepId": step_id })))
+            .await;
+    }
+}
+
+/// Everything one run needs.
+pub struct RunRequest {
+    pub task_id: String,
+    pub spec: Value,
+    pub secrets: Map<String, Value>,
+    pub workspace: PathBuf,
+    pub dry_run: bool,
+    pub cancel: CancellationToken,
+}
+
+/// How a run ended, with the events that must be written together with the
+/// final status (the `cancelled` event, if any, and `completion`).
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub status: TaskStatus,
+    pub final_events: Vec<NewEvent>,
+    /// The rendered `spec.output` (empty unless completed).
+    pub output: Value,
+}
+
+#[derive(Clone)]
+pub struct Runner {
+    actions: ActionRegistry,
+    renderer: Arc<Renderer>,
+}
+
+enum StepEnd {
+    Done,
+    Failed { name: &'static str, message: String },
+    Cancelled,
+}
+
+fn is_truthy(value: Option<&Value>) -> bool {
+    match value {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0 && !f.is_nan()),
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(Value::Array(_)) | Some(Value::Object(_)) => true,
+    }
+}
+
+/// A stand-in output for an action skipped in a dry-run, built from its
+/// output schema as Backstage does.
+pub fn fake_output(schema: &Value) -> Value {
+    if let Some(example) = schema.get("examples").and_then(Value::as_array).and_then(|e| e.first()) {
+        return example.clone();
+    }
+    match schema.get("type").and_then(Value::as_str) {
+        Some("object") => {
+            let mut obj = Map::new();
+            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                for (key, sub) in props {
+                    obj.insert(key.clone(), fake_output(sub));
+                }
+            }
+            Value::Object(obj)
+        }
+        Some("array") => Value::Array(vec![schema.get("items").map(fake_output).unwrap_or(Value::Null)]),
+        Some("string") => json!("<example>"),
+        Some("number") | Some("integer") => json!(0),
+        Some("boolean") => json!(false),
+        _ => json!("<unknown>"),
+    }
+}
+
+impl Runner {
+    pub fn new(actions: ActionRegistry, renderer: Arc<Renderer>) -> Runner {
+        Runner { actions, renderer }
+    }
+
+    pub fn actions(&self) -> &ActionRegistry {
+        &self.actions
+    }
+
+    pub async fn run(&self, request: RunRequest, sink: Arc<dyn RunSink>) -> RunOutcome {
+        let steps: Vec<Step> = request
+            .spec
+            .get("steps")
+            .cloned()
+            .and_then(|s| serde_json::from_value(s).ok())
+            .unwrap_or_default();
+        let template_base = request
+            .spec
+            .pointer("/templateInfo/baseUrl")
+            .and_then(Value::as_str)
+            .and_then(|u| Url::parse(u).ok())
+            .or_else(|| Url::from_directory_path(&request.workspace).ok())
+            .unwrap_or_else(|| Url::parse("file:///").expect("static URL"));
+        let user = request.spec.get("user").cloned().unwrap_or_else(|| json!({}));
+
+        sink.emit(NewEvent::log(json!({
+            "message": format!("Starting up task with {} steps", steps.len())
+        })))
+        .await;
+
+        let mut context = json!({
+            "parameters": request.spec.get("parameters").cloned().unwrap_or_else(|| json!({})),
+            "steps": {},
+            "secrets": Value::Object(request.secrets.clone()),
+            "user": user,
+            "context": { "task": { "id": request.task_id } },
+        });
+
+        let mut failure: Option<(&'static str, String)> = None;
+        let mut cancelled_step: Option<(String, String)> = None;
+        for (index, step) in steps.iter().enumerate() {
+            let step_id = step.id.clone().unwrap_or_else(|| format!("step-{}", index + 1));
+            let step_name = step.name.clone().unwrap_or_else(|| step.action.clone());
+            if failure.is_some() || cancelled_step.is_some() {
+                if failure.is_some() {
+                    sink.emit(NewEvent::log(json!({
+                        "message": format!("Skipping step {step_id} because a previous step failed"),
+                        "stepId": step_id,
+                        "status": "skipped",
+                    })))
+                    .await;
+                }
+                continue;
+            }
+            if request.cancel.is_cancelled() {
+                cancelled_step = Some((step_id.clone(), step_name.clone()));
+                continue;
+            }
+            sink.emit(NewEvent::log(json!({
+                "message": format!("Beginning step {step_name}"),
+                "stepId": step_id,
+                "status": "processing",
+            })))
+            .await;
+
+            let end = self
+                .run_step(step, &step_id, &template_base, &request, &mut context, sink.clone())
+                .await;
+            match end {
+                StepEnd::Done => {}
+                StepEnd::Failed { name, message } => {
+                    sink.emit(NewEvent::log(json!({
+                        "message": format!("Error: {message}"),
+                        "stepId": step_id,
+                        "status": "failed",
+                    })))
+                    .await;
+                    failure = Some((name, message));
+                }
+                StepEnd::Cancelled => {
+                    cancelled_step = Some((step_id.clone(), step_name.clone()));
+                }
+            }
+        }
+
+        if let Some((step_id, _)) = cancelled_step {
+            let cancelled = NewEvent {
+                event_type: EventType::Cancelled,
+                body: json!({
+                    "message": format!("Step {step_id} has been cancelled."),
+                    "stepId": step_id,
+                    "status": "cancelled",
+                }),
+            };
+            let completion = NewEvent {
+                event_type: EventType::Completion,
+                body: json!({ "message": "Run completed with status: cancelled" }),
+            };
+            return RunOutcome {
+                status: TaskStatus::Cancelled,
+                final_events: vec![cancelled, completion],
+                output: json!({}),
+            };
+        }
+        if let Some((name, message)) = failure {
+            return RunOutcome {
+                status: TaskStatus::Failed,
+                final_events: vec![NewEvent {
+                    event_type: EventType::Completion,
+                    body: json!({
+                        "message": "Run completed with status: failed",
+                        "error": { "name": name, "message": message },
+                    }),
+                }],
+                output: json!({}),
+            };
+        }
+        let output = request
+            .spec
+            .get("output")
+            .and_then(|o| self.renderer.render_value(o, &context))
+            .unwrap_or_else(|| json!({}));
+        RunOutcome {
+            status: TaskStatus::Completed,
+            final_events: vec![NewEvent {
+                event_type: EventType::Completion,
+                body: json!({ "message": "Run completed with status: completed", "output": output }),
+            }],
+            output,
+        }
+    }
+
+    async fn run_step(
+        &self,
+        step: &Step,
+        step_id: &str,
+        template_base: &Url,
+        request: &RunRequest,
+        context: &mut Value,
+        sink: Arc<dyn RunSink>,
+    ) -> StepEnd {
+        if let Some(condition) = &step.if_ {
+            let rendered = self.renderer.render_value(condition, context);
+            if !is_truthy(rendered.as_ref()) {
+                sink.emit(NewEvent::log(json!({
+                    "message": format!("Skipping step {step_id} because its if condition was false"),
+                    "stepId": step_id,
+                    "status": "skipped",
+                })))
+                .await;
+                return StepEnd::Done;
+            }
+        }
+        let Some(action) = self.actions.get(&step.action) else {
+            return StepEnd::Failed {
+                name: "NotFoundError",
+                message: format!(
+                    "Template action with ID '{}' is not registered. See https://backstage.io/docs/features/software-templates/builtin-actions/ on how to add a new action module.",
+                    step.action
+                ),
+            };
+        };
+        let logger = StepLogger::new(Arc::new(StepLogs(sink.clone())), step_id);
+
+        if request.dry_run && !action.supports_dry_run() {
+            let output = action
+                .output_schema()
+                .map(|s| fake_output(&s))
+                .unwrap_or_else(|| json!({}));
+            context["steps"][step_id] = json!({ "output": output });
+            sink.emit(NewEvent::log(json!({
+                "message": format!("Skipping because {} does not support dry-run", step.action),
+                "stepId": step_id,
+                "status": "skipped",
+            })))
+            .await;
+            return StepEnd::Done;
+        }
+
+        // `each` runs the action once per item, with `each.key`/`each.value`
+        // in scope; outputs become arrays, one entry per iteration.
+        let iterations: Vec<Option<Value>> = match &step.each {
+            None => vec![None],
+            Some(each) => match self.renderer.render_value(each, context) {
+                Some(Value::Array(items)) => items
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| Some(json!({ "key": i.to_string(), "value": v })))
+                    .collect(),
+                Some(Value::Object(map)) => map
+                    .into_iter()
+                    .map(|(k, v)| Some(json!({ "key": k, "value": v })))
+                    .collect(),
+                _ => {
+                    return StepEnd::Failed {
+                        name: "InputError",
+                        message: format!(
+                            "Invalid value on action {}.each parameter, \"{}\" cannot be resolved to a value",
+                            step.action,
+                            match each {
+                                Value::String(s) => s.clone(),
+                                other => other.to_string(),
+                            }
+                        ),
+                    }
+                }
+            },
+        };
+
+        let mut step_output = Map::new();
+        for each in iterations {
+            let mut scope = context.clone();
+            if let Some(each) = &each {
+                scope["each"] = each.clone();
+            }
+            let input = step
+                .input
+                .as_ref()
+                .and_then(|i| self.renderer.render_value(i, &scope))
+                .unwrap_or_else(|| json!({}));
+            let mut ctx = ActionContext {
+                task_id: request.task_id.clone(),
+                step_id: step_id.to_owned(),
+                workspace: request.workspace.clone(),
+                template_base: template_base.clone(),
+                raw_input: input.clone(),
+                logger: logger.clone(),
+                secrets: request.secrets.clone(),
+                user: context.get("user").cloned().unwrap_or_else(|| json!({})),
+                dry_run: request.dry_run,
+                cancel: request.cancel.child_token(),
+                outputs: Map::new(),
+            };
+            // Dropping the action's future is what stops a step that does not
+            // watch its cancellation token.
+            let result = tokio::select! {
+                biased;
+                _ = request.cancel.cancelled() => Err(ActionError::Cancelled),
+                r = action.run(&mut ctx, input) => r,
+            };
+            match result {
+                Ok(()) => {
+                    for (key, value) in ctx.outputs {
+                        if each.is_some() {
+                            match step_output.entry(key).or_insert_with(|| json!([])) {
+                                Value::Array(items) => items.push(value),
+                                slot => *slot = json!([value]),
+                            }
+                        } else {
+                            step_output.insert(key, value);
+                        }
+                    }
+                }
+                Err(ActionError::Cancelled) => return StepEnd::Cancelled,
+                Err(e @ ActionError::InvalidInput(_)) => {
+                    return StepEnd::Failed {
+                        name: "InputError",
+                        message: e.to_string(),
+                    }
+                }
+                Err(e) => {
+                    return StepEnd::Failed {
+                        name: "Error",
+                        message: e.to_string(),
+                    }
+                }
+            }
+        }
+        context["steps"][step_id] = json!({ "output": Value::Object(step_output) });
+        sink.emit(NewEvent::log(json!({
+            "message": format!("Finished step {}", step.name.clone().unwrap_or_else(|| step.action.clone())),
+            "stepId": step_id,
+            "status": "completed",
+        })))
+        .await;
+        StepEnd::Done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fake_outputs_follow_the_schema() {
+        let schema = json!({"type": "object", "properties": {
+            "remoteUrl": {"type": "string"}, "n": {"type": "number"}, "ok": {"type": "boolean"},
+            "list": {"type": "array", "items": {"type": "string"}}, "x": {}}});
+        assert_eq!(
+            fake_output(&schema),
+            json!({"remoteUrl": "<example>", "n": 0, "ok": false, "list": ["<example>"], "x": "<unknown>"})
+        );
+        assert_eq!(fake_output(&json!({"type": "string", "examples": ["a"]})), json!("a"));
+    }
+
+    #[test]
+    fn truthiness_is_javascript_s() {
+        assert!(!is_truthy(None));
+        assert!(!is_truthy(Some(&json!(false))));
+        assert!(!is_truthy(Some(&json!(""))));
+        assert!(!is_truthy(Some(&json!(0))));
+        assert!(is_truthy(Some(&json!("false"))));
+        assert!(is_truthy(Some(&json!([]))));
+        assert!(is_truthy(Some(&json!(1))));
+    }
+}

@@ -1,0 +1,161 @@
+//! The one place where errors become HTTP responses, in Backstage's body
+//! shape `{error:{name,message}, request:{method,url}, response:{statusCode}}`
+//! (or `{errors:[…]}` for parameter validation).
+
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderValue, CONTENT_TYPE};
+use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::{json, Value};
+
+use crate::service::ServiceError;
+
+/// Where the plugin is mounted; `request.url` in error bodies is relative to it.
+pub const MOUNT: &str = "/api/scaffolder";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Input(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("invalid parameter values")]
+    Validation(Vec<Value>),
+    /// Logged with its cause; the client sees an opaque message.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ApiError::Input(_) | ApiError::Validation(_) => "InputError",
+            ApiError::NotFound(_) => "NotFoundError",
+            ApiError::Conflict(_) => "ConflictError",
+            ApiError::PayloadTooLarge(_) => "PayloadTooLargeError",
+            ApiError::Unsupported(_) => "NotSupportedError",
+            ApiError::Internal(_) => "Error",
+        }
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            ApiError::Internal(_) => "An internal error occurred".to_owned(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> ApiError {
+        match e {
+            ServiceError::NotFound(m) => ApiError::NotFound(m),
+            ServiceError::Input(m) => ApiError::Input(m),
+            ServiceError::Validation(errors) => ApiError::Validation(errors),
+            ServiceError::Conflict(m) => ApiError::Conflict(m),
+            e @ (ServiceError::Store(_) | ServiceError::TemplateSource(_)) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Input(_) | ApiError::Validation(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unsupported(_) => StatusCode::BAD_REQUEST,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Without the request; `with_request_info` completes the body.
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(cause) = self {
+            tracing::error!(error = %cause, "request failed");
+        }
+        HttpResponse::build(self.status_code()).json(self.body(None, None))
+    }
+}
+
+impl ApiError {
+    fn body(&self, method: Option<&str>, url: Option<&str>) -> Value {
+        if let ApiError::Validation(errors) = self {
+            return json!({ "errors": errors });
+        }
+        let mut body = json!({
+            "error": { "name": self.name(), "message": self.public_message() },
+            "response": { "statusCode": self.status_code().as_u16() },
+        });
+        if let (Some(method), Some(url), Some(obj)) = (method, url, body.as_object_mut()) {
+            obj.insert("request".into(), json!({ "method": method, "url": url }));
+        }
+        body
+    }
+}
+
+/// Middleware: re-renders `ApiError` responses with the request's method and
+/// URL (relative to the mount point), as Backstage's error handler does.
+pub async fn with_request_info(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody, BoxBody>>, actix_web::Error> {
+    let method = req.method().to_string();
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let url = path_and_query.strip_prefix(MOUNT).unwrap_or(&path_and_query).to_owned();
+    let res = next.call(req).await?;
+    let replacement = res
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<ApiError>())
+        .map(|api| (api.status_code(), api.body(Some(&method), Some(&url))));
+    match replacement {
+        Some((status, body)) => {
+            let (req, _) = res.into_parts();
+            let mut response = HttpResponse::build(status).json(body);
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/json; charset=utf-8"),
+            );
+            Ok(ServiceResponse::new(req, response).map_into_right_body())
+        }
+        None => Ok(res.map_into_left_body()),
+    }
+}
+
+/// Body-parsing failures (malformed JSON, wrong content, too large) as
+/// Backstage-shaped 400/413 answers.
+pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as J;
+    let api = match &err {
+        J::OverflowKnownLength { length, limit } => {
+            ApiError::PayloadTooLarge(format!("request entity too large: {length} bytes, limit {limit}"))
+        }
+        J::Overflow { limit } => ApiError::PayloadTooLarge(format!("request entity too large, limit {limit} bytes")),
+        J::ContentType => ApiError::Input("request body must be JSON (Content-Type: application/json)".into()),
+        J::Deserialize(e) => ApiError::Input(format!("request body is not valid JSON: {e}")),
+        other => ApiError::Input(format!("cannot read request body: {other}")),
+    };
+    api.into()
+}
+
+pub fn query_error(err: actix_web::error::QueryPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+    ApiError::Input(format!("invalid query string: {err}")).into()
+}
+
+pub fn path_error(err: actix_web::error::PathError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+    ApiError::Input(format!("invalid path: {err}")).into()
+}

@@ -1,0 +1,66 @@
+//! Thin actix-web handlers: extract, call one service function, map the
+//! result. No SQL and no business rules live here.
+
+pub mod error;
+mod events;
+mod health;
+mod meta;
+pub mod openapi;
+pub mod schemas;
+mod tasks;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::web;
+
+use crate::actions::ActionRegistry;
+use crate::config::Settings;
+use crate::engine::WorkerHealth;
+use crate::service::{EventHub, TaskService};
+
+pub struct AppState {
+    pub settings: Settings,
+    pub tasks: TaskService,
+    pub events: Arc<EventHub>,
+    pub actions: ActionRegistry,
+    /// The in-process worker's health and the age after which it counts as stuck.
+    pub worker_health: Option<(Arc<WorkerHealth>, Duration)>,
+}
+
+/// Routes under `/api/scaffolder` plus the health endpoints.
+pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(body_limit)
+            .content_type_required(false)
+            .error_handler(error::json_error),
+    )
+    .app_data(web::PayloadConfig::new(body_limit))
+    .app_data(web::QueryConfig::default().error_handler(error::query_error))
+    .app_data(web::PathConfig::default().error_handler(error::path_error))
+    .route("/healthz", web::get().to(health::healthz))
+    .route("/readyz", web::get().to(health::readyz))
+    .service(
+        web::scope(error::MOUNT)
+            .route("/openapi.json", web::get().to(openapi::serve))
+            .route("/v2/tasks", web::post().to(tasks::create))
+            .route("/v2/tasks", web::get().to(tasks::list))
+            .route("/v2/tasks/{taskId}", web::get().to(tasks::get))
+            .route("/v2/tasks/{taskId}/cancel", web::post().to(tasks::cancel))
+            .route("/v2/tasks/{taskId}/retry", web::post().to(tasks::retry))
+            .route("/v2/tasks/{taskId}/events", web::get().to(events::events))
+            .route("/v2/tasks/{taskId}/eventstream", web::get().to(events::eventstream))
+            .route(
+                "/v2/templates/{namespace}/{kind}/{name}/parameter-schema",
+                web::get().to(meta::parameter_schema),
+            )
+            .route("/v2/actions", web::get().to(meta::actions))
+            .route("/v2/templating-extensions", web::get().to(meta::templating_extensions))
+            .route(
+                "/v2/autocomplete/{provider}/{resource}",
+                web::post().to(meta::autocomplete),
+            )
+            .default_service(web::to(meta::not_found)),
+    );
+}

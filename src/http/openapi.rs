@@ -1,0 +1,61 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations.
+//! `openapi/openapi.yaml` is this document; a test fails when it is stale.
+
+use actix_web::HttpResponse;
+use utoipa::OpenApi;
+
+use super::{events, health, meta, schemas, tasks};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Scaffolder API",
+        description = "A Backstage-compatible scaffolder backend: the `/api/scaffolder/v2` API of Backstage's scaffolder plugin (4.3), served from Rust with tasks kept in PostgreSQL.",
+        version = "0.1.0",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    servers((url = "/api/scaffolder", description = "Scaffolder plugin mount")),
+    paths(
+        tasks::create, tasks::list, tasks::get, tasks::cancel, tasks::retry,
+        events::events, events::eventstream,
+        meta::parameter_schema, meta::actions, meta::templating_extensions, meta::autocomplete,
+    ),
+    components(schemas(
+        schemas::TaskIdResponse, schemas::CreateTaskRequest, schemas::RetryRequest, schemas::TaskSchema,
+        schemas::TaskList, schemas::CancelResponse, schemas::EventSchema, schemas::ErrorBody,
+        schemas::ValidationErrors, schemas::ParameterSchema, schemas::ActionSchemaEntry,
+        schemas::TemplatingExtensions, schemas::HealthStatus,
+    )),
+    tags(
+        (name = "tasks", description = "Scaffolder tasks and their events"),
+        (name = "templates", description = "Templates and templating"),
+        (name = "actions", description = "Installed actions"),
+        (name = "autocomplete", description = "Form autocompletion"),
+    )
+)]
+struct ApiDoc;
+
+/// Health endpoints live outside the plugin mount.
+#[derive(OpenApi)]
+#[openapi(paths(health::healthz, health::readyz))]
+struct HealthDoc;
+
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    let mut health = HealthDoc::openapi();
+    // Paths are relative to the server URL; health endpoints are at the root,
+    // so they get their own server entry.
+    for (_, item) in health.paths.paths.iter_mut() {
+        item.servers = Some(vec![utoipa::openapi::server::Server::new("/")]);
+    }
+    doc.paths.paths.extend(health.paths.paths);
+    doc
+}
+
+pub fn yaml() -> String {
+    document().to_yaml().unwrap_or_default()
+}
+
+pub async fn serve() -> HttpResponse {
+    HttpResponse::Ok().json(document())
+}

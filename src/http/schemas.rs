@@ -1,0 +1,212 @@
+//! Wire types for the OpenAPI document. Handlers serialise domain types whose
+//! JSON matches these; `tests/api` checks responses against the document.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::model::{EventType, TaskStatus};
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct TaskIdResponse {
+    #[schema(format = Uuid)]
+    pub id: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateTaskRequest {
+    /// Template entity ref: `template:default/name`, `default/name` or `name`.
+    pub template_ref: String,
+    /// Form values; validated against the template's parameter pages.
+    #[schema(value_type = Object)]
+    pub values: Value,
+    /// Secrets available to steps as `${{ secrets.x }}`; never returned.
+    #[schema(required = false)]
+    pub secrets: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct RetryRequest {
+    #[schema(required = false)]
+    pub secrets: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Task)]
+pub struct TaskSchema {
+    #[schema(format = Uuid)]
+    pub id: String,
+    /// The task spec: template steps, output, parameters, user, templateInfo.
+    #[schema(value_type = Object)]
+    pub spec: Value,
+    pub status: TaskStatus,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub last_heartbeat_at: Option<String>,
+    #[schema(required = false)]
+    pub created_by: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskList {
+    pub tasks: Vec<TaskSchema>,
+    pub total_tasks: i64,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct CancelResponse {
+    /// `cancelled`, or the final status of a task that had already finished.
+    pub status: TaskStatus,
+    #[schema(required = false)]
+    pub message: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = TaskEvent)]
+pub struct EventSchema {
+    pub id: i64,
+    pub is_task_recoverable: bool,
+    #[schema(format = Uuid)]
+    pub task_id: String,
+    /// `{message, stepId?, status?}` for logs; `{message, output?, error?}` for completion.
+    #[schema(value_type = Object)]
+    pub body: Value,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    pub name: String,
+    pub message: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ErrorRequest {
+    pub method: String,
+    pub url: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorResponseInfo {
+    pub status_code: u16,
+}
+
+/// Backstage's error body.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+    #[schema(required = false)]
+    pub request: Option<ErrorRequest>,
+    pub response: ErrorResponseInfo,
+}
+
+/// One parameter validation failure, as the `jsonschema` npm library words it.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ValidationError {
+    pub path: Vec<PathSegment>,
+    pub property: String,
+    pub message: String,
+    #[schema(value_type = Object)]
+    pub schema: Value,
+    #[schema(value_type = Object)]
+    pub instance: Value,
+    pub name: String,
+    #[schema(value_type = Object)]
+    pub argument: Value,
+    pub stack: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum PathSegment {
+    Key(String),
+    Index(u64),
+}
+
+/// A 400 answer: either Backstage's error body or parameter validation errors.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum ValidationErrors {
+    Invalid(ValidationErrorList),
+    Error(ErrorBody),
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ValidationErrorList {
+    pub errors: Vec<ValidationError>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ParameterSchemaStep {
+    pub title: String,
+    #[schema(required = false)]
+    pub description: Option<String>,
+    #[schema(value_type = Object)]
+    pub schema: Value,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ParameterSchema {
+    pub title: String,
+    #[schema(required = false)]
+    pub description: Option<String>,
+    pub steps: Vec<ParameterSchemaStep>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ActionExampleSchema {
+    pub description: String,
+    pub example: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct ActionSchemaSchema {
+    #[schema(value_type = Object)]
+    pub input: Value,
+    #[schema(value_type = Object, required = false)]
+    pub output: Option<Value>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[schema(as = Action)]
+pub struct ActionSchemaEntry {
+    pub id: String,
+    pub description: String,
+    pub examples: Vec<ActionExampleSchema>,
+    pub schema: ActionSchemaSchema,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct TemplatingGlobals {
+    #[schema(value_type = Object)]
+    pub functions: Value,
+    #[schema(value_type = Object)]
+    pub values: Value,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct TemplatingExtensions {
+    /// Filter name → `{description, schema:{input, output, arguments}, examples}`.
+    #[schema(value_type = Object)]
+    pub filters: Value,
+    pub globals: TemplatingGlobals,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct HealthStatus {
+    pub status: String,
+    #[schema(required = false)]
+    pub message: Option<String>,
+}

@@ -1,0 +1,119 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use scaffolder::config::Settings;
+use scaffolder::startup::Application;
+use scaffolder::store::Store;
+
+#[derive(Parser)]
+#[command(name = "scaffolder", version, about = "A Backstage-compatible scaffolder backend")]
+struct Cli {
+    /// Configuration file (YAML); environment variables override it.
+    #[arg(long, global = true, env = "SCAFFOLDER_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API and run tasks.
+    Serve {
+        /// Address to bind (default 127.0.0.1:7007).
+        #[arg(long, env = "SCAFFOLDER_BIND")]
+        bind: Option<String>,
+        /// Template directory (repeatable); replaces `templates.dirs` from the config.
+        #[arg(long = "templates")]
+        templates: Vec<PathBuf>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document (YAML).
+    Openapi,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Openapi = cli.command {
+        print!("{}", scaffolder::http::openapi::yaml());
+        return ExitCode::SUCCESS;
+    }
+    let mut settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("scaffolder: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    scaffolder::telemetry::init(&settings.log);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("scaffolder: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { bind, templates } => {
+                if let Some(bind) = bind {
+                    settings.server.bind = bind;
+                }
+                if !templates.is_empty() {
+                    settings.templates.dirs = templates;
+                }
+                serve(settings).await
+            }
+            Command::Migrate => {
+                let store = Store::connect(&settings.database).await.map_err(|e| e.to_string())?;
+                store.migrate().await.map_err(|e| e.to_string())?;
+                tracing::info!("migrations applied");
+                Ok(())
+            }
+            Command::Openapi => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "scaffolder stopped");
+            eprintln!("scaffolder: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> Result<(), String> {
+    let bind = settings.server.bind.clone();
+    let app = Application::build(settings).await.map_err(|e| e.to_string())?;
+    let shutdown = app.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        shutdown.cancel();
+    });
+    tracing::info!(%bind, port = app.port(), "scaffolder listening");
+    app.run_until_stopped().await.map_err(|e| e.to_string())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

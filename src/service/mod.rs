@@ -1,0 +1,30 @@
+//! Application services: what the API does, independent of HTTP. Handlers
+//! parse requests, call one function here, and map the result.
+
+mod events;
+mod tasks;
+
+pub use events::{EventHub, EventWatch};
+pub use tasks::{CreateTask, TaskService};
+
+use serde_json::Value;
+
+use crate::store::StoreError;
+use crate::template::TemplateSourceError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Input(String),
+    /// Parameter values that fail the template's schema (Backstage's `{errors}` body).
+    #[error("invalid parameter values")]
+    Validation(Vec<Value>),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    TemplateSource(#[from] TemplateSourceError),
+}

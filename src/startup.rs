@@ -1,0 +1,142 @@
+//! Wires the store, templates, actions, worker and HTTP server once; `main`
+//! and the tests both build the service through `Application::build`.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{web, App, HttpServer};
+use tokio_util::sync::CancellationToken;
+
+use crate::actions::{builtin_actions, ActionRegistry};
+use crate::config::Settings;
+use crate::engine::{Runner, Worker};
+use crate::http::{self, AppState};
+use crate::service::{EventHub, TaskService};
+use crate::store::Store;
+use crate::template::{DirTemplateSource, TemplateSource, Templates};
+use crate::templating::Renderer;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot bind {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    worker: Option<Worker>,
+    shutdown: CancellationToken,
+    store: Store,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        let store = Store::connect(&settings.database).await?;
+        store.migrate().await?;
+        Application::build_with_store(settings, store).await
+    }
+
+    pub async fn build_with_store(settings: Settings, store: Store) -> Result<Application, StartupError> {
+        let listener = TcpListener::bind(&settings.server.bind).map_err(|source| StartupError::Bind {
+            addr: settings.server.bind.clone(),
+            source,
+        })?;
+        let port = listener.local_addr()?.port();
+
+        let dir_source = DirTemplateSource::load(&settings.templates.dirs);
+        for (path, problem) in &dir_source.problems {
+            tracing::warn!(path = %path.display(), problem = %problem, "template skipped");
+        }
+        let names: Vec<String> = dir_source.templates().map(|t| t.entity_ref.to_string()).collect();
+        tracing::info!(count = names.len(), templates = ?names, "templates loaded");
+        let templates = Templates::new(vec![Arc::new(dir_source) as Arc<dyn TemplateSource>]);
+
+        let renderer = Arc::new(Renderer::new());
+        let actions = ActionRegistry::new(builtin_actions());
+        let runner = Runner::new(actions.clone(), renderer.clone());
+        let shutdown = CancellationToken::new();
+
+        let worker = settings
+            .worker
+            .enabled
+            .then(|| Worker::new(store.clone(), runner, settings.worker.clone()));
+        let state = web::Data::new(AppState {
+            settings: settings.clone(),
+            tasks: TaskService::new(store.clone(), templates, renderer),
+            events: EventHub::start(store.clone(), shutdown.clone()),
+            actions,
+            worker_health: worker.as_ref().map(|w| (w.health(), w.health_window())),
+        });
+
+        let body_limit = settings.server.body_limit_bytes;
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(http::error::with_request_info))
+                .wrap(tracing_actix())
+                .app_data(state.clone())
+                .configure(|cfg| http::configure(cfg, body_limit))
+        })
+        .listen(listener)?
+        .shutdown_timeout(settings.server.shutdown_grace_seconds)
+        .disable_signals()
+        .run();
+
+        Ok(Application {
+            port,
+            server,
+            worker,
+            shutdown,
+            store,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// A token that stops the server and the worker.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until the shutdown token fires (or the server stops), then
+    /// stops accepting requests, lets the worker finish, and returns.
+    pub async fn run_until_stopped(self) -> Result<(), std::io::Error> {
+        let handle = self.server.handle();
+        let shutdown = self.shutdown.clone();
+        let worker = self.worker.map(|w| tokio::spawn(w.run(shutdown.clone())));
+        let mut server = tokio::spawn(self.server);
+        let result = tokio::select! {
+            r = &mut server => {
+                tracing::warn!("HTTP server stopped");
+                shutdown.cancel();
+                r.unwrap_or(Ok(()))
+            }
+            _ = shutdown.cancelled() => {
+                tracing::info!("shutting down");
+                handle.stop(true).await;
+                server.await.unwrap_or(Ok(()))
+            }
+        };
+        if let Some(worker) = worker {
+            let _ = tokio::time::timeout(Duration::from_secs(120), worker).await;
+        }
+        result
+    }
+}
+
+fn tracing_actix() -> actix_web::middleware::Logger {
+    actix_web::middleware::Logger::new("%r %s %Dms").log_target("scaffolder::http")
+}

@@ -1,0 +1,378 @@
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use sqlx::{Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use super::events::{insert_event, notify};
+use super::{Store, StoreError, CANCEL_CHANNEL, TASKS_CHANNEL};
+use crate::model::{EventType, NewEvent, Task, TaskId, TaskStatus};
+
+const TASK_COLUMNS: &str = "id, spec::text AS spec, status, created_at, created_by, last_heartbeat_at";
+
+#[derive(sqlx::FromRow)]
+struct TaskRow {
+    id: Uuid,
+    spec: String,
+    status: String,
+    created_at: DateTime<Utc>,
+    created_by: Option<String>,
+    last_heartbeat_at: Option<DateTime<Utc>>,
+}
+
+impl TaskRow {
+    fn into_task(self) -> Result<Task, StoreError> {
+        let status = TaskStatus::parse(&self.status)
+            .ok_or_else(|| StoreError::Corrupt(format!("task {} has status {:?}", self.id, self.status)))?;
+        let spec = serde_json::from_str(&self.spec)
+            .map_err(|e| StoreError::Corrupt(format!("task {} has an unreadable spec: {e}", self.id)))?;
+        Ok(Task {
+            id: TaskId(self.id),
+            spec,
+            status,
+            created_at: self.created_at,
+            last_heartbeat_at: self.last_heartbeat_at,
+            created_by: self.created_by,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ClaimRow {
+    #[sqlx(flatten)]
+    task: TaskRow,
+    secrets: Option<String>,
+    attempts: i32,
+}
+
+/// Columns the task list can be ordered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortField {
+    CreatedAt,
+    CreatedBy,
+    Status,
+    Id,
+    LastHeartbeatAt,
+}
+
+impl SortField {
+    pub fn parse(raw: &str) -> Option<SortField> {
+        Some(match raw {
+            "created_at" | "createdAt" => SortField::CreatedAt,
+            "created_by" | "createdBy" => SortField::CreatedBy,
+            "status" => SortField::Status,
+            "id" => SortField::Id,
+            "last_heartbeat_at" | "lastHeartbeatAt" => SortField::LastHeartbeatAt,
+            _ => return None,
+        })
+    }
+
+    fn column(self) -> &'static str {
+        match self {
+            SortField::CreatedAt => "created_at",
+            SortField::CreatedBy => "created_by",
+            SortField::Status => "status",
+            SortField::Id => "id",
+            SortField::LastHeartbeatAt => "last_heartbeat_at",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub created_by: Vec<String>,
+    pub status: Vec<TaskStatus>,
+    /// `(field, descending)`; empty means newest first.
+    pub order: Vec<(SortField, bool)>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
+}
+
+/// A task this process now holds the lease of.
+#[derive(Debug, Clone)]
+pub struct ClaimedTask {
+    pub task: Task,
+    pub secrets: Option<Value>,
+    pub attempts: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The task had not started; it is now cancelled.
+    CancelledBeforeStart,
+    /// The task is running; its worker has been asked to stop it.
+    Requested,
+    /// The task had already finished with this status; nothing changed.
+    AlreadyFinished(TaskStatus),
+    NotFound,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetryOutcome {
+    Retried,
+    /// Only finished tasks can be retried.
+    NotFinished(TaskStatus),
+    NotFound,
+}
+
+fn push_filters(qb: &mut QueryBuilder<'_, Postgres>, query: &ListQuery) {
+    qb.push(" WHERE true");
+    if !query.created_by.is_empty() {
+        qb.push(" AND created_by = ANY(")
+            .push_bind(query.created_by.clone())
+            .push(")");
+    }
+    if !query.status.is_empty() {
+        let statuses: Vec<String> = query.status.iter().map(|s| s.as_str().to_owned()).collect();
+        qb.push(" AND status = ANY(").push_bind(statuses).push(")");
+    }
+}
+
+impl Store {
+    pub async fn create_task(
+        &self,
+        spec: &Value,
+        secrets: Option<&Value>,
+        created_by: Option<&str>,
+    ) -> Result<TaskId, StoreError> {
+        let id = TaskId::new();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO tasks (id, spec, secrets, created_by) VALUES ($1, $2::json, $3::json, $4)")
+            .bind(id.0)
+            .bind(spec.to_string())
+            .bind(secrets.map(Value::to_string))
+            .bind(created_by)
+            .execute(&mut *tx)
+            .await?;
+        notify(&mut tx, TASKS_CHANNEL, &id.to_string()).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn get_task(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
+        let row: Option<TaskRow> = sqlx::query_as(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1"))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(TaskRow::into_task).transpose()
+    }
+
+    /// One page of tasks and the number of tasks matching the filters.
+    pub async fn list_tasks(&self, query: &ListQuery) -> Result<(Vec<Task>, i64), StoreError> {
+        let mut qb = QueryBuilder::<Postgres>::new(format!("SELECT {TASK_COLUMNS} FROM tasks"));
+        push_filters(&mut qb, query);
+        qb.push(" ORDER BY ");
+        if query.order.is_empty() {
+            qb.push("created_at DESC");
+        } else {
+            for (i, (field, desc)) in query.order.iter().enumerate() {
+                if i > 0 {
+                    qb.push(", ");
+                }
+                qb.push(field.column()).push(if *desc { " DESC" } else { " ASC" });
+            }
+        }
+        // A stable order for equal keys so that pages never overlap.
+        qb.push(", id");
+        if let Some(limit) = query.limit {
+            qb.push(" LIMIT ").push_bind(limit);
+        }
+        if let Some(offset) = query.offset {
+            qb.push(" OFFSET ").push_bind(offset);
+        }
+        let rows: Vec<TaskRow> = qb.build_query_as().fetch_all(&self.pool).await?;
+        let tasks = rows
+            .into_iter()
+            .map(TaskRow::into_task)
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let mut count = QueryBuilder::<Postgres>::new("SELECT count(*) FROM tasks");
+        push_filters(&mut count, query);
+        let (total,): (i64,) = count.build_query_as().fetch_one(&self.pool).await?;
+        Ok((tasks, total))
+    }
+
+    /// Takes the oldest open task and leases it to `owner`.
+    pub async fn claim_task(&self, owner: &str, lease: Duration) -> Result<Option<ClaimedTask>, StoreError> {
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        let row: Option<ClaimRow> = sqlx::query_as(
+            "UPDATE tasks SET status = 'processing', lease_owner = $1, \
+                     lease_expires_at = now() + make_interval(secs => $2::double precision / 1000), \
+                     last_heartbeat_at = now(), attempts = attempts + 1 \
+                 WHERE id = ( \
+                     SELECT id FROM tasks WHERE status = 'open' \
+                     ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) \
+                 RETURNING id, spec::text AS spec, status, created_at, created_by, last_heartbeat_at, secrets::text AS secrets, attempts",
+        )
+        .bind(owner)
+        .bind(lease_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let ClaimRow {
+            task,
+            secrets,
+            attempts,
+        } = row;
+        let secrets = secrets
+            .map(|s| serde_json::from_str(&s))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("task {} has unreadable secrets: {e}", task.id)))?;
+        Ok(Some(ClaimedTask {
+            task: task.into_task()?,
+            secrets,
+            attempts,
+        }))
+    }
+
+    /// Renews the lease. `Ok(None)` means the lease is no longer ours (taken
+    /// over, or the task was finished elsewhere); `Ok(Some(true))` means
+    /// cancellation was requested.
+    pub async fn heartbeat(&self, id: TaskId, owner: &str, lease: Duration) -> Result<Option<bool>, StoreError> {
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        let row: Option<(bool,)> = sqlx::query_as(
+            "UPDATE tasks SET last_heartbeat_at = now(), \
+                 lease_expires_at = now() + make_interval(secs => $3::double precision / 1000) \
+             WHERE id = $1 AND lease_owner = $2 AND status = 'processing' \
+             RETURNING cancel_requested",
+        )
+        .bind(id.0)
+        .bind(owner)
+        .bind(lease_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(c,)| c))
+    }
+
+    /// Ends a run: writes the final events and the status in one transaction,
+    /// releases the lease and wipes the secrets. Returns false when the lease
+    /// was no longer ours (nothing is written then).
+    pub async fn finish_task(
+        &self,
+        id: TaskId,
+        owner: &str,
+        status: TaskStatus,
+        events: &[NewEvent],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE tasks SET status = $3, lease_owner = NULL, lease_expires_at = NULL, secrets = NULL, \
+                 cancel_requested = false, last_heartbeat_at = now() \
+             WHERE id = $1 AND lease_owner = $2 AND status = 'processing'",
+        )
+        .bind(id.0)
+        .bind(owner)
+        .bind(status.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        for event in events {
+            insert_event(&mut tx, id, event).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn cancel_task(&self, id: TaskId) -> Result<CancelOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row: Option<(String,)> = sqlx::query_as("SELECT status FROM tasks WHERE id = $1 FOR UPDATE")
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some((status,)) = row else {
+            return Ok(CancelOutcome::NotFound);
+        };
+        let status = TaskStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("task {id} has status {status:?}")))?;
+        let outcome = match status {
+            TaskStatus::Open => {
+                sqlx::query("UPDATE tasks SET status = 'cancelled', secrets = NULL WHERE id = $1")
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await?;
+                let message = format!("Task {id} was cancelled before it started.");
+                insert_event(
+                    &mut tx,
+                    id,
+                    &NewEvent {
+                        event_type: EventType::Cancelled,
+                        body: json!({ "message": message }),
+                    },
+                )
+                .await?;
+                insert_event(
+                    &mut tx,
+                    id,
+                    &NewEvent {
+                        event_type: EventType::Completion,
+                        body: json!({ "message": "Run completed with status: cancelled" }),
+                    },
+                )
+                .await?;
+                CancelOutcome::CancelledBeforeStart
+            }
+            TaskStatus::Processing => {
+                sqlx::query("UPDATE tasks SET cancel_requested = true WHERE id = $1")
+                    .bind(id.0)
+                    .execute(&mut *tx)
+                    .await?;
+                notify(&mut tx, CANCEL_CHANNEL, &id.to_string()).await?;
+                CancelOutcome::Requested
+            }
+            finished => CancelOutcome::AlreadyFinished(finished),
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Re-opens a finished task: the previous run's `completion` and
+    /// `cancelled` events are removed and a `recovered` event starts the new
+    /// run, as Backstage does.
+    pub async fn retry_task(&self, id: TaskId, secrets: Option<&Value>) -> Result<RetryOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row: Option<(String,)> = sqlx::query_as("SELECT status FROM tasks WHERE id = $1 FOR UPDATE")
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some((status,)) = row else {
+            return Ok(RetryOutcome::NotFound);
+        };
+        let status = TaskStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("task {id} has status {status:?}")))?;
+        if !status.is_finished() {
+            return Ok(RetryOutcome::NotFinished(status));
+        }
+        sqlx::query("DELETE FROM task_events WHERE task_id = $1 AND event_type IN ('completion', 'cancelled')")
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE tasks SET status = 'open', secrets = $2::json, cancel_requested = false, \
+                 lease_owner = NULL, lease_expires_at = NULL, last_heartbeat_at = now() \
+             WHERE id = $1",
+        )
+        .bind(id.0)
+        .bind(secrets.map(Value::to_string))
+        .execute(&mut *tx)
+        .await?;
+        insert_event(
+            &mut tx,
+            id,
+            &NewEvent {
+                event_type: EventType::Recovered,
+                body: json!({ "message": format!("Task {id} was retried after it ended with status {status}") }),
+            },
+        )
+        .await?;
+        notify(&mut tx, TASKS_CHANNEL, &id.to_string()).await?;
+        tx.commit().await?;
+        Ok(RetryOutcome::Retried)
+    }
+}

@@ -1,0 +1,12 @@
+//! The `scaffolder.backstage.io/v1beta3` template model, where templates come
+//! from (`TemplateSource`), and parameter validation.
+
+mod entity_ref;
+mod model;
+mod params;
+mod source;
+
+pub use entity_ref::{EntityRef, EntityRefError};
+pub use model::{LoadedTemplate, Step, TemplateError, TemplateSpec, API_VERSION};
+pub use params::{validate_parameters, ParameterError};
+pub use source::{DirTemplateSource, TemplateSource, TemplateSourceError, Templates};

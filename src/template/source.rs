@@ -1,0 +1,162 @@
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use url::Url;
+
+use super::{EntityRef, LoadedTemplate, API_VERSION};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateSourceError {
+    #[error("template source unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Somewhere templates come from: a directory today; the Backstage catalog and
+/// git URLs plug in here as further sources.
+#[async_trait]
+pub trait TemplateSource: Send + Sync {
+    async fn find(&self, entity_ref: &EntityRef) -> Result<Option<LoadedTemplate>, TemplateSourceError>;
+}
+
+/// Templates read once at start from directories (`<dir>/*/template.yaml`).
+#[derive(Debug, Default)]
+pub struct DirTemplateSource {
+    by_ref: HashMap<String, LoadedTemplate>,
+    /// Files that could not be loaded, with the reason (reported at start).
+    pub problems: Vec<(PathBuf, String)>,
+}
+
+impl DirTemplateSource {
+    pub fn load(dirs: &[PathBuf]) -> DirTemplateSource {
+        let mut source = DirTemplateSource::default();
+        for dir in dirs {
+            let mut files = Vec::new();
+            let direct = dir.join("template.yaml");
+            if direct.is_file() {
+                files.push(direct);
+            }
+            match std::fs::read_dir(dir) {
+                Ok(entries) => {
+                    let mut found: Vec<PathBuf> = entries
+                        .filter_map(Result::ok)
+                        .map(|e| e.path().join("template.yaml"))
+                        .filter(|p| p.is_file())
+                        .collect();
+                    found.sort();
+                    files.extend(found);
+                }
+                Err(e) => source
+                    .problems
+                    .push((dir.clone(), format!("cannot read template directory: {e}"))),
+            }
+            for file in files {
+                source.load_file(&file);
+            }
+        }
+        source
+    }
+
+    fn load_file(&mut self, file: &Path) {
+        match load_template_file(file) {
+            Ok(templates) => {
+                for template in templates {
+                    let key = template.entity_ref.key();
+                    if let Some(previous) = self.by_ref.get(&key) {
+                        self.problems.push((
+                            file.to_owned(),
+                            format!(
+                                "{} is already defined by {}; this copy is ignored",
+                                template.entity_ref, previous.base_url
+                            ),
+                        ));
+                        continue;
+                    }
+                    self.by_ref.insert(key, template);
+                }
+            }
+            Err(problem) => self.problems.push((file.to_owned(), problem)),
+        }
+    }
+
+    pub fn templates(&self) -> impl Iterator<Item = &LoadedTemplate> {
+        self.by_ref.values()
+    }
+}
+
+/// Every `kind: Template` v1beta3 document of a YAML file.
+pub fn load_template_file(file: &Path) -> Result<Vec<LoadedTemplate>, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read: {e}"))?;
+    let canonical = file.canonicalize().map_err(|e| format!("cannot resolve path: {e}"))?;
+    let base_url = Url::from_file_path(&canonical).map_err(|()| "path is not absolute".to_string())?;
+    let dir = canonical.parent().map(Path::to_path_buf);
+    let mut templates = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(&text) {
+        let value: Value = serde::Deserialize::deserialize(document).map_err(|e| format!("invalid YAML: {e}"))?;
+        let is_template = value.get("kind").and_then(Value::as_str) == Some("Template")
+            && value.get("apiVersion").and_then(Value::as_str) == Some(API_VERSION);
+        if !is_template {
+            continue;
+        }
+        let template = LoadedTemplate::from_entity(value, base_url.clone(), dir.clone()).map_err(|e| e.to_string())?;
+        templates.push(template);
+    }
+    if templates.is_empty() {
+        return Err(format!("no {API_VERSION} Template in this file"));
+    }
+    Ok(templates)
+}
+
+#[async_trait]
+impl TemplateSource for DirTemplateSource {
+    async fn find(&self, entity_ref: &EntityRef) -> Result<Option<LoadedTemplate>, TemplateSourceError> {
+        Ok(self.by_ref.get(&entity_ref.key()).cloned())
+    }
+}
+
+/// All configured sources, asked in order.
+#[derive(Clone, Default)]
+pub struct Templates {
+    sources: Vec<Arc<dyn TemplateSource>>,
+}
+
+impl Templates {
+    pub fn new(sources: Vec<Arc<dyn TemplateSource>>) -> Templates {
+        Templates { sources }
+    }
+
+    pub async fn find(&self, entity_ref: &EntityRef) -> Result<Option<LoadedTemplate>, TemplateSourceError> {
+        for source in &self.sources {
+            if let Some(found) = source.find(entity_ref).await? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broken_files_are_reported_and_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good");
+        let bad = dir.path().join("bad");
+        std::fs::create_dir_all(&good).unwrap();
+        std::fs::create_dir_all(&bad).unwrap();
+        std::fs::write(
+            good.join("template.yaml"),
+            "apiVersion: scaffolder.backstage.io/v1beta3\nkind: Template\nmetadata:\n  name: good\nspec:\n  steps: []\n",
+        )
+        .unwrap();
+        std::fs::write(bad.join("template.yaml"), "apiVersion: [unclosed\n").unwrap();
+        let source = DirTemplateSource::load(&[dir.path().to_path_buf()]);
+        assert_eq!(source.templates().count(), 1);
+        assert_eq!(source.problems.len(), 1);
+        assert!(source.problems[0].0.ends_with("bad/template.yaml"));
+    }
+}
