@@ -92,7 +92,27 @@ pub fn schema_of<T: JsonSchema>() -> Value {
         obj.remove("title");
         obj.remove("definitions");
     }
+    strip_numeric_formats(&mut value);
     value
+}
+
+/// schemars marks Rust number widths (`double`, `uint32`…) as formats; JSON
+/// Schema and Backstage have no such formats.
+fn strip_numeric_formats(value: &mut Value) {
+    match value {
+        Value::Object(obj) => {
+            let numeric = matches!(
+                obj.get("format").and_then(Value::as_str),
+                Some("double" | "float" | "int8" | "int16" | "int32" | "int64" | "uint" | "uint8" | "uint16" | "uint32" | "uint64")
+            );
+            if numeric {
+                obj.remove("format");
+            }
+            obj.values_mut().for_each(strip_numeric_formats);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_numeric_formats),
+        _ => {}
+    }
 }
 
 #[async_trait]

@@ -69,7 +69,7 @@ pub(super) async fn insert_event(
     event: &NewEvent,
 ) -> Result<i64, StoreError> {
     let (id,): (i64,) =
-        sqlx::query_as("INSERT INTO task_events (task_id, event_type, body) VALUES ($1, $2, $3) RETURNING id")
+        sqlx::query_as("INSERT INTO task_events (task_id, event_type, body) VALUES ($1, $2, $3::json) RETURNING id")
             .bind(task_id.0)
             .bind(event.event_type.as_str())
             .bind(event.body.to_string())

@@ -1,0 +1,14 @@
+//! A Backstage-compatible scaffolder backend. See ARCHITECTURE.md for the map.
+
+pub mod actions;
+pub mod config;
+pub mod engine;
+pub mod http;
+pub mod model;
+pub mod service;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod template;
+pub mod templating;
+pub mod validation;

@@ -1,0 +1,11 @@
+//! One test binary for the HTTP API (see helpers::spawn_app).
+
+mod errors;
+mod events;
+mod health;
+mod helpers;
+mod lifecycle;
+mod list;
+mod meta;
+mod openapi;
+mod tasks;
