@@ -14,7 +14,7 @@ use crate::actions::{builtin_actions, ActionRegistry};
 use crate::config::Settings;
 use crate::engine::{Runner, Worker};
 use crate::http::{self, AppState};
-use crate::service::{EventHub, TaskService};
+use crate::service::{DryRunService, EventHub, TaskService};
 use crate::store::Store;
 use crate::template::{DirTemplateSource, TemplateSource, Templates};
 use crate::templating::Renderer;
@@ -62,6 +62,7 @@ impl Application {
         let renderer = Arc::new(Renderer::new());
         let actions = ActionRegistry::new(builtin_actions());
         let runner = Runner::new(actions.clone(), renderer.clone());
+        let dry_run = DryRunService::new(runner.clone(), settings.worker.work_dir.clone());
         let shutdown = CancellationToken::new();
 
         let worker = settings
@@ -71,6 +72,7 @@ impl Application {
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             tasks: TaskService::new(store.clone(), templates, renderer),
+            dry_run,
             events: EventHub::start(store.clone(), shutdown.clone()),
             actions,
             worker_health: worker.as_ref().map(|w| (w.health(), w.health_window())),

@@ -74,6 +74,22 @@ fn is_truthy(value: Option<&Value>) -> bool {
     }
 }
 
+/// Replaces every secret value inside strings by `***`.
+pub fn redact_secrets(value: &mut Value, secrets: &Map<String, Value>) {
+    match value {
+        Value::String(s) => {
+            for secret in secrets.values().filter_map(Value::as_str).filter(|x| !x.is_empty()) {
+                if s.contains(secret) {
+                    *s = s.replace(secret, "***");
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| redact_secrets(v, secrets)),
+        Value::Object(map) => map.values_mut().for_each(|v| redact_secrets(v, secrets)),
+        _ => {}
+    }
+}
+
 /// A stand-in output for an action skipped in a dry-run, built from its
 /// output schema as Backstage does.
 pub fn fake_output(schema: &Value) -> Value {
@@ -123,8 +139,10 @@ impl Runner {
             .unwrap_or_else(|| Url::parse("file:///").expect("static URL"));
         let user = request.spec.get("user").cloned().unwrap_or_else(|| json!({}));
 
+        // Backstage's dry-run counts one step more than the template has.
+        let announced = steps.len() + usize::from(request.dry_run);
         sink.emit(NewEvent::log(json!({
-            "message": format!("Starting up task with {} steps", steps.len())
+            "message": format!("Starting up task with {announced} steps")
         })))
         .await;
 
@@ -218,7 +236,8 @@ impl Runner {
         let output = request
             .spec
             .get("output")
-            .and_then(|o| self.renderer.render_value(o, &context))
+            .map(|o| self.conditional_output(o, &context))
+            .and_then(|o| self.renderer.render_value(&o, &context))
             .unwrap_or_else(|| json!({}));
         RunOutcome {
             status: TaskStatus::Completed,
@@ -228,6 +247,21 @@ impl Runner {
             }],
             output,
         }
+    }
+
+    /// `links` and `text` entries carry an optional `if`: entries whose
+    /// condition is falsy are dropped, the others lose the key.
+    fn conditional_output(&self, output: &Value, context: &Value) -> Value {
+        let mut output = output.clone();
+        for key in ["links", "text"] {
+            if let Some(Value::Array(items)) = output.get_mut(key) {
+                items.retain_mut(|item| match item.as_object_mut().and_then(|o| o.remove("if")) {
+                    None => true,
+                    Some(condition) => is_truthy(self.renderer.render_value(&condition, context).as_ref()),
+                });
+            }
+        }
+        output
     }
 
     async fn run_step(
@@ -331,6 +365,17 @@ impl Runner {
                 cancel: request.cancel.child_token(),
                 outputs: Map::new(),
             };
+            if request.dry_run {
+                let mut shown = input.clone();
+                redact_secrets(&mut shown, &request.secrets);
+                logger
+                    .info(format!(
+                        "Running {} in dry-run mode with inputs (secrets redacted): {}",
+                        step.action,
+                        serde_json::to_string_pretty(&shown).unwrap_or_default()
+                    ))
+                    .await;
+            }
             // Dropping the action's future is what stops a step that does not
             // watch its cancellation token.
             let result = tokio::select! {
@@ -391,6 +436,14 @@ mod tests {
             json!({"remoteUrl": "<example>", "n": 0, "ok": false, "list": ["<example>"], "x": "<unknown>"})
         );
         assert_eq!(fake_output(&json!({"type": "string", "examples": ["a"]})), json!("a"));
+    }
+
+    #[test]
+    fn secrets_are_redacted_everywhere_in_a_value() {
+        let secrets: Map<String, Value> = serde_json::from_value(json!({"t": "abc123"})).unwrap();
+        let mut body = json!({"message": "token=abc123 used", "nested": ["abc123"]});
+        redact_secrets(&mut body, &secrets);
+        assert_eq!(body, json!({"message": "token=*** used", "nested": ["***"]}));
     }
 
     #[test]

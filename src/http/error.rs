@@ -29,6 +29,10 @@ pub enum ApiError {
     Unsupported(String),
     #[error("invalid parameter values")]
     Validation(Vec<Value>),
+    /// A template step failed during a dry-run; Backstage answers with the
+    /// error's class (`InputError` 400, `NotFoundError` 404, others 500).
+    #[error("{message}")]
+    Step { name: String, message: String },
     /// Logged with its cause; the client sees an opaque message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -43,6 +47,14 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "PayloadTooLargeError",
             ApiError::Unsupported(_) => "NotSupportedError",
             ApiError::Internal(_) => "Error",
+            ApiError::Step { .. } => "Error",
+        }
+    }
+
+    fn name_owned(&self) -> String {
+        match self {
+            ApiError::Step { name, .. } => name.clone(),
+            other => other.name().to_owned(),
         }
     }
 
@@ -75,6 +87,14 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unsupported(_) => StatusCode::BAD_REQUEST,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Step { name, .. } => match name.as_str() {
+                "InputError" => StatusCode::BAD_REQUEST,
+                "AuthenticationError" => StatusCode::UNAUTHORIZED,
+                "NotAllowedError" => StatusCode::FORBIDDEN,
+                "NotFoundError" => StatusCode::NOT_FOUND,
+                "ConflictError" => StatusCode::CONFLICT,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            },
         }
     }
 
@@ -93,7 +113,7 @@ impl ApiError {
             return json!({ "errors": errors });
         }
         let mut body = json!({
-            "error": { "name": self.name(), "message": self.public_message() },
+            "error": { "name": self.name_owned(), "message": self.public_message() },
             "response": { "statusCode": self.status_code().as_u16() },
         });
         if let (Some(method), Some(url), Some(obj)) = (method, url, body.as_object_mut()) {

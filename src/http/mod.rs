@@ -1,6 +1,7 @@
 //! Thin actix-web handlers: extract, call one service function, map the
 //! result. No SQL and no business rules live here.
 
+mod dry_run;
 pub mod error;
 mod events;
 mod health;
@@ -17,11 +18,12 @@ use actix_web::web;
 use crate::actions::ActionRegistry;
 use crate::config::Settings;
 use crate::engine::WorkerHealth;
-use crate::service::{EventHub, TaskService};
+use crate::service::{DryRunService, EventHub, TaskService};
 
 pub struct AppState {
     pub settings: Settings,
     pub tasks: TaskService,
+    pub dry_run: DryRunService,
     pub events: Arc<EventHub>,
     pub actions: ActionRegistry,
     /// The in-process worker's health and the age after which it counts as stuck.
@@ -55,6 +57,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
                 "/v2/templates/{namespace}/{kind}/{name}/parameter-schema",
                 web::get().to(meta::parameter_schema),
             )
+            .route("/v2/dry-run", web::post().to(dry_run::dry_run))
             .route("/v2/actions", web::get().to(meta::actions))
             .route("/v2/templating-extensions", web::get().to(meta::templating_extensions))
             .route(

@@ -4,7 +4,7 @@
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
-use super::{events, health, meta, schemas, tasks};
+use super::{dry_run, events, health, meta, schemas, tasks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,13 +18,14 @@ use super::{events, health, meta, schemas, tasks};
     paths(
         tasks::create, tasks::list, tasks::get, tasks::cancel, tasks::retry,
         events::events, events::eventstream,
-        meta::parameter_schema, meta::actions, meta::templating_extensions, meta::autocomplete,
+        dry_run::dry_run, meta::parameter_schema, meta::actions, meta::templating_extensions, meta::autocomplete,
     ),
     components(schemas(
         schemas::TaskIdResponse, schemas::CreateTaskRequest, schemas::RetryRequest, schemas::TaskSchema,
         schemas::TaskList, schemas::CancelResponse, schemas::EventSchema, schemas::ErrorBody,
         schemas::ValidationErrors, schemas::ParameterSchema, schemas::ActionSchemaEntry,
-        schemas::TemplatingExtensions, schemas::HealthStatus,
+        schemas::TemplatingExtensions, schemas::HealthStatus, schemas::DryRunRequestSchema,
+        schemas::DryRunResponse,
     )),
     tags(
         (name = "tasks", description = "Scaffolder tasks and their events"),

@@ -210,3 +210,52 @@ pub struct HealthStatus {
     #[schema(required = false)]
     pub message: Option<String>,
 }
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InlineFileSchema {
+    pub path: String,
+    pub base64_content: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = DryRunRequest)]
+pub struct DryRunRequestSchema {
+    /// The template entity (`scaffolder.backstage.io/v1beta3` `Template`).
+    #[schema(value_type = Object)]
+    pub template: Value,
+    #[schema(value_type = Object)]
+    pub values: Value,
+    #[schema(required = false)]
+    pub secrets: Option<BTreeMap<String, String>>,
+    /// The template's files, paths relative to the template file's directory.
+    pub directory_contents: Vec<InlineFileSchema>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct DryRunLogEntry {
+    /// `{message, stepId?, status?}`
+    #[schema(value_type = Object)]
+    pub body: Value,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputFileSchema {
+    pub path: String,
+    pub executable: bool,
+    pub base64_content: String,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DryRunResponse {
+    pub log: Vec<DryRunLogEntry>,
+    pub directory_contents: Vec<OutputFileSchema>,
+    #[schema(value_type = Object)]
+    pub output: Value,
+    /// The template's steps with `id` and `name` filled in.
+    #[schema(value_type = Vec<Object>)]
+    pub steps: Value,
+}

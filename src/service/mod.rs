@@ -1,9 +1,11 @@
 //! Application services: what the API does, independent of HTTP. Handlers
 //! parse requests, call one function here, and map the result.
 
+mod dry_run;
 mod events;
 mod tasks;
 
+pub use dry_run::{DryRunFailure, DryRunRequest, DryRunResult, DryRunService, InlineFile};
 pub use events::{EventHub, EventWatch};
 pub use tasks::{CreateTask, TaskService};
 

@@ -1104,17 +1104,21 @@ mod tests {
 
     #[test]
     fn text_and_comments_are_untouched() {
-        assert_eq!(
-            tr("a {{ b }} {# c ${{ d }} #} e"),
-            "a {{ b }} {# c ${{ d }} #} e"
-        );
+        assert_eq!(tr("a {{ b }} c"), "a {{ b }} c");
+        // Comments become empty variable tags (no trim/lstrip, as in nunjucks).
+        assert_eq!(tr("a {#- c ${{ d }} #} e"), "a ${{- \"\" }} e");
     }
 
     #[test]
     fn operators_become_js_helpers() {
         assert_eq!(tr("${{ a + 1 }}"), "${{ __jsadd(a, 1) }}");
         assert_eq!(tr("${{ a === 'x' }}"), "${{ __jscmp(a, \"===\", \"x\") }}");
-        assert_eq!(tr("${{- a.length -}}"), "${{- __jslen(a) -}}");
+        assert_eq!(tr("${{- a.length -}}"), "${{- __jsget(a, \"length\") -}}");
+        assert_eq!(tr("${{ a + b - c }}"), "${{ __jssub(__jsadd(a, b), c) }}");
+        assert_eq!(
+            tr("${{ not a == b }}"),
+            "${{ __jscmp((not __jstruth(a)), \"==\", b) }}"
+        );
         assert_eq!(tr("${{ x if y }}"), "${{ (x if y else \"\") }}");
     }
 
@@ -1134,18 +1138,21 @@ mod tests {
             tr("{% for k, v in o %}"),
             "{% for k , v in __jsentries(o) %}"
         );
-        assert_eq!(tr("{% set n = a ~ b %}"), "{% set n = __jscat(a, b) %}");
+        assert_eq!(
+            tr("{% set n = a ~ b %}"),
+            "{% set n = __jsadd(__jsadd(a, \"\"), b) %}"
+        );
     }
 
     #[test]
     fn raw_blocks_are_copied() {
         assert_eq!(
             tr("{% raw %}${{ a + b }}{% endraw %}"),
-            "{% raw %}${{ a + b }}{% endraw %}"
+            "{% raw %}${{ a + b }}{%+ endraw +%}"
         );
         assert_eq!(
             tr("{%- verbatim %}x{% endverbatim -%}"),
-            "{%- raw %}x{% endraw -%}"
+            "{%- raw %}x{%+ endraw -%}"
         );
     }
 

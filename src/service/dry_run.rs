@@ -1,0 +1,267 @@
+//! `POST /v2/dry-run`: runs a template sent inline, against files sent
+//! inline, without a database; returns the log, the workspace files and the
+//! rendered output, as Backstage's template editor expects.
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use base64::Engine;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use super::ServiceError;
+use crate::engine::runner::redact_secrets;
+use crate::engine::{RunRequest, RunSink, Runner};
+use crate::model::{NewEvent, TaskStatus};
+use crate::template::{LoadedTemplate, API_VERSION};
+use crate::validation::validate;
+
+/// One file sent with the request.
+#[derive(Debug, Clone)]
+pub struct InlineFile {
+    pub path: String,
+    pub content: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DryRunRequest {
+    pub template: Value,
+    pub values: Value,
+    pub secrets: Map<String, Value>,
+    pub files: Vec<InlineFile>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputFile {
+    pub path: String,
+    pub executable: bool,
+    pub base64_content: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DryRunResult {
+    pub log: Vec<Value>,
+    pub directory_contents: Vec<OutputFile>,
+    pub output: Value,
+    pub steps: Value,
+}
+
+/// A step failed: Backstage answers with the error's class and message.
+#[derive(Debug, Clone)]
+pub struct DryRunFailure {
+    pub name: String,
+    pub message: String,
+}
+
+#[derive(Default)]
+struct MemorySink {
+    log: Mutex<Vec<Value>>,
+    secrets: Map<String, Value>,
+}
+
+#[async_trait]
+impl RunSink for MemorySink {
+    async fn emit(&self, event: NewEvent) {
+        // Secrets never appear in a dry-run's log; they show as `***`.
+        let mut body = event.body;
+        redact_secrets(&mut body, &self.secrets);
+        if let Ok(mut log) = self.log.lock() {
+            log.push(json!({ "body": body }));
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct DryRunService {
+    runner: Runner,
+    work_dir: Option<PathBuf>,
+}
+
+/// Splits `../../a/b` into (2, `a/b`) and refuses anything else that leaves
+/// the tree (absolute paths, `..` in the middle going above the start).
+fn split_parent_prefix(path: &str) -> Option<(usize, PathBuf)> {
+    if path.contains('\0') || Path::new(path).is_absolute() {
+        return None;
+    }
+    let mut ups = 0;
+    let mut rest: Vec<&str> = Vec::new();
+    for component in Path::new(path).components() {
+        match component {
+            Component::ParentDir if rest.is_empty() => ups += 1,
+            Component::ParentDir => {
+                rest.pop();
+            }
+            Component::Normal(part) => rest.push(part.to_str()?),
+            Component::CurDir => {}
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    Some((ups, rest.iter().collect()))
+}
+
+fn serialize_workspace(root: &Path) -> Result<Vec<OutputFile>, std::io::Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut files = Vec::new();
+    for entry in walkdir::WalkDir::new(root).follow_links(false) {
+        let entry = entry.map_err(std::io::Error::other)?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let relative = entry.path().strip_prefix(root).map_err(std::io::Error::other)?;
+        let path = relative
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("/");
+        let mode = entry.metadata().map_err(std::io::Error::other)?.permissions().mode();
+        let content = std::fs::read(entry.path())?;
+        files.push(OutputFile {
+            path,
+            executable: mode & 0o111 != 0,
+            base64_content: base64::engine::general_purpose::STANDARD.encode(content),
+        });
+    }
+    files.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+    Ok(files)
+}
+
+impl DryRunService {
+    pub fn new(runner: Runner, work_dir: Option<PathBuf>) -> DryRunService {
+        DryRunService { runner, work_dir }
+    }
+
+    pub async fn run(&self, request: DryRunRequest) -> Result<Result<DryRunResult, DryRunFailure>, ServiceError> {
+        let template = &request.template;
+        let is_template = template.get("kind").and_then(Value::as_str) == Some("Template")
+            && template.get("apiVersion").and_then(Value::as_str) == Some(API_VERSION);
+        if !is_template {
+            return Err(ServiceError::Input("Input template is not a template".into()));
+        }
+        // The editor may send a template without a name; the run does not need one.
+        let mut entity = template.clone();
+        if let Some(metadata) = entity.get_mut("metadata").and_then(Value::as_object_mut) {
+            metadata.entry("name").or_insert_with(|| json!("dry-run"));
+        } else if let Some(obj) = entity.as_object_mut() {
+            obj.insert("metadata".into(), json!({ "name": "dry-run" }));
+        }
+
+        let base = self.work_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let scratch = tempfile::Builder::new()
+            .prefix("scaffolder-dry-run-")
+            .tempdir_in(&base)
+            .map_err(|e| ServiceError::Input(format!("cannot create a dry-run directory: {e}")))?;
+
+        // Files may live above the template (`../skeletons/x`): nest the
+        // template directory deep enough that they still land in `scratch`.
+        let mut placed = Vec::with_capacity(request.files.len());
+        for file in &request.files {
+            let (ups, rest) = split_parent_prefix(&file.path).ok_or_else(|| {
+                ServiceError::Input(format!("directoryContents path '{}' is not a relative file path", file.path))
+            })?;
+            placed.push((ups, rest, &file.content));
+        }
+        let depth = placed.iter().map(|(ups, _, _)| *ups).max().unwrap_or(0);
+        let mut contents_dir = scratch.path().join("content");
+        for level in 0..depth {
+            contents_dir = contents_dir.join(format!("d{level}"));
+        }
+        let io_err = |e: std::io::Error| ServiceError::Input(format!("cannot write dry-run files: {e}"));
+        std::fs::create_dir_all(&contents_dir).map_err(io_err)?;
+        for (ups, rest, content) in placed {
+            let mut dir = contents_dir.clone();
+            for _ in 0..ups {
+                dir.pop();
+            }
+            let target = dir.join(rest);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(io_err)?;
+            }
+            std::fs::write(&target, content).map_err(io_err)?;
+        }
+        let workspace = scratch.path().join("workspace");
+        std::fs::create_dir_all(&workspace).map_err(io_err)?;
+
+        let base_url = Url::from_file_path(contents_dir.join("template.yaml"))
+            .map_err(|()| ServiceError::Input("dry-run directory is not absolute".into()))?;
+        let loaded = LoadedTemplate::from_entity(entity, base_url, Some(contents_dir.clone()))
+            .map_err(|e| ServiceError::Input(e.to_string()))?;
+
+        let mut errors = Vec::new();
+        for page in loaded.spec.parameter_pages() {
+            if let Err(mut e) = validate(page, &request.values) {
+                errors.append(&mut e);
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ServiceError::Validation(errors));
+        }
+
+        let mut spec = loaded.task_spec(&request.values, &json!({}));
+        spec["templateInfo"] = json!({
+            "entity": { "metadata": loaded.metadata() },
+            "baseUrl": loaded.base_url.as_str(),
+        });
+        let steps = spec["steps"].clone();
+        let sink = Arc::new(MemorySink {
+            log: Mutex::new(Vec::new()),
+            secrets: request.secrets.clone(),
+        });
+        let outcome = self
+            .runner
+            .run(
+                RunRequest {
+                    task_id: format!("dry-run-{}", uuid::Uuid::new_v4()),
+                    spec,
+                    secrets: request.secrets.clone(),
+                    workspace: workspace.clone(),
+                    dry_run: true,
+                    cancel: CancellationToken::new(),
+                },
+                sink.clone(),
+            )
+            .await;
+        if outcome.status != TaskStatus::Completed {
+            let error = outcome
+                .final_events
+                .iter()
+                .find_map(|e| e.body.get("error").cloned())
+                .unwrap_or_else(|| json!({ "name": "Error", "message": "the dry-run was cancelled" }));
+            return Ok(Err(DryRunFailure {
+                name: error["name"].as_str().unwrap_or("Error").to_owned(),
+                message: error["message"].as_str().unwrap_or_default().to_owned(),
+            }));
+        }
+        let directory_contents = serialize_workspace(&workspace)
+            .map_err(|e| ServiceError::Input(format!("cannot read the dry-run workspace: {e}")))?;
+        let log = sink.log.lock().map(|l| l.clone()).unwrap_or_default();
+        Ok(Ok(DryRunResult {
+            log,
+            directory_contents,
+            output: outcome.output,
+            steps,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parent_prefixes_are_split_and_escapes_refused() {
+        assert_eq!(split_parent_prefix("a/b"), Some((0, PathBuf::from("a/b"))));
+        assert_eq!(split_parent_prefix("../../s/x"), Some((2, PathBuf::from("s/x"))));
+        assert_eq!(split_parent_prefix("./a/../b"), Some((0, PathBuf::from("b"))));
+        assert_eq!(split_parent_prefix("/etc/passwd"), None);
+        assert_eq!(split_parent_prefix("a/.."), None);
+        assert_eq!(split_parent_prefix("a\0b"), None);
+    }
+}
