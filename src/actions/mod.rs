@@ -4,7 +4,10 @@
 
 mod context;
 pub mod debug;
+pub mod fetch;
+pub mod fs;
 mod registry;
+pub mod workspace;
 
 use std::sync::Arc;
 
@@ -151,5 +154,15 @@ impl<T: ActionHandler> Action for T {
 
 /// The actions every installation has.
 pub fn builtin_actions() -> Vec<Arc<dyn Action>> {
-    vec![Arc::new(debug::DebugLog), Arc::new(debug::DebugWait)]
+    vec![
+        Arc::new(debug::DebugLog),
+        Arc::new(debug::DebugWait),
+        Arc::new(fetch::FetchPlain),
+        Arc::new(fetch::FetchPlainFile),
+        Arc::new(fetch::FetchTemplate),
+        Arc::new(fetch::FetchTemplateFile),
+        Arc::new(fs::FsDelete),
+        Arc::new(fs::FsReadDir),
+        Arc::new(fs::FsRename),
+    ]
 }
