@@ -25,6 +25,8 @@ pub struct Settings {
     pub templates: TemplateSettings,
     pub worker: WorkerSettings,
     pub log: LogSettings,
+    pub integrations: IntegrationSettings,
+    pub catalog: CatalogSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -83,6 +85,87 @@ pub struct LogSettings {
     pub format: LogFormat,
     /// An `EnvFilter` directive, e.g. `info,scaffolder=debug`. `RUST_LOG` overrides it.
     pub level: String,
+}
+
+/// SCM hosts publishing and `parseRepoUrl` know (Backstage's `integrations`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntegrationSettings {
+    /// GitHub (and GitHub Enterprise) hosts. `github.com` without credentials
+    /// is always known, as in Backstage.
+    pub github: Vec<GithubIntegrationSettings>,
+    /// The local git host: bare repositories in a directory.
+    pub local_git: LocalGitSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GithubIntegrationSettings {
+    /// Host name as written in `repoUrl` (`github.com`, `ghe.example.com`).
+    pub host: String,
+    /// REST API base; default `https://api.github.com` for github.com,
+    /// `https://<host>/api/v3` otherwise.
+    #[serde(default)]
+    pub api_base_url: Option<String>,
+    /// A personal access token (or fine-grained token).
+    #[serde(default)]
+    pub token: Option<String>,
+    /// GitHub App credentials; preferred over `token` when both are set.
+    #[serde(default)]
+    pub app: Option<GithubAppSettings>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GithubAppSettings {
+    pub app_id: u64,
+    /// PEM file with the app's RSA private key.
+    pub private_key_file: PathBuf,
+    pub installation_id: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalGitSettings {
+    pub enabled: bool,
+    /// Host name as written in `repoUrl` (`git.local?owner=acme&repo=svc`).
+    pub host: String,
+    /// Directory of bare repositories (`<dir>/<owner>/<repo>.git`); default
+    /// `$XDG_DATA_HOME/scaffolder/git`, else `./data/git`.
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for LocalGitSettings {
+    fn default() -> Self {
+        LocalGitSettings {
+            enabled: true,
+            host: "git.local".into(),
+            dir: None,
+        }
+    }
+}
+
+impl LocalGitSettings {
+    /// The repository directory, resolving the default from the environment.
+    pub fn data_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.dir {
+            return dir.clone();
+        }
+        match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+            Some(base) => PathBuf::from(base).join("scaffolder/git"),
+            None => PathBuf::from("data/git"),
+        }
+    }
+}
+
+/// The Backstage catalog that `catalog:*` actions talk to.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogSettings {
+    /// Catalog API base, e.g. `http://backstage:7007/api/catalog`. Unset: no catalog.
+    pub base_url: Option<String>,
+    /// Service token sent when the task has no initiator token.
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -195,7 +278,59 @@ impl Settings {
         if self.server.body_limit_bytes == 0 {
             return Err(ConfigError::Invalid("server.body_limit_bytes must be positive".into()));
         }
+        self.validate_integrations()?;
+        if let Some(url) = &self.catalog.base_url {
+            check_http_url("catalog.base_url", url)?;
+        }
         Ok(())
+    }
+
+    fn validate_integrations(&self) -> Result<(), ConfigError> {
+        let mut hosts: Vec<&str> = Vec::new();
+        for (i, github) in self.integrations.github.iter().enumerate() {
+            let host = github.host.trim();
+            if host.is_empty() || host.contains(['/', '?', '#', ' ']) {
+                return Err(ConfigError::Invalid(format!(
+                    "integrations.github[{i}].host must be a host name (with an optional port), got {:?}",
+                    github.host
+                )));
+            }
+            if let Some(url) = &github.api_base_url {
+                check_http_url(&format!("integrations.github[{i}].api_base_url"), url)?;
+            }
+            if github.token.as_deref().is_some_and(str::is_empty) {
+                return Err(ConfigError::Invalid(format!("integrations.github[{i}].token is empty")));
+            }
+            hosts.push(host);
+        }
+        let local = &self.integrations.local_git;
+        if local.enabled {
+            if local.host.is_empty() || local.host.contains(['/', '?', '#', ' ']) {
+                return Err(ConfigError::Invalid(format!(
+                    "integrations.local_git.host must be a host name, got {:?}",
+                    local.host
+                )));
+            }
+            hosts.push(&local.host);
+        }
+        let mut sorted = hosts.clone();
+        sorted.sort_unstable();
+        if let Some(pair) = sorted.windows(2).find(|w| w[0] == w[1]) {
+            return Err(ConfigError::Invalid(format!(
+                "integration host {} is configured more than once",
+                pair[0]
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn check_http_url(key: &str, raw: &str) -> Result<(), ConfigError> {
+    match url::Url::parse(raw) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(()),
+        _ => Err(ConfigError::Invalid(format!(
+            "{key} must be an http(s) URL, got {raw:?}"
+        ))),
     }
 }
 
@@ -287,5 +422,54 @@ mod tests {
         assert!(err.to_string().contains("bnd"), "{err}");
         let err = Settings::load_from(None, &env(&[("SCAFFOLDER__WORKER__CONCURRENCY", "0")])).unwrap_err();
         assert!(err.to_string().contains("concurrency"), "{err}");
+    }
+
+    #[test]
+    fn integrations_default_to_the_local_git_host_and_no_catalog() {
+        let s = Settings::load_from(None, &[]).unwrap();
+        assert!(s.integrations.github.is_empty());
+        assert!(s.integrations.local_git.enabled);
+        assert_eq!(s.integrations.local_git.host, "git.local");
+        assert!(s.catalog.base_url.is_none());
+        let dir = LocalGitSettings {
+            dir: Some(PathBuf::from("/srv/git")),
+            ..LocalGitSettings::default()
+        };
+        assert_eq!(dir.data_dir(), PathBuf::from("/srv/git"));
+    }
+
+    #[test]
+    fn integrations_and_catalog_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.yaml");
+        std::fs::write(
+            &file,
+            "integrations:\n  github:\n    - host: ghe.example.com\n      api_base_url: https://ghe.example.com/api/v3\n      token: t\n    - host: github.com\n      app: {app_id: 1, private_key_file: /k.pem, installation_id: 2}\n  local_git:\n    dir: /srv/git\ncatalog:\n  base_url: http://backstage:7007/api/catalog\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(Some(&file), &env(&[("SCAFFOLDER__CATALOG__TOKEN", "secret")])).unwrap();
+        assert_eq!(s.integrations.github.len(), 2);
+        assert_eq!(s.integrations.github[0].token.as_deref(), Some("t"));
+        assert_eq!(
+            s.integrations.github[1].app.as_ref().map(|a| a.installation_id),
+            Some(2)
+        );
+        assert_eq!(s.integrations.local_git.data_dir(), PathBuf::from("/srv/git"));
+        assert_eq!(s.catalog.token.as_deref(), Some("secret"));
+
+        for (yaml, needle) in [
+            ("integrations:\n  github:\n    - host: a/b\n", "host"),
+            (
+                "integrations:\n  github:\n    - host: x\n      api_base_url: ftp://x\n",
+                "api_base_url",
+            ),
+            ("integrations:\n  github:\n    - host: git.local\n", "more than once"),
+            ("catalog:\n  base_url: not a url\n", "catalog.base_url"),
+            ("integrations:\n  gitlab: []\n", "gitlab"),
+        ] {
+            std::fs::write(&file, yaml).unwrap();
+            let err = Settings::load_from(Some(&file), &[]).unwrap_err();
+            assert!(err.to_string().contains(needle), "{yaml}: {err}");
+        }
     }
 }

@@ -31,6 +31,27 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document (YAML).
     Openapi,
+    /// Run a template in dry-run mode locally (no server, no database) and
+    /// write the files it produces.
+    DryRun {
+        /// Template file, or a directory holding `template.yaml`.
+        template: PathBuf,
+        /// YAML file with the parameter values.
+        #[arg(long)]
+        values: Option<PathBuf>,
+        /// A value `key=value` (YAML scalar or list), after `--values`; repeatable.
+        #[arg(long = "set")]
+        set: Vec<String>,
+        /// A secret `key=value`; repeatable.
+        #[arg(long = "secret")]
+        secrets: Vec<String>,
+        /// Directory to write the workspace to (new or empty).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Show the actions' log lines under each step.
+        #[arg(long, short)]
+        verbose: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -38,6 +59,24 @@ fn main() -> ExitCode {
     if let Command::Openapi = cli.command {
         print!("{}", scaffolder::http::openapi::yaml());
         return ExitCode::SUCCESS;
+    }
+    if let Command::DryRun {
+        template,
+        values,
+        set,
+        secrets,
+        out,
+        verbose,
+    } = cli.command
+    {
+        return dry_run(scaffolder::cli::dry_run::DryRunArgs {
+            template,
+            values,
+            set,
+            secrets,
+            out,
+            verbose,
+        });
     }
     let mut settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
@@ -71,7 +110,7 @@ fn main() -> ExitCode {
                 tracing::info!("migrations applied");
                 Ok(())
             }
-            Command::Openapi => Ok(()),
+            Command::Openapi | Command::DryRun { .. } => Ok(()),
         }
     });
     match result {
@@ -80,6 +119,24 @@ fn main() -> ExitCode {
             tracing::error!(error = %e, "scaffolder stopped");
             eprintln!("scaffolder: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn dry_run(args: scaffolder::cli::dry_run::DryRunArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("scaffolder: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(scaffolder::cli::dry_run::run(args)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("scaffolder: {e}");
+            ExitCode::from(2)
         }
     }
 }

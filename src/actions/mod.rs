@@ -106,7 +106,19 @@ fn strip_numeric_formats(value: &mut Value) {
         Value::Object(obj) => {
             let numeric = matches!(
                 obj.get("format").and_then(Value::as_str),
-                Some("double" | "float" | "int8" | "int16" | "int32" | "int64" | "uint" | "uint8" | "uint16" | "uint32" | "uint64")
+                Some(
+                    "double"
+                        | "float"
+                        | "int8"
+                        | "int16"
+                        | "int32"
+                        | "int64"
+                        | "uint"
+                        | "uint8"
+                        | "uint16"
+                        | "uint32"
+                        | "uint64"
+                )
             );
             if numeric {
                 obj.remove("format");

@@ -172,13 +172,15 @@ fn resolve_links(path: &Path, hops: &mut u32, first_link: &mut Option<PathBuf>) 
                             *first_link = Some(next.clone());
                         }
                         let target = std::fs::read_link(&next)?;
-                        let destination = if target.is_absolute() { target } else { real.join(target) };
+                        let destination = if target.is_absolute() {
+                            target
+                        } else {
+                            real.join(target)
+                        };
                         real = resolve_links(&destination, hops, first_link)?;
                     }
                     Ok(_) => real = next,
-                    Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
-                        real = next
-                    }
+                    Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => real = next,
                     Err(e) => return Err(e),
                 }
             }
@@ -494,7 +496,11 @@ mod tests {
         assert!(link_stays_inside(&root, &root.join("a/link"), Path::new("../b")));
         assert!(link_stays_inside(&root, &root.join("a/link"), Path::new("x/y")));
         assert!(!link_stays_inside(&root, &root.join("a/link"), Path::new("../../b")));
-        assert!(!link_stays_inside(&root, &root.join("a/link"), Path::new("/etc/passwd")));
+        assert!(!link_stays_inside(
+            &root,
+            &root.join("a/link"),
+            Path::new("/etc/passwd")
+        ));
         assert!(link_stays_inside(&root, &root.join("a/link"), &root.join("a/x")));
     }
 }

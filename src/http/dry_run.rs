@@ -16,7 +16,9 @@ fn parse(body: &Value) -> Result<DryRunRequest, ApiError> {
         .ok_or_else(|| ApiError::Input("request/body must be object".into()))?;
     for key in ["template", "values", "directoryContents"] {
         if !obj.contains_key(key) {
-            return Err(ApiError::Input(format!("request/body must have required property '{key}'")));
+            return Err(ApiError::Input(format!(
+                "request/body must have required property '{key}'"
+            )));
         }
     }
     let template = obj["template"].clone();
@@ -46,13 +48,16 @@ fn parse(body: &Value) -> Result<DryRunRequest, ApiError> {
             .get("path")
             .and_then(Value::as_str)
             .ok_or_else(|| ApiError::Input(format!("request/body/directoryContents/{i}/path must be string")))?;
-        let content = entry
-            .get("base64Content")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ApiError::Input(format!("request/body/directoryContents/{i}/base64Content must be string")))?;
-        let content = base64::engine::general_purpose::STANDARD
-            .decode(content)
-            .map_err(|e| ApiError::Input(format!("request/body/directoryContents/{i}/base64Content is not base64: {e}")))?;
+        let content = entry.get("base64Content").and_then(Value::as_str).ok_or_else(|| {
+            ApiError::Input(format!(
+                "request/body/directoryContents/{i}/base64Content must be string"
+            ))
+        })?;
+        let content = base64::engine::general_purpose::STANDARD.decode(content).map_err(|e| {
+            ApiError::Input(format!(
+                "request/body/directoryContents/{i}/base64Content is not base64: {e}"
+            ))
+        })?;
         files.push(InlineFile {
             path: path.to_owned(),
             content,

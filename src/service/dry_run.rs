@@ -16,8 +16,7 @@ use super::ServiceError;
 use crate::engine::runner::redact_secrets;
 use crate::engine::{RunRequest, RunSink, Runner};
 use crate::model::{NewEvent, TaskStatus};
-use crate::template::{LoadedTemplate, API_VERSION};
-use crate::validation::validate;
+use crate::template::{validate_parameters, LoadedTemplate, API_VERSION};
 
 /// One file sent with the request.
 #[derive(Debug, Clone)]
@@ -58,10 +57,11 @@ pub struct DryRunFailure {
     pub message: String,
 }
 
-#[derive(Default)]
 struct MemorySink {
     log: Mutex<Vec<Value>>,
     secrets: Map<String, Value>,
+    /// Also shown live (the CLI prints progress from it).
+    forward: Option<Arc<dyn RunSink>>,
 }
 
 #[async_trait]
@@ -71,7 +71,15 @@ impl RunSink for MemorySink {
         let mut body = event.body;
         redact_secrets(&mut body, &self.secrets);
         if let Ok(mut log) = self.log.lock() {
-            log.push(json!({ "body": body }));
+            log.push(json!({ "body": body.clone() }));
+        }
+        if let Some(forward) = &self.forward {
+            forward
+                .emit(NewEvent {
+                    event_type: event.event_type,
+                    body,
+                })
+                .await;
         }
     }
 }
@@ -164,7 +172,10 @@ impl DryRunService {
         let mut placed = Vec::with_capacity(request.files.len());
         for file in &request.files {
             let (ups, rest) = split_parent_prefix(&file.path).ok_or_else(|| {
-                ServiceError::Input(format!("directoryContents path '{}' is not a relative file path", file.path))
+                ServiceError::Input(format!(
+                    "directoryContents path '{}' is not a relative file path",
+                    file.path
+                ))
             })?;
             placed.push((ups, rest, &file.content));
         }
@@ -193,18 +204,27 @@ impl DryRunService {
             .map_err(|()| ServiceError::Input("dry-run directory is not absolute".into()))?;
         let loaded = LoadedTemplate::from_entity(entity, base_url, Some(contents_dir.clone()))
             .map_err(|e| ServiceError::Input(e.to_string()))?;
+        let result = self
+            .run_template(&loaded, &request.values, &request.secrets, &workspace, None)
+            .await;
+        drop(scratch);
+        result
+    }
 
-        let mut errors = Vec::new();
-        for page in loaded.spec.parameter_pages() {
-            if let Err(mut e) = validate(page, &request.values) {
-                errors.append(&mut e);
-            }
-        }
-        if !errors.is_empty() {
-            return Err(ServiceError::Validation(errors));
-        }
+    /// Runs a loaded template in dry-run mode with `workspace` as its
+    /// workspace (which it leaves in place: the CLI writes the result there).
+    pub async fn run_template(
+        &self,
+        loaded: &LoadedTemplate,
+        values: &Value,
+        secrets: &Map<String, Value>,
+        workspace: &Path,
+        progress: Option<Arc<dyn RunSink>>,
+    ) -> Result<Result<DryRunResult, DryRunFailure>, ServiceError> {
+        // As Backstage: the errors of the first page that fails.
+        validate_parameters(&loaded.spec.parameter_pages(), values, |_| true).map_err(ServiceError::Validation)?;
 
-        let mut spec = loaded.task_spec(&request.values, &json!({}));
+        let mut spec = loaded.task_spec(values, &json!({}));
         spec["templateInfo"] = json!({
             "entity": { "metadata": loaded.metadata() },
             "baseUrl": loaded.base_url.as_str(),
@@ -212,7 +232,8 @@ impl DryRunService {
         let steps = spec["steps"].clone();
         let sink = Arc::new(MemorySink {
             log: Mutex::new(Vec::new()),
-            secrets: request.secrets.clone(),
+            secrets: secrets.clone(),
+            forward: progress,
         });
         let outcome = self
             .runner
@@ -220,8 +241,8 @@ impl DryRunService {
                 RunRequest {
                     task_id: format!("dry-run-{}", uuid::Uuid::new_v4()),
                     spec,
-                    secrets: request.secrets.clone(),
-                    workspace: workspace.clone(),
+                    secrets: secrets.clone(),
+                    workspace: workspace.to_path_buf(),
                     dry_run: true,
                     cancel: CancellationToken::new(),
                 },
@@ -239,7 +260,7 @@ impl DryRunService {
                 message: error["message"].as_str().unwrap_or_default().to_owned(),
             }));
         }
-        let directory_contents = serialize_workspace(&workspace)
+        let directory_contents = serialize_workspace(workspace)
             .map_err(|e| ServiceError::Input(format!("cannot read the dry-run workspace: {e}")))?;
         let log = sink.log.lock().map(|l| l.clone()).unwrap_or_default();
         Ok(Ok(DryRunResult {

@@ -4,7 +4,7 @@
 mod entity_ref;
 mod model;
 mod params;
-mod source;
+pub mod source;
 
 pub use entity_ref::{EntityRef, EntityRefError};
 pub use model::{LoadedTemplate, Step, TemplateError, TemplateSpec, API_VERSION};

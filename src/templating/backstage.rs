@@ -52,10 +52,7 @@ impl Integrations {
     }
 
     fn kind_of(&self, host: &str) -> Option<&str> {
-        self.hosts
-            .iter()
-            .find(|(h, _)| h == host)
-            .map(|(_, k)| k.as_str())
+        self.hosts.iter().find(|(h, _)| h == host).map(|(_, k)| k.as_str())
     }
 }
 
@@ -172,9 +169,7 @@ fn parse_entity_ref(reference: &Value, context: &Value) -> Result<Value, Error> 
         _ => false,
     };
     if falsy {
-        return Err(input_error(
-            "Entity reference must not be empty".to_string(),
-        ));
+        return Err(input_error("Entity reference must not be empty".to_string()));
     }
     let ctx_get = |k: &str| -> Option<Value> {
         if context.kind() == ValueKind::Map {
@@ -206,8 +201,7 @@ fn parse_entity_ref(reference: &Value, context: &Value) -> Result<Value, Error> 
             (None, Some(s)) => s + 1,
             (None, None) => 0,
         };
-        let namespace: Option<String> =
-            slash.map(|s| units[colon.map(|c| c + 1).unwrap_or(0)..s].iter().collect());
+        let namespace: Option<String> = slash.map(|s| units[colon.map(|c| c + 1).unwrap_or(0)..s].iter().collect());
         let name: String = units[name_start..].iter().collect();
         if kind.as_deref() == Some("") || namespace.as_deref() == Some("") || name.is_empty() {
             return Err(input_error(format!(

@@ -8,8 +8,8 @@ use minijinja::{Environment, Error, ErrorKind};
 
 use super::js::{self, strict_eq};
 use super::values::{
-    get_opt, is_truthy, js_str_len, json_indent, json_stringify, number_value, to_js_string,
-    to_number, JsArray, JsObject,
+    get_opt, is_truthy, js_str_len, json_indent, json_stringify, number_value, to_js_string, to_number, JsArray,
+    JsObject,
 };
 
 fn err(msg: impl Into<String>) -> Error {
@@ -172,11 +172,7 @@ fn replace(s: Value, old: Value, new: Value, max: Value) -> Result<Value, Error>
         return Ok(s);
     };
     let new = to_js_string(&new);
-    let max_count = if is_given(&max) {
-        to_number(&max)
-    } else {
-        -1.0
-    };
+    let max_count = if is_given(&max) { to_number(&max) } else { -1.0 };
     if old.is_empty() {
         // Python behaviour: "abc"|replace("", ".") -> ".a.b.c."
         let chars: Vec<String> = text.chars().map(|c| c.to_string()).collect();
@@ -254,10 +250,7 @@ fn truncate(input: &Value, length: &Value, killwords: &Value, end: &Value) -> Va
     } else {
         // lastIndexOf(' ', len)
         let upto = len.min(units.len() - 1);
-        (0..=upto)
-            .rev()
-            .find(|&i| units[i] == b' ' as u16)
-            .unwrap_or(len)
+        (0..=upto).rev().find(|&i| units[i] == b' ' as u16).unwrap_or(len)
     };
     let mut out = String::from_utf16_lossy(&units[..cut]);
     if end.is_undefined() || end.is_none() {
@@ -271,11 +264,7 @@ fn truncate(input: &Value, length: &Value, killwords: &Value, end: &Value) -> Va
 fn sort(arr: &Value, reverse: bool, case_sensitive: bool, attr: &Value) -> Value {
     let mut items = items_of(arr);
     let key = |v: &Value| -> Value {
-        let x = if is_given(attr) {
-            attr_of(v, attr)
-        } else {
-            v.clone()
-        };
+        let x = if is_given(attr) { attr_of(v, attr) } else { v.clone() };
         if !case_sensitive {
             if let Some(s) = x.as_str() {
                 return Value::from(s.to_lowercase());
@@ -317,8 +306,7 @@ fn js_less(a: &Value, b: &Value) -> bool {
 
 fn striptags(input: &Value, preserve: &Value) -> Result<Value, Error> {
     let text = normalize_str(input);
-    let tags = regex::Regex::new(r"(?i)</?([a-z][a-z0-9]*)\b[^>]*>|<!--[\s\S]*?-->")
-        .map_err(|e| err(e.to_string()))?;
+    let tags = regex::Regex::new(r"(?i)</?([a-z][a-z0-9]*)\b[^>]*>|<!--[\s\S]*?-->").map_err(|e| err(e.to_string()))?;
     let stripped = tags.replace_all(&text, "");
     let trimmed = stripped.trim();
     let out = if is_truthy(preserve) {
@@ -420,10 +408,7 @@ fn slice(arr: &Value, slices: &Value, fill: &Value) -> Value {
             offset += 1;
         }
         let end = offset + (i + 1) * per;
-        let mut chunk: Vec<Value> = items
-            .get(start..end.min(items.len()))
-            .unwrap_or(&[])
-            .to_vec();
+        let mut chunk: Vec<Value> = items.get(start..end.min(items.len())).unwrap_or(&[]).to_vec();
         if is_given(fill) && i >= extra {
             chunk.push(fill.clone());
         }
@@ -446,11 +431,7 @@ fn dictsort(v: &Value, case_sensitive: bool, by: &Value) -> Result<Value, Error>
     let by_value = match by.as_str() {
         None | Some("key") => false,
         Some("value") => true,
-        Some(_) => {
-            return Err(err(
-                "dictsort filter: You can only sort by either key or value",
-            ))
-        }
+        Some(_) => return Err(err("dictsort filter: You can only sort by either key or value")),
     };
     pairs.sort_by(|a, b| {
         let (mut x, mut y) = if by_value {
@@ -474,10 +455,7 @@ fn dictsort(v: &Value, case_sensitive: bool, by: &Value) -> Result<Value, Error>
         }
     });
     Ok(JsArray::new_value(
-        pairs
-            .into_iter()
-            .map(|(k, v)| JsArray::new_value(vec![k, v]))
-            .collect(),
+        pairs.into_iter().map(|(k, v)| JsArray::new_value(vec![k, v])).collect(),
     ))
 }
 
@@ -546,17 +524,9 @@ fn run_test(name: &str, v: &Value, args: &[Value]) -> Result<bool, Error> {
         "null" | "none" => v.is_none(),
         "number" => v.is_number(),
         "string" => v.kind() == ValueKind::String,
-        "iterable" => matches!(
-            v.kind(),
-            ValueKind::Seq | ValueKind::Iterable | ValueKind::String
-        ),
+        "iterable" => matches!(v.kind(), ValueKind::Seq | ValueKind::Iterable | ValueKind::String),
         "mapping" => v.kind() == ValueKind::Map,
-        other => {
-            return Err(Error::new(
-                ErrorKind::UnknownTest,
-                format!("No test named \"{other}\""),
-            ))
-        }
+        other => return Err(Error::new(ErrorKind::UnknownTest, format!("No test named \"{other}\""))),
     })
 }
 
@@ -614,11 +584,7 @@ fn range(args: &[Value]) -> Result<Value, Error> {
         0 => return Err(err("range expects at least one argument")),
         1 => (0.0, to_number(&args[0]), 1.0),
         2 => (to_number(&args[0]), to_number(&args[1]), 1.0),
-        _ => (
-            to_number(&args[0]),
-            to_number(&args[1]),
-            to_number(&args[2]),
-        ),
+        _ => (to_number(&args[0]), to_number(&args[1]), to_number(&args[2])),
     };
     let step = if step == 0.0 { 1.0 } else { step };
     let count = ((stop - start) / step).ceil();
@@ -643,9 +609,7 @@ pub(crate) fn register(env: &mut Environment<'static>) {
         let a = positional(&a);
         batch(&v, &nth(&a, 0), &nth(&a, 1))
     });
-    env.add_filter("capitalize", |v: Value| {
-        Value::from(capitalize_str(&normalize_str(&v)))
-    });
+    env.add_filter("capitalize", |v: Value| Value::from(capitalize_str(&normalize_str(&v))));
     env.add_filter("center", |v: Value, a: Rest<Value>| {
         let a = positional(&a);
         let s = normalize_str(&v);
@@ -687,9 +651,7 @@ pub(crate) fn register(env: &mut Environment<'static>) {
     env.add_filter("dump", |v: Value, a: Rest<Value>| {
         let a = positional(&a);
         let indent = json_indent(a.first());
-        json_stringify(&v, &indent)
-            .map(Value::from)
-            .unwrap_or(Value::UNDEFINED)
+        json_stringify(&v, &indent).map(Value::from).unwrap_or(Value::UNDEFINED)
     });
     env.add_filter("escape", |v: Value| escape_html(&v));
     env.add_filter("e", |v: Value| escape_html(&v));
@@ -701,9 +663,7 @@ pub(crate) fn register(env: &mut Environment<'static>) {
         _ => Value::UNDEFINED,
     });
     env.add_filter("last", |v: Value| match v.kind() {
-        ValueKind::String | ValueKind::Seq | ValueKind::Iterable => {
-            items_of(&v).pop().unwrap_or(Value::UNDEFINED)
-        }
+        ValueKind::String | ValueKind::Seq | ValueKind::Iterable => items_of(&v).pop().unwrap_or(Value::UNDEFINED),
         _ => Value::UNDEFINED,
     });
     env.add_filter("float", |v: Value, a: Rest<Value>| {
@@ -742,9 +702,7 @@ pub(crate) fn register(env: &mut Environment<'static>) {
     env.add_filter("length", |v: Value| length(&v));
     env.add_filter("list", |v: Value| -> Result<Value, Error> {
         match v.kind() {
-            ValueKind::String | ValueKind::Seq | ValueKind::Iterable => {
-                Ok(JsArray::new_value(items_of(&v)))
-            }
+            ValueKind::String | ValueKind::Seq | ValueKind::Iterable => Ok(JsArray::new_value(items_of(&v))),
             ValueKind::Map => Ok(JsArray::new_value(
                 items_of(&v)
                     .into_iter()
@@ -757,19 +715,13 @@ pub(crate) fn register(env: &mut Environment<'static>) {
             _ => Err(err("list filter: type not iterable")),
         }
     });
-    env.add_filter("lower", |v: Value| {
-        Value::from(normalize_str(&v).to_lowercase())
-    });
-    env.add_filter("upper", |v: Value| {
-        Value::from(normalize_str(&v).to_uppercase())
-    });
+    env.add_filter("lower", |v: Value| Value::from(normalize_str(&v).to_lowercase()));
+    env.add_filter("upper", |v: Value| Value::from(normalize_str(&v).to_uppercase()));
     env.add_filter("nl2br", |v: Value| {
         if v.is_undefined() || v.is_none() {
             return Value::from("");
         }
-        let s = to_js_string(&v)
-            .replace("\r\n", "\n")
-            .replace('\n', "<br />\n");
+        let s = to_js_string(&v).replace("\r\n", "\n").replace('\n', "<br />\n");
         Value::from(s)
     });
     env.add_filter("random", |v: Value| {
@@ -780,12 +732,8 @@ pub(crate) fn register(env: &mut Environment<'static>) {
             items[random_index(items.len())].clone()
         }
     });
-    env.add_filter("reject", |v: Value, a: Rest<Value>| {
-        select(&v, &positional(&a), false)
-    });
-    env.add_filter("select", |v: Value, a: Rest<Value>| {
-        select(&v, &positional(&a), true)
-    });
+    env.add_filter("reject", |v: Value, a: Rest<Value>| select(&v, &positional(&a), false));
+    env.add_filter("select", |v: Value, a: Rest<Value>| select(&v, &positional(&a), true));
     env.add_filter("rejectattr", |v: Value, attr: Value| {
         JsArray::new_value(
             items_of(&v)
@@ -826,12 +774,7 @@ pub(crate) fn register(env: &mut Environment<'static>) {
     });
     env.add_filter("sort", |v: Value, a: Rest<Value>| {
         let a = positional(&a);
-        sort(
-            &v,
-            is_truthy(&nth(&a, 0)),
-            is_truthy(&nth(&a, 1)),
-            &nth(&a, 2),
-        )
+        sort(&v, is_truthy(&nth(&a, 0)), is_truthy(&nth(&a, 1)), &nth(&a, 2))
     });
     env.add_filter("string", |v: Value| -> Result<Value, Error> {
         if v.is_undefined() || v.is_none() {
@@ -855,27 +798,16 @@ pub(crate) fn register(env: &mut Environment<'static>) {
             Value::from(0)
         };
         for item in items_of(&v) {
-            let x = if is_given(&attr) {
-                attr_of(&item, &attr)
-            } else {
-                item
-            };
+            let x = if is_given(&attr) { attr_of(&item, &attr) } else { item };
             total = js::add(&total, &x);
         }
         total
     });
     env.add_filter("title", |v: Value| {
         let s = normalize_str(&v);
-        Value::from(
-            s.split(' ')
-                .map(capitalize_str)
-                .collect::<Vec<_>>()
-                .join(" "),
-        )
+        Value::from(s.split(' ').map(capitalize_str).collect::<Vec<_>>().join(" "))
     });
-    env.add_filter("trim", |v: Value| {
-        Value::from(normalize_str(&v).trim().to_string())
-    });
+    env.add_filter("trim", |v: Value| Value::from(normalize_str(&v).trim().to_string()));
     env.add_filter("truncate", |v: Value, a: Rest<Value>| {
         let a = positional(&a);
         truncate(&v, &nth(&a, 0), &nth(&a, 1), &nth(&a, 2))
@@ -885,24 +817,17 @@ pub(crate) fn register(env: &mut Environment<'static>) {
         let s = normalize_str(&v);
         let words = regex::Regex::new(r"\w+").map_err(|e| err(e.to_string()))?;
         let n = words.find_iter(&s).count();
-        Ok(if n == 0 {
-            Value::from(())
-        } else {
-            Value::from(n)
-        })
+        Ok(if n == 0 { Value::from(()) } else { Value::from(n) })
     });
 
     for name in TEST_NAMES {
-        env.add_test(
-            name,
-            move |v: Value, a: Rest<Value>| -> Result<bool, Error> {
-                match name {
-                    "true" => Ok(v.kind() == ValueKind::Bool && v.is_true()),
-                    "false" => Ok(v.kind() == ValueKind::Bool && !v.is_true()),
-                    _ => run_test(name, &v, &positional(&a)),
-                }
-            },
-        );
+        env.add_test(name, move |v: Value, a: Rest<Value>| -> Result<bool, Error> {
+            match name {
+                "true" => Ok(v.kind() == ValueKind::Bool && v.is_true()),
+                "false" => Ok(v.kind() == ValueKind::Bool && !v.is_true()),
+                _ => run_test(name, &v, &positional(&a)),
+            }
+        });
     }
 
     env.add_function("range", |a: Rest<Value>| range(&positional(&a)));
@@ -913,8 +838,6 @@ pub(crate) fn register_jsonify(env: &mut Environment<'static>) {
     env.add_filter("jsonify", |v: Value, a: Rest<Value>| {
         let a = positional(&a);
         let indent = json_indent(a.first());
-        json_stringify(&v, &indent)
-            .map(Value::from)
-            .unwrap_or(Value::UNDEFINED)
+        json_stringify(&v, &indent).map(Value::from).unwrap_or(Value::UNDEFINED)
     });
 }

@@ -13,9 +13,7 @@ use std::sync::Arc;
 use minijinja::value::{Object, ObjectRepr, Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, State};
 
-use super::values::{
-    get_opt, is_truthy, js_str_len, number_value, to_js_string, to_number, JsArray, JsObject,
-};
+use super::values::{get_opt, is_truthy, js_str_len, number_value, to_js_string, to_number, JsArray, JsObject};
 
 fn err(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidOperation, msg.into())
@@ -61,8 +59,7 @@ fn make_regex(source: &str, flags: &str) -> Result<Value, Error> {
     } else {
         format!("(?{prefix}){source}")
     };
-    let regex = regex::Regex::new(&pattern)
-        .map_err(|e| err(format!("invalid regular expression /{source}/: {e}")))?;
+    let regex = regex::Regex::new(&pattern).map_err(|e| err(format!("invalid regular expression /{source}/: {e}")))?;
     Ok(Value::from_object(JsRegex {
         source: source.to_string(),
         flags: flags.to_string(),
@@ -81,11 +78,7 @@ fn is_string(v: &Value) -> bool {
 fn is_primitive(v: &Value) -> bool {
     matches!(
         v.kind(),
-        ValueKind::Undefined
-            | ValueKind::None
-            | ValueKind::Bool
-            | ValueKind::Number
-            | ValueKind::String
+        ValueKind::Undefined | ValueKind::None | ValueKind::Bool | ValueKind::Number | ValueKind::String
     )
 }
 
@@ -138,10 +131,7 @@ fn compare(a: &Value, op: &str, b: &Value) -> Result<bool, Error> {
         "<" | ">" | "<=" | ">=" => {
             let (pa, pb) = (to_primitive(a), to_primitive(b));
             let ord = if is_string(&pa) && is_string(&pb) {
-                let (x, y) = (
-                    pa.as_str().unwrap_or_default(),
-                    pb.as_str().unwrap_or_default(),
-                );
+                let (x, y) = (pa.as_str().unwrap_or_default(), pb.as_str().unwrap_or_default());
                 Some(x.encode_utf16().cmp(y.encode_utf16()))
             } else {
                 to_number(&pa).partial_cmp(&to_number(&pb))
@@ -246,12 +236,10 @@ fn js_get(obj: &Value, key: &Value) -> Value {
         let n = to_number(key);
         (n >= 0.0 && n.fract() == 0.0).then_some(n as usize)
     } else {
-        key.as_str()
-            .and_then(|s| s.parse::<usize>().ok())
-            .filter(|_| {
-                key.as_str()
-                    .is_some_and(|s| !s.starts_with('+') && (s == "0" || !s.starts_with('0')))
-            })
+        key.as_str().and_then(|s| s.parse::<usize>().ok()).filter(|_| {
+            key.as_str()
+                .is_some_and(|s| !s.starts_with('+') && (s == "0" || !s.starts_with('0')))
+        })
     };
     match obj.kind() {
         ValueKind::Undefined | ValueKind::None => Value::UNDEFINED,
@@ -333,9 +321,7 @@ pub(crate) fn register_operators(env: &mut Environment<'static>) {
     env.add_function("__jscat", |a: Value, b: Value| {
         Value::from(format!("{}{}", to_js_string(&a), to_js_string(&b)))
     });
-    env.add_function("__jscmp", |a: Value, op: String, b: Value| {
-        compare(&a, &op, &b)
-    });
+    env.add_function("__jscmp", |a: Value, op: String, b: Value| compare(&a, &op, &b));
     env.add_function("__jsin", |a: Value, b: Value| js_in(&a, &b));
     env.add_function("__jslen", |a: Value| js_length(&a));
     env.add_function("__jsentries", |a: Value| entries(&a));
@@ -378,11 +364,7 @@ fn to_integer(v: Option<&Value>, default: f64) -> f64 {
 fn relative_index(v: Option<&Value>, default: f64, len: usize) -> usize {
     let n = to_integer(v, default);
     let len_f = len as f64;
-    let idx = if n < 0.0 {
-        (len_f + n).max(0.0)
-    } else {
-        n.min(len_f)
-    };
+    let idx = if n < 0.0 { (len_f + n).max(0.0) } else { n.min(len_f) };
     idx as usize
 }
 
@@ -401,9 +383,7 @@ fn rfind_units(hay: &[u16], needle: &[u16], from: usize) -> Option<usize> {
         return None;
     }
     let last = (hay.len() - needle.len()).min(from);
-    (0..=last)
-        .rev()
-        .find(|&i| &hay[i..i + needle.len()] == needle)
+    (0..=last).rev().find(|&i| &hay[i..i + needle.len()] == needle)
 }
 
 fn arg(args: &[Value], i: usize) -> Option<&Value> {
@@ -496,12 +476,7 @@ fn substitute(replacement: &str, caps: &regex::Captures<'_>, hay: &str) -> Strin
 }
 
 /// `String.prototype.replace` / `replaceAll` with a string or regex pattern.
-pub(crate) fn string_replace(
-    s: &str,
-    pattern: &Value,
-    replacement: &Value,
-    all: bool,
-) -> Result<String, Error> {
+pub(crate) fn string_replace(s: &str, pattern: &Value, replacement: &Value, all: bool) -> Result<String, Error> {
     let repl = to_js_string(replacement);
     if let Some(re) = as_regex(pattern) {
         if all && !re.global() {
@@ -601,12 +576,8 @@ fn string_method(s: &str, name: &str, args: &[Value]) -> Result<Value, Error> {
         }
         "substring" => {
             let u = units();
-            let clamp =
-                |v: Option<&Value>, d: f64| to_integer(v, d).clamp(0.0, u.len() as f64) as usize;
-            let (mut a, mut b) = (
-                clamp(arg(args, 0), 0.0),
-                clamp(arg(args, 1), u.len() as f64),
-            );
+            let clamp = |v: Option<&Value>, d: f64| to_integer(v, d).clamp(0.0, u.len() as f64) as usize;
+            let (mut a, mut b) = (clamp(arg(args, 0), 0.0), clamp(arg(args, 1), u.len() as f64));
             if a > b {
                 std::mem::swap(&mut a, &mut b);
             }
@@ -653,11 +624,7 @@ fn string_method(s: &str, name: &str, args: &[Value]) -> Result<Value, Error> {
             let u = units();
             let needle = utf16(&arg_string(args, 0));
             let pos = to_integer(arg(args, 1), f64::INFINITY).clamp(0.0, u.len() as f64) as usize;
-            Value::from(
-                rfind_units(&u, &needle, pos)
-                    .map(|i| i as i64)
-                    .unwrap_or(-1),
-            )
+            Value::from(rfind_units(&u, &needle, pos).map(|i| i as i64).unwrap_or(-1))
         }
         "padStart" | "padEnd" => {
             let u = units();
@@ -669,12 +636,7 @@ fn string_method(s: &str, name: &str, args: &[Value]) -> Result<Value, Error> {
             if target <= u.len() || fill.is_empty() {
                 Value::from(s)
             } else {
-                let pad: Vec<u16> = fill
-                    .iter()
-                    .copied()
-                    .cycle()
-                    .take(target - u.len())
-                    .collect();
+                let pad: Vec<u16> = fill.iter().copied().cycle().take(target - u.len()).collect();
                 let padded = if name == "padStart" {
                     [pad, u].concat()
                 } else {
@@ -742,11 +704,7 @@ fn string_method(s: &str, name: &str, args: &[Value]) -> Result<Value, Error> {
                 }
             };
             if re.global() {
-                let found: Vec<Value> = re
-                    .regex
-                    .find_iter(s)
-                    .map(|m| Value::from(m.as_str()))
-                    .collect();
+                let found: Vec<Value> = re.regex.find_iter(s).map(|m| Value::from(m.as_str())).collect();
                 if found.is_empty() {
                     Value::from(())
                 } else {
@@ -756,10 +714,7 @@ fn string_method(s: &str, name: &str, args: &[Value]) -> Result<Value, Error> {
                 match re.regex.captures(s) {
                     Some(caps) => JsArray::new_value(
                         caps.iter()
-                            .map(|g| {
-                                g.map(|m| Value::from(m.as_str()))
-                                    .unwrap_or(Value::UNDEFINED)
-                            })
+                            .map(|g| g.map(|m| Value::from(m.as_str())).unwrap_or(Value::UNDEFINED))
                             .collect(),
                     ),
                     None => Value::from(()),
@@ -790,10 +745,7 @@ fn array_method(v: &Value, name: &str, args: &[Value]) -> Result<Value, Error> {
             let needle = arg(args, 0).cloned().unwrap_or(Value::UNDEFINED);
             Value::from(items.iter().any(|i| {
                 strict_eq(i, &needle)
-                    || (to_number(i).is_nan()
-                        && to_number(&needle).is_nan()
-                        && i.is_number()
-                        && needle.is_number())
+                    || (to_number(i).is_nan() && to_number(&needle).is_nan() && i.is_number() && needle.is_number())
             }))
         }
         "indexOf" => {
@@ -860,9 +812,7 @@ fn array_method(v: &Value, name: &str, args: &[Value]) -> Result<Value, Error> {
                 (true, true) => Ordering::Equal,
                 (true, false) => Ordering::Greater,
                 (false, true) => Ordering::Less,
-                _ => to_js_string(a)
-                    .encode_utf16()
-                    .cmp(to_js_string(b).encode_utf16()),
+                _ => to_js_string(a).encode_utf16().cmp(to_js_string(b).encode_utf16()),
             });
             JsArray::new_value(out)
         }
@@ -885,12 +835,7 @@ fn number_method(v: &Value, name: &str, args: &[Value]) -> Result<Value, Error> 
     let n = to_number(v);
     Ok(match name {
         "toString" => match arg(args, 0).map(|r| to_integer(Some(r), 10.0) as u32) {
-            Some(radix)
-                if radix != 10
-                    && (2..=36).contains(&radix)
-                    && n.fract() == 0.0
-                    && n.is_finite() =>
-            {
+            Some(radix) if radix != 10 && (2..=36).contains(&radix) && n.fract() == 0.0 && n.is_finite() => {
                 let mut x = n.abs() as u64;
                 let mut digits = Vec::new();
                 loop {
@@ -930,12 +875,7 @@ fn object_method(v: &Value, name: &str, args: &[Value]) -> Result<Value, Error> 
 
 /// The unknown-method callback: JS methods of strings, arrays, numbers and
 /// objects.
-pub(crate) fn call_method(
-    _state: &State,
-    value: &Value,
-    name: &str,
-    args: &[Value],
-) -> Result<Value, Error> {
+pub(crate) fn call_method(_state: &State, value: &Value, name: &str, args: &[Value]) -> Result<Value, Error> {
     match value.kind() {
         ValueKind::String => string_method(value.as_str().unwrap_or_default(), name, args),
         ValueKind::Seq | ValueKind::Iterable => array_method(value, name, args),

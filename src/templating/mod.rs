@@ -72,14 +72,12 @@ pub enum TemplateError {
 /// A filter added by an installation. Arguments and result travel as JSON,
 /// as Backstage passes them to additional filters; `Ok(None)` is
 /// `undefined`, `Err` a render error with that message.
-pub type FilterFn = dyn Fn(&serde_json::Value, &[serde_json::Value]) -> Result<Option<serde_json::Value>, String>
-    + Send
-    + Sync;
+pub type FilterFn =
+    dyn Fn(&serde_json::Value, &[serde_json::Value]) -> Result<Option<serde_json::Value>, String> + Send + Sync;
 
 /// A global function added by an installation (same conventions as
 /// [`FilterFn`]).
-pub type GlobalFn =
-    dyn Fn(&[serde_json::Value]) -> Result<Option<serde_json::Value>, String> + Send + Sync;
+pub type GlobalFn = dyn Fn(&[serde_json::Value]) -> Result<Option<serde_json::Value>, String> + Send + Sync;
 
 /// Builds a [`Renderer`] with extra filters, globals and integrations.
 pub struct RendererBuilder {
@@ -122,10 +120,7 @@ impl RendererBuilder {
     /// Adds a filter (not listed by `templating-extensions`).
     pub fn filter<F>(self, name: impl Into<String>, f: F) -> Self
     where
-        F: Fn(
-                &serde_json::Value,
-                &[serde_json::Value],
-            ) -> Result<Option<serde_json::Value>, String>
+        F: Fn(&serde_json::Value, &[serde_json::Value]) -> Result<Option<serde_json::Value>, String>
             + Send
             + Sync
             + 'static,
@@ -135,17 +130,9 @@ impl RendererBuilder {
 
     /// Adds a filter listed by `templating-extensions` with `metadata`
     /// (`{description, schema, examples}`).
-    pub fn documented_filter<F>(
-        self,
-        name: impl Into<String>,
-        metadata: serde_json::Value,
-        f: F,
-    ) -> Self
+    pub fn documented_filter<F>(self, name: impl Into<String>, metadata: serde_json::Value, f: F) -> Self
     where
-        F: Fn(
-                &serde_json::Value,
-                &[serde_json::Value],
-            ) -> Result<Option<serde_json::Value>, String>
+        F: Fn(&serde_json::Value, &[serde_json::Value]) -> Result<Option<serde_json::Value>, String>
             + Send
             + Sync
             + 'static,
@@ -153,12 +140,7 @@ impl RendererBuilder {
         self.filter_entry(name.into(), Arc::new(f), Some(metadata))
     }
 
-    fn filter_entry(
-        mut self,
-        name: String,
-        f: Arc<FilterFn>,
-        metadata: Option<serde_json::Value>,
-    ) -> Self {
+    fn filter_entry(mut self, name: String, f: Arc<FilterFn>, metadata: Option<serde_json::Value>) -> Self {
         self.filters.retain(|(n, _, _)| *n != name);
         self.filters.push((name, f, metadata));
         self
@@ -173,10 +155,7 @@ impl RendererBuilder {
     /// Adds a global function.
     pub fn global_function<F>(mut self, name: impl Into<String>, f: F) -> Self
     where
-        F: Fn(&[serde_json::Value]) -> Result<Option<serde_json::Value>, String>
-            + Send
-            + Sync
-            + 'static,
+        F: Fn(&[serde_json::Value]) -> Result<Option<serde_json::Value>, String> + Send + Sync + 'static,
     {
         self.global_functions.push((name.into(), Arc::new(f)));
         self
@@ -353,11 +332,7 @@ impl Renderer {
 
     /// Renders text (file contents, file and directory names, `if`
     /// strings). Undefined values print as empty text.
-    pub fn render_str(
-        &self,
-        template: &str,
-        context: &serde_json::Value,
-    ) -> Result<String, TemplateError> {
+    pub fn render_str(&self, template: &str, context: &serde_json::Value) -> Result<String, TemplateError> {
         self.render_with(template, &context_value(context))
     }
 
@@ -369,11 +344,7 @@ impl Renderer {
     /// - an empty result is `undefined`: the key is removed from its object
     ///   (`null` inside arrays, `None` at top level);
     /// - a string whose rendering fails is kept unchanged.
-    pub fn render_value(
-        &self,
-        value: &serde_json::Value,
-        context: &serde_json::Value,
-    ) -> Option<serde_json::Value> {
+    pub fn render_value(&self, value: &serde_json::Value, context: &serde_json::Value) -> Option<serde_json::Value> {
         let ctx = context_value(context);
         self.render_node(value, &ctx)
     }
@@ -422,9 +393,7 @@ impl Renderer {
     fn render_with(&self, template: &str, ctx: &Value) -> Result<String, TemplateError> {
         let source = syntax::translate(template, &self.delims);
         let env: &Environment<'_> = &self.env;
-        let tmpl = env
-            .template_from_str(&source)
-            .map_err(|e| self.map_error(e))?;
+        let tmpl = env.template_from_str(&source).map_err(|e| self.map_error(e))?;
         let mut out = LimitedWriter {
             buf: Vec::new(),
             limit: self.output_limit,
@@ -449,9 +418,7 @@ impl Renderer {
         match e.kind() {
             ErrorKind::SyntaxError => TemplateError::Syntax(message),
             ErrorKind::OutOfFuel => TemplateError::FuelExhausted(self.fuel),
-            ErrorKind::UnknownFilter => {
-                TemplateError::Render(format!("Unknown template filter: {message}"))
-            }
+            ErrorKind::UnknownFilter => TemplateError::Render(format!("Unknown template filter: {message}")),
             _ => TemplateError::Render(message),
         }
     }

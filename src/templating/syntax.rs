@@ -52,8 +52,8 @@ enum Tok {
 }
 
 const OPS: [&str; 30] = [
-    "===", "!==", "//", "**", "==", "!=", ">=", "<=", "(", ")", "[", "]", "{", "}", "+", "-", "*",
-    "/", "%", ".", ",", ":", "~", "|", "=", "<", ">", "!", "?", ";",
+    "===", "!==", "//", "**", "==", "!=", ">=", "<=", "(", ")", "[", "]", "{", "}", "+", "-", "*", "/", "%", ".", ",",
+    ":", "~", "|", "=", "<", ">", "!", "?", ";",
 ];
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -88,8 +88,7 @@ fn scan_tag(src: &str, from: usize, end_delim: &str) -> Option<Scanned> {
         }
         let rest = &src[i..];
         if depth <= 0 {
-            if (rest.starts_with('-') || rest.starts_with('+')) && rest[1..].starts_with(end_delim)
-            {
+            if (rest.starts_with('-') || rest.starts_with('+')) && rest[1..].starts_with(end_delim) {
                 return Some(Scanned {
                     toks: tokens_ok.then_some(toks),
                     close_start: i,
@@ -120,16 +119,8 @@ fn scan_tag(src: &str, from: usize, end_delim: &str) -> Option<Scanned> {
         }
         if c.is_ascii_digit() {
             let mut len = rest.bytes().take_while(|b| b.is_ascii_digit()).count();
-            if rest[len..].starts_with('.')
-                && rest[len + 1..]
-                    .bytes()
-                    .next()
-                    .is_some_and(|b| b.is_ascii_digit())
-            {
-                len += 1 + rest[len + 1..]
-                    .bytes()
-                    .take_while(|b| b.is_ascii_digit())
-                    .count();
+            if rest[len..].starts_with('.') && rest[len + 1..].bytes().next().is_some_and(|b| b.is_ascii_digit()) {
+                len += 1 + rest[len + 1..].bytes().take_while(|b| b.is_ascii_digit()).count();
             }
             toks.push(Tok::Num(rest[..len].to_string()));
             i += len;
@@ -372,11 +363,7 @@ struct Parser<'a> {
 
 impl<'a> Parser<'a> {
     fn new(toks: &'a [Tok], compat: bool) -> Self {
-        Parser {
-            toks,
-            pos: 0,
-            compat,
-        }
+        Parser { toks, pos: 0, compat }
     }
 
     fn peek(&self) -> Option<&'a Tok> {
@@ -441,20 +428,12 @@ impl<'a> Parser<'a> {
             } else {
                 "\"\"".to_string()
             };
-            return Ok(Node::Atom(format!(
-                "({} if {cond} else {otherwise})",
-                emit(body)?
-            )));
+            return Ok(Node::Atom(format!("({} if {cond} else {otherwise})", emit(body)?)));
         }
         Ok(body)
     }
 
-    fn binary_level(
-        &mut self,
-        word: &str,
-        op: &'static str,
-        next: fn(&mut Self) -> NResult,
-    ) -> NResult {
+    fn binary_level(&mut self, word: &str, op: &'static str, next: fn(&mut Self) -> NResult) -> NResult {
         let mut node = next(self)?;
         loop {
             let matched = if word.chars().all(|c| c.is_ascii_alphabetic()) {
@@ -490,9 +469,7 @@ impl<'a> Parser<'a> {
     fn in_op(&mut self) -> NResult {
         let mut node = self.is_test()?;
         loop {
-            let negate = if self.is_name("not")
-                && matches!(self.peek_at(1), Some(Tok::Name(n)) if n == "in")
-            {
+            let negate = if self.is_name("not") && matches!(self.peek_at(1), Some(Tok::Name(n)) if n == "in") {
                 self.pos += 2;
                 true
             } else if self.eat_name("in") {
@@ -525,10 +502,7 @@ impl<'a> Parser<'a> {
                 String::new()
             };
             let not = if negate { "not " } else { "" };
-            return Ok(Node::Atom(format!(
-                "({} is {not}{name}{args})",
-                emit(node)?
-            )));
+            return Ok(Node::Atom(format!("({} is {not}{name}{args})", emit(node)?)));
         }
         Ok(node)
     }
@@ -537,11 +511,7 @@ impl<'a> Parser<'a> {
         let mut node = self.concat()?;
         loop {
             let op = match self.peek() {
-                Some(Tok::Op(o))
-                    if matches!(*o, "==" | "===" | "!=" | "!==" | "<" | ">" | "<=" | ">=") =>
-                {
-                    *o
-                }
+                Some(Tok::Op(o)) if matches!(*o, "==" | "===" | "!=" | "!==" | "<" | ">" | "<=" | ">=") => *o,
                 _ => return Ok(node),
             };
             self.pos += 1;
@@ -805,16 +775,7 @@ fn is_identifier(s: &str) -> bool {
 fn is_reserved(s: &str) -> bool {
     matches!(
         s,
-        "True"
-            | "False"
-            | "None"
-            | "true"
-            | "false"
-            | "none"
-            | "recursive"
-            | "with"
-            | "as"
-            | "without"
+        "True" | "False" | "None" | "true" | "false" | "none" | "recursive" | "with" | "as" | "without"
     )
 }
 
@@ -837,9 +798,7 @@ fn translate_block(toks: &[Tok], compat: bool) -> Option<String> {
             Some(format!("{tag} {expr}"))
         }
         "for" => {
-            let in_pos = rest
-                .iter()
-                .position(|t| matches!(t, Tok::Name(n) if n == "in"))?;
+            let in_pos = rest.iter().position(|t| matches!(t, Tok::Name(n) if n == "in"))?;
             let targets = &rest[..in_pos];
             if targets.is_empty()
                 || !targets
@@ -852,21 +811,13 @@ fn translate_block(toks: &[Tok], compat: bool) -> Option<String> {
             let target_text: Vec<String> = targets.iter().map(tok_text).collect();
             let multiple = targets.iter().any(|t| matches!(t, Tok::Op(",")));
             // nunjucks iterates `key, value` pairs of an object.
-            let source = if multiple {
-                format!("__jsentries({expr})")
-            } else {
-                expr
-            };
+            let source = if multiple { format!("__jsentries({expr})") } else { expr };
             Some(format!("for {} in {source}", target_text.join(" ")))
         }
         "set" => {
             let eq = rest.iter().position(|t| matches!(t, Tok::Op("=")))?;
             let targets = &rest[..eq];
-            if targets.is_empty()
-                || !targets
-                    .iter()
-                    .all(|t| matches!(t, Tok::Name(_) | Tok::Op(",")))
-            {
+            if targets.is_empty() || !targets.iter().all(|t| matches!(t, Tok::Name(_) | Tok::Op(","))) {
                 return None;
             }
             let expr = translate_expression(&rest[eq + 1..], compat)?;
@@ -907,11 +858,7 @@ pub(crate) fn translate(src: &str, delims: &Delimiters) -> String {
 
 /// Splits a template into pieces; `visit` receives each piece and, for
 /// tags, their translation (`None` = keep verbatim).
-pub(crate) fn for_each_piece<'a>(
-    src: &'a str,
-    d: &Delimiters,
-    mut visit: impl FnMut(Piece<'a>, Option<String>),
-) {
+pub(crate) fn for_each_piece<'a>(src: &'a str, d: &Delimiters, mut visit: impl FnMut(Piece<'a>, Option<String>)) {
     let mut pos = 0;
     while pos < src.len() {
         let rest = &src[pos..];
@@ -1045,20 +992,9 @@ fn find_raw_end(src: &str, from: usize, d: &Delimiters) -> Option<(usize, usize,
                     let end = k + d.block_end.len();
                     // nunjucks applies neither lstripBlocks nor trimBlocks
                     // to the end tag: `+` markers turn them off.
-                    let open_marker = if open_marker.is_empty() {
-                        "+"
-                    } else {
-                        open_marker
-                    };
-                    let close_marker = if close_marker.is_empty() {
-                        "+"
-                    } else {
-                        close_marker
-                    };
-                    let text = format!(
-                        "{}{open_marker} endraw {close_marker}{}",
-                        d.block_start, d.block_end
-                    );
+                    let open_marker = if open_marker.is_empty() { "+" } else { open_marker };
+                    let close_marker = if close_marker.is_empty() { "+" } else { close_marker };
+                    let text = format!("{}{open_marker} endraw {close_marker}{}", d.block_start, d.block_end);
                     let _ = i2;
                     return Some((start, end, text));
                 }
@@ -1115,10 +1051,7 @@ mod tests {
         assert_eq!(tr("${{ a === 'x' }}"), "${{ __jscmp(a, \"===\", \"x\") }}");
         assert_eq!(tr("${{- a.length -}}"), "${{- __jsget(a, \"length\") -}}");
         assert_eq!(tr("${{ a + b - c }}"), "${{ __jssub(__jsadd(a, b), c) }}");
-        assert_eq!(
-            tr("${{ not a == b }}"),
-            "${{ __jscmp((not __jstruth(a)), \"==\", b) }}"
-        );
+        assert_eq!(tr("${{ not a == b }}"), "${{ __jscmp((not __jstruth(a)), \"==\", b) }}");
         assert_eq!(tr("${{ x if y }}"), "${{ (x if y else \"\") }}");
     }
 
@@ -1134,14 +1067,8 @@ mod tests {
     fn tags_are_translated() {
         assert_eq!(tr("{%- if a in b %}"), "{%- if __jsin(a, b) %}");
         assert_eq!(tr("{% elseif a %}"), "{% elif a %}");
-        assert_eq!(
-            tr("{% for k, v in o %}"),
-            "{% for k , v in __jsentries(o) %}"
-        );
-        assert_eq!(
-            tr("{% set n = a ~ b %}"),
-            "{% set n = __jsadd(__jsadd(a, \"\"), b) %}"
-        );
+        assert_eq!(tr("{% for k, v in o %}"), "{% for k , v in __jsentries(o) %}");
+        assert_eq!(tr("{% set n = a ~ b %}"), "{% set n = __jsadd(__jsadd(a, \"\"), b) %}");
     }
 
     #[test]
@@ -1150,10 +1077,7 @@ mod tests {
             tr("{% raw %}${{ a + b }}{% endraw %}"),
             "{% raw %}${{ a + b }}{%+ endraw +%}"
         );
-        assert_eq!(
-            tr("{%- verbatim %}x{% endverbatim -%}"),
-            "{%- raw %}x{%+ endraw -%}"
-        );
+        assert_eq!(tr("{%- verbatim %}x{% endverbatim -%}"), "{%- raw %}x{%+ endraw -%}");
     }
 
     #[test]

@@ -212,10 +212,7 @@ fn trim_and_lstrip_blocks_follow_nunjucks() {
     let c = json!({"t": true, "arr": [1, 2]});
     let out = |t: &str| r.render_str(t, &c).unwrap_or_else(|e| e.to_string());
     assert_eq!(out("  {% if t %}\n  yes\n  {% endif %}\n"), "  yes\n");
-    assert_eq!(
-        out("{% for x in arr %}\n- ${{ x }}\n{% endfor %}\n"),
-        "- 1\n- 2\n"
-    );
+    assert_eq!(out("{% for x in arr %}\n- ${{ x }}\n{% endfor %}\n"), "- 1\n- 2\n");
     // nunjucks applies neither option to comments nor to `{% endraw %}`.
     assert_eq!(out("  {# c #}\nx\n"), "  \nx\n");
     assert_eq!(out("{% raw %}\n  {{ x }}\n{% endraw %}\n"), "  {{ x }}\n\n");
@@ -229,10 +226,7 @@ fn cookiecutter_compat_uses_double_braces_and_jsonify() {
     });
     let c = json!({"cookiecutter": {"name": "demo", "o": {"a": 1}}});
     assert_eq!(
-        r.render_str(
-            "{{ cookiecutter.name }} {{ cookiecutter.o | jsonify }} ${{ x }}",
-            &c
-        ),
+        r.render_str("{{ cookiecutter.name }} {{ cookiecutter.o | jsonify }} ${{ x }}", &c),
         Ok(r#"demo {"a":1} $"#.to_string())
     );
     assert_eq!(r.render_str("{{ True }}", &c), Ok("true".to_string()));
@@ -255,18 +249,13 @@ cases! {
 fn parse_repo_url_errors() {
     assert!(is_err("${{ 'github.com?owner=o' | parseRepoUrl }}"));
     assert!(is_err("${{ 'github.com?repo=r' | parseRepoUrl }}"));
-    assert!(is_err(
-        "${{ 'unknown.example.com?owner=o&repo=r' | parseRepoUrl }}"
-    ));
+    assert!(is_err("${{ 'unknown.example.com?owner=o&repo=r' | parseRepoUrl }}"));
     assert!(is_err("${{ 'techdocs' | parseEntityRef }}"));
     let spec = parse_repo_url("gitlab.com?project=42", &Integrations::default());
     assert_eq!(spec.map(|s| s.project), Ok(Some("42".to_string())));
     let gitea = Integrations::default().with("cnoe.localtest.me:8443", "gitea");
     let spec = parse_repo_url("cnoe.localtest.me:8443?repo=r", &gitea);
-    assert_eq!(
-        spec.map(|s| s.host),
-        Ok("cnoe.localtest.me:8443".to_string())
-    );
+    assert_eq!(spec.map(|s| s.host), Ok("cnoe.localtest.me:8443".to_string()));
 }
 
 #[test]
@@ -274,8 +263,7 @@ fn custom_filters_and_globals() {
     let r = Renderer::builder()
         .documented_filter("shout", json!({"description": "upper"}), |v, args| {
             let suffix = args.first().and_then(|a| a.as_str()).unwrap_or("");
-            Ok(v.as_str()
-                .map(|s| json!(format!("{}{suffix}", s.to_uppercase()))))
+            Ok(v.as_str().map(|s| json!(format!("{}{suffix}", s.to_uppercase()))))
         })
         .filter("fail", |_, _| Err("nope".to_string()))
         .global_value("site", json!({"name": "acme"}))
@@ -328,10 +316,7 @@ fn render_value_keeps_types() {
             "nested": {"deep": "x"}
         }))
     );
-    assert_eq!(
-        r.render_value(&json!("${{ parameters.missing }}"), &ctx),
-        None
-    );
+    assert_eq!(r.render_value(&json!("${{ parameters.missing }}"), &ctx), None);
     assert_eq!(
         r.render_value(&json!("{% if true %}5{% endif %}"), &ctx),
         Some(json!(5))
@@ -359,10 +344,7 @@ fn fuel_limit_stops_runaway_loops() {
 #[test]
 fn output_limit_stops_huge_output() {
     let r = Renderer::builder().output_limit(1000).build();
-    let out = r.render_str(
-        "{% for i in range(100) %}0123456789abcdef{% endfor %}",
-        &json!({}),
-    );
+    let out = r.render_str("{% for i in range(100) %}0123456789abcdef{% endfor %}", &json!({}));
     assert_eq!(out, Err(TemplateError::OutputTooLarge(1000)));
 }
 

@@ -36,10 +36,7 @@ impl Object for JsArray {
         }
         match key.as_str() {
             Some("length") => Some(Value::from(self.items.len())),
-            Some(s) => s
-                .parse::<usize>()
-                .ok()
-                .and_then(|i| self.items.get(i).cloned()),
+            Some(s) => s.parse::<usize>().ok().and_then(|i| self.items.get(i).cloned()),
             None => None,
         }
     }
@@ -131,9 +128,7 @@ pub(crate) fn from_json(value: &serde_json::Value) -> Value {
             }
         }
         serde_json::Value::String(s) => Value::from(s.as_str()),
-        serde_json::Value::Array(items) => {
-            JsArray::new_value(items.iter().map(from_json).collect())
-        }
+        serde_json::Value::Array(items) => JsArray::new_value(items.iter().map(from_json).collect()),
         serde_json::Value::Object(map) => {
             JsObject::new_value(map.iter().map(|(k, v)| (k.clone(), from_json(v))).collect())
         }
@@ -173,10 +168,7 @@ pub(crate) fn js_number_string(n: f64) -> String {
         return "0".to_string();
     }
     let sci = format!("{n:e}");
-    let exp: i32 = sci
-        .rsplit_once('e')
-        .and_then(|(_, e)| e.parse().ok())
-        .unwrap_or(0);
+    let exp: i32 = sci.rsplit_once('e').and_then(|(_, e)| e.parse().ok()).unwrap_or(0);
     if (-7 < exp) && (exp < 21) {
         // Rust prints the shortest round-tripping decimal, as JS does.
         format!("{n}")
@@ -288,18 +280,9 @@ pub(crate) fn string_to_number(s: &str) -> f64 {
     if t.is_empty() {
         return 0.0;
     }
-    for (prefix, radix) in [
-        ("0x", 16),
-        ("0X", 16),
-        ("0o", 8),
-        ("0O", 8),
-        ("0b", 2),
-        ("0B", 2),
-    ] {
+    for (prefix, radix) in [("0x", 16), ("0X", 16), ("0o", 8), ("0O", 8), ("0b", 2), ("0B", 2)] {
         if let Some(digits) = t.strip_prefix(prefix) {
-            return u64::from_str_radix(digits, radix)
-                .map(|v| v as f64)
-                .unwrap_or(f64::NAN);
+            return u64::from_str_radix(digits, radix).map(|v| v as f64).unwrap_or(f64::NAN);
         }
     }
     match t {
@@ -351,9 +334,7 @@ pub(crate) fn json_indent(arg: Option<&Value>) -> String {
                 " ".repeat(n.min(10.0) as usize)
             }
         }
-        Some(v) if v.kind() == ValueKind::String => {
-            v.as_str().unwrap_or_default().chars().take(10).collect()
-        }
+        Some(v) if v.kind() == ValueKind::String => v.as_str().unwrap_or_default().chars().take(10).collect(),
         _ => String::new(),
     }
 }
@@ -383,10 +364,7 @@ fn write_json(value: &Value, indent: &str, depth: usize, out: &mut String) -> bo
             }
         }
         ValueKind::String | ValueKind::Bytes => {
-            let s = value
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| value.to_string());
+            let s = value.as_str().map(str::to_string).unwrap_or_else(|| value.to_string());
             match serde_json::to_string(&s) {
                 Ok(encoded) => out.push_str(&encoded),
                 Err(_) => out.push_str("\"\""),

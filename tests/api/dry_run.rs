@@ -15,8 +15,10 @@ fn normalize(value: &Value) -> Value {
     let re = Regex::new(r"dry-run-(content-)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").unwrap();
     match value {
         Value::String(s) => Value::String(
-            re.replace_all(s, |c: &regex::Captures| format!("dry-run-{}<UUID>", c.get(1).map_or("", |m| m.as_str())))
-                .into_owned(),
+            re.replace_all(s, |c: &regex::Captures| {
+                format!("dry-run-{}<UUID>", c.get(1).map_or("", |m| m.as_str()))
+            })
+            .into_owned(),
         ),
         Value::Array(items) => Value::Array(items.iter().map(normalize).collect()),
         Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), normalize(v))).collect()),
@@ -73,7 +75,8 @@ fn compare(expected_status: u64, expected: &Value, status: StatusCode, body: &Va
                     .map(|a| a.iter().map(|e| (e["property"].clone(), e["name"].clone())).collect())
                     .unwrap_or_default()
             };
-            return (pairs(errors) != pairs(&body["errors"])).then(|| format!("validation errors differ: {}", truncate(body)));
+            return (pairs(errors) != pairs(&body["errors"]))
+                .then(|| format!("validation errors differ: {}", truncate(body)));
         }
         return (expected["error"]["name"] != body["error"]["name"]).then(|| {
             format!(
@@ -88,7 +91,9 @@ fn compare(expected_status: u64, expected: &Value, status: StatusCode, body: &Va
         let our_paths: Vec<&str> = ours.iter().map(|f| f.0.as_str()).collect();
         let their_paths: Vec<&str> = theirs.iter().map(|f| f.0.as_str()).collect();
         if our_paths != their_paths {
-            return Some(format!("paths differ:\n  ours   {our_paths:?}\n  theirs {their_paths:?}"));
+            return Some(format!(
+                "paths differ:\n  ours   {our_paths:?}\n  theirs {their_paths:?}"
+            ));
         }
         let differing: Vec<String> = ours
             .iter()
@@ -100,20 +105,33 @@ fn compare(expected_status: u64, expected: &Value, status: StatusCode, body: &Va
                 } else {
                     use base64::Engine;
                     let dec = |s: &str| {
-                        String::from_utf8_lossy(&base64::engine::general_purpose::STANDARD.decode(s).unwrap_or_default())
-                            .into_owned()
+                        String::from_utf8_lossy(
+                            &base64::engine::general_purpose::STANDARD.decode(s).unwrap_or_default(),
+                        )
+                        .into_owned()
                     };
-                    format!("{} content differs:\n--- ours\n{}\n--- theirs\n{}", a.0, dec(&a.2), dec(&b.2))
+                    format!(
+                        "{} content differs:\n--- ours\n{}\n--- theirs\n{}",
+                        a.0,
+                        dec(&a.2),
+                        dec(&b.2)
+                    )
                 }
             })
             .collect();
         return Some(differing.join("\n"));
     }
     if body["output"] != expected["output"] {
-        return Some(format!("output differs:\n  ours   {}\n  theirs {}", body["output"], expected["output"]));
+        return Some(format!(
+            "output differs:\n  ours   {}\n  theirs {}",
+            body["output"], expected["output"]
+        ));
     }
     if body["steps"] != expected["steps"] {
-        return Some(format!("steps differ:\n  ours   {}\n  theirs {}", body["steps"], expected["steps"]));
+        return Some(format!(
+            "steps differ:\n  ours   {}\n  theirs {}",
+            body["steps"], expected["steps"]
+        ));
     }
     let (a, b) = (step_statuses(&body["log"]), step_statuses(&expected["log"]));
     (a != b).then(|| format!("step statuses differ:\n  ours   {a:?}\n  theirs {b:?}"))
@@ -140,7 +158,12 @@ fn read(path: &Path) -> Option<Value> {
 #[tokio::test]
 async fn golden_dry_run_exchanges() {
     let app = spawn_app().await;
-    for name in ["dry-run", "dry-run-400-malformed", "dry-run-400-not-template", "dry-run-400-validation"] {
+    for name in [
+        "dry-run",
+        "dry-run-400-malformed",
+        "dry-run-400-not-template",
+        "dry-run-400-validation",
+    ] {
         let fixture = golden(name);
         let (status, body) = post(&app, &fixture["request"]["body"]).await;
         let expected_status = fixture["response"]["status"].as_u64().unwrap();
@@ -188,15 +211,27 @@ async fn real_templates_render_byte_for_byte_like_backstage() {
     for dir in &dirs {
         for (request, responses) in [
             ("request.json", ["response.json", "nunjucks-response.json"]),
-            ("render-request.json", ["render-response.json", "render-nunjucks-response.json"]),
+            (
+                "render-request.json",
+                ["render-response.json", "render-nunjucks-response.json"],
+            ),
         ] {
-            let Some(request) = read(&dir.join(request)) else { continue };
+            let Some(request) = read(&dir.join(request)) else {
+                continue;
+            };
             checked += 1;
             let (status, body) = post(&app, &request).await;
             let mut problems = Vec::new();
             for response in responses {
-                let Some(expected) = read(&dir.join(response)) else { continue };
-                match compare(expected["status"].as_u64().unwrap_or(0), &expected["body"], status, &body) {
+                let Some(expected) = read(&dir.join(response)) else {
+                    continue;
+                };
+                match compare(
+                    expected["status"].as_u64().unwrap_or(0),
+                    &expected["body"],
+                    status,
+                    &body,
+                ) {
                     None => {
                         problems.clear();
                         break;
@@ -210,7 +245,11 @@ async fn real_templates_render_byte_for_byte_like_backstage() {
             }
         }
     }
-    assert!(checked >= 38, "only {checked} fixture requests found under {}", root.display());
+    assert!(
+        checked >= 38,
+        "only {checked} fixture requests found under {}",
+        root.display()
+    );
     assert!(
         failures.is_empty(),
         "{} of {checked} dry-run fixtures differ:\n\n{}",

@@ -20,7 +20,10 @@ async fn unknown_routes_get_backstages_error_body() {
 async fn autocomplete_with_an_unknown_provider_is_an_input_error() {
     let app = spawn_app().await;
     let (status, body) = app
-        .post_json("/v2/autocomplete/nope/repositories", &json!({"token": "t", "context": {}}))
+        .post_json(
+            "/v2/autocomplete/nope/repositories",
+            &json!({"token": "t", "context": {}}),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["name"], "InputError");
@@ -41,13 +44,37 @@ async fn a_sweep_of_bad_requests_never_gets_a_500() {
         ("POST", "/v2/tasks".into(), Some("42")),
         ("POST", "/v2/tasks".into(), Some(r#"{"templateRef":null,"values":{}}"#)),
         ("POST", "/v2/tasks".into(), Some(r#"{"templateRef":"","values":{}}"#)),
-        ("POST", "/v2/tasks".into(), Some(r#"{"templateRef":"a:b:c/d","values":{}}"#)),
-        ("POST", "/v2/tasks".into(), Some(r#"{"templateRef":"wait-and-fail","values":[]}"#)),
-        ("POST", "/v2/tasks".into(), Some(r#"{"templateRef":"wait-and-fail","values":{"seconds":"x"}}"#)),
-        ("POST", "/v2/tasks".into(), Some(r#"{"templateRef":"wait-and-fail","values":{"seconds":1e400}}"#)),
-        ("POST", "/v2/tasks".into(), Some(r#"{"templateRef":"wait-and-fail","values":{},"secrets":[]}"#)),
+        (
+            "POST",
+            "/v2/tasks".into(),
+            Some(r#"{"templateRef":"a:b:c/d","values":{}}"#),
+        ),
+        (
+            "POST",
+            "/v2/tasks".into(),
+            Some(r#"{"templateRef":"wait-and-fail","values":[]}"#),
+        ),
+        (
+            "POST",
+            "/v2/tasks".into(),
+            Some(r#"{"templateRef":"wait-and-fail","values":{"seconds":"x"}}"#),
+        ),
+        (
+            "POST",
+            "/v2/tasks".into(),
+            Some(r#"{"templateRef":"wait-and-fail","values":{"seconds":1e400}}"#),
+        ),
+        (
+            "POST",
+            "/v2/tasks".into(),
+            Some(r#"{"templateRef":"wait-and-fail","values":{},"secrets":[]}"#),
+        ),
         ("POST", "/v2/tasks".into(), Some("\u{0}\u{1}")),
-        ("POST", "/v2/tasks".into(), Some(r#"{"templateRef":"wait-and-fail","values":{"seconds":-1}}"#)),
+        (
+            "POST",
+            "/v2/tasks".into(),
+            Some(r#"{"templateRef":"wait-and-fail","values":{"seconds":-1}}"#),
+        ),
         ("GET", "/v2/tasks?limit=99999999999999999999".into(), None),
         ("GET", "/v2/tasks?offset=-5".into(), None),
         ("GET", "/v2/tasks?order=".into(), None),
@@ -55,18 +82,38 @@ async fn a_sweep_of_bad_requests_never_gets_a_500() {
         ("GET", format!("/v2/tasks/{long}"), None),
         ("GET", "/v2/tasks/%00".into(), None),
         ("GET", "/v2/tasks/../../etc/passwd".into(), None),
-        ("GET", "/v2/tasks/00000000-0000-0000-0000-000000000000/events?after=-1".into(), None),
-        ("GET", "/v2/tasks/00000000-0000-0000-0000-000000000000/events?after=1e9".into(), None),
+        (
+            "GET",
+            "/v2/tasks/00000000-0000-0000-0000-000000000000/events?after=-1".into(),
+            None,
+        ),
+        (
+            "GET",
+            "/v2/tasks/00000000-0000-0000-0000-000000000000/events?after=1e9".into(),
+            None,
+        ),
         ("GET", "/v2/tasks/x/eventstream?after=zz".into(), None),
         ("POST", "/v2/tasks/x/cancel".into(), Some("garbage")),
-        ("POST", "/v2/tasks/00000000-0000-0000-0000-000000000000/retry".into(), Some("garbage")),
-        ("POST", "/v2/tasks/00000000-0000-0000-0000-000000000000/retry".into(), Some("[1]")),
+        (
+            "POST",
+            "/v2/tasks/00000000-0000-0000-0000-000000000000/retry".into(),
+            Some("garbage"),
+        ),
+        (
+            "POST",
+            "/v2/tasks/00000000-0000-0000-0000-000000000000/retry".into(),
+            Some("[1]"),
+        ),
         ("GET", "/v2/templates/a/b/c/parameter-schema".into(), None),
         ("GET", "/v2/templates/%2F/template/x/parameter-schema".into(), None),
         ("GET", "/v2/templates/default/template//parameter-schema".into(), None),
         ("POST", "/v2/autocomplete/x/y".into(), Some("not json")),
         ("POST", "/v2/actions".into(), Some("{}")),
-        ("PUT", "/v2/tasks/00000000-0000-0000-0000-000000000000".into(), Some("{}")),
+        (
+            "PUT",
+            "/v2/tasks/00000000-0000-0000-0000-000000000000".into(),
+            Some("{}"),
+        ),
         ("GET", "/v2/templating-extensions/extra".into(), None),
     ];
     assert!(cases.len() >= 30);
@@ -81,11 +128,18 @@ async fn a_sweep_of_bad_requests_never_gets_a_500() {
         let res = req.send().await.unwrap();
         let status = res.status();
         let text = res.text().await.unwrap();
-        assert!(status.is_client_error() || status.is_success(), "{method} {path}: {status} {text}");
+        assert!(
+            status.is_client_error() || status.is_success(),
+            "{method} {path}: {status} {text}"
+        );
         assert_ne!(status, StatusCode::INTERNAL_SERVER_ERROR, "{method} {path}: {text}");
         if status.is_client_error() {
-            let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{method} {path}: {text}"));
-            assert!(body.get("error").is_some() || body.get("errors").is_some(), "{method} {path}: {text}");
+            let body: serde_json::Value =
+                serde_json::from_str(&text).unwrap_or_else(|_| panic!("{method} {path}: {text}"));
+            assert!(
+                body.get("error").is_some() || body.get("errors").is_some(),
+                "{method} {path}: {text}"
+            );
         }
     }
 }

@@ -17,7 +17,9 @@ async fn read_sse(res: reqwest::Response) -> Vec<(String, Option<i64>, Value)> {
             text.push_str(&String::from_utf8_lossy(&chunk.expect("chunk")));
         }
     };
-    tokio::time::timeout(LIMIT, read).await.expect("stream closes after completion");
+    tokio::time::timeout(LIMIT, read)
+        .await
+        .expect("stream closes after completion");
     parse_frames(&text)
 }
 
@@ -81,10 +83,14 @@ async fn long_poll_waits_for_new_events_and_times_out_with_an_empty_list() {
 async fn events_of_unknown_tasks_are_404() {
     let app = spawn_app().await;
     let fixture = golden("tasks-events-404");
-    let (status, body) = app.get_json("/v2/tasks/00000000-0000-0000-0000-000000000000/events").await;
+    let (status, body) = app
+        .get_json("/v2/tasks/00000000-0000-0000-0000-000000000000/events")
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body, fixture["response"]["body"]);
-    let (status, body) = app.get_json("/v2/tasks/00000000-0000-0000-0000-000000000000/events?after=x").await;
+    let (status, body) = app
+        .get_json("/v2/tasks/00000000-0000-0000-0000-000000000000/events?after=x")
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
 
@@ -101,7 +107,10 @@ async fn eventstream_frames_every_event_and_closes_after_completion() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let fixture = golden("tasks-eventstream");
-    assert_eq!(res.headers()["content-type"], fixture["response"]["headers"]["content-type"].as_str().unwrap());
+    assert_eq!(
+        res.headers()["content-type"],
+        fixture["response"]["headers"]["content-type"].as_str().unwrap()
+    );
     assert_eq!(res.headers()["cache-control"], "no-cache");
     assert_eq!(res.headers()["x-accel-buffering"], "no");
     let frames = read_sse(res).await;
@@ -122,7 +131,11 @@ async fn eventstream_resumes_from_after_or_last_event_id() {
     let id = app.create_task("wait-and-fail", json!({"seconds": 0})).await;
     let all = app.events_until_completion(&id, LIMIT).await;
     let middle = all[all.len() / 2]["id"].as_i64().unwrap();
-    let expected: Vec<Value> = all.iter().filter(|e| e["id"].as_i64().unwrap() > middle).cloned().collect();
+    let expected: Vec<Value> = all
+        .iter()
+        .filter(|e| e["id"].as_i64().unwrap() > middle)
+        .cloned()
+        .collect();
 
     let res = app
         .client
@@ -152,9 +165,18 @@ async fn eventstream_sends_keepalive_comments_while_idle() {
     })
     .await;
     let id = app.create_task("wait-and-fail", json!({"seconds": 0})).await;
-    let res = app.client.get(app.api(&format!("/v2/tasks/{id}/eventstream"))).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.api(&format!("/v2/tasks/{id}/eventstream")))
+        .send()
+        .await
+        .unwrap();
     let mut stream = res.bytes_stream();
-    let chunk = tokio::time::timeout(LIMIT, stream.next()).await.unwrap().unwrap().unwrap();
+    let chunk = tokio::time::timeout(LIMIT, stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(&chunk[..], b": keep-alive\n\n");
 }
 

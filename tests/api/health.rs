@@ -19,7 +19,9 @@ async fn readiness_fails_when_the_database_is_gone() {
     let app = spawn_app().await;
     let db_name = app.db_url.rsplit('/').next().unwrap().to_owned();
     // Cut every connection of this test's database and keep new ones out.
-    let admin = sqlx::PgPool::connect(&format!("{}/postgres", crate::helpers::admin_url())).await.unwrap();
+    let admin = sqlx::PgPool::connect(&format!("{}/postgres", crate::helpers::admin_url()))
+        .await
+        .unwrap();
     sqlx::query(&format!("ALTER DATABASE {db_name} ALLOW_CONNECTIONS false"))
         .execute(&admin)
         .await

@@ -95,7 +95,13 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> (StatusCode, Value) {
-        let res = self.client.post(self.api(path)).json(body).send().await.expect("request");
+        let res = self
+            .client
+            .post(self.api(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request");
         let status = res.status();
         let body = res.json().await.unwrap_or(Value::Null);
         (status, body)
@@ -116,7 +122,10 @@ impl TestApp {
         let mut seen: Vec<Value> = Vec::new();
         let mut after: Option<i64> = None;
         loop {
-            assert!(tokio::time::Instant::now() < deadline, "no completion within {limit:?}: {seen:#?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no completion within {limit:?}: {seen:#?}"
+            );
             let path = match after {
                 Some(a) => format!("/v2/tasks/{id}/events?after={a}"),
                 None => format!("/v2/tasks/{id}/events"),
@@ -146,7 +155,10 @@ impl TestApp {
         let deadline = tokio::time::Instant::now() + limit;
         let mut after: Option<i64> = None;
         loop {
-            assert!(tokio::time::Instant::now() < deadline, "event not seen within {limit:?}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "event not seen within {limit:?}"
+            );
             let path = match after {
                 Some(a) => format!("/v2/tasks/{id}/events?after={a}"),
                 None => format!("/v2/tasks/{id}/events"),

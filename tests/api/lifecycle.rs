@@ -43,7 +43,10 @@ async fn a_successful_run_logs_every_step_and_renders_the_output() {
     assert!(ids.windows(2).all(|w| w[0] < w[1]));
     for e in &events {
         let keys: Vec<&String> = e.as_object().unwrap().keys().collect();
-        assert_eq!(keys, vec!["id", "isTaskRecoverable", "taskId", "body", "type", "createdAt"]);
+        assert_eq!(
+            keys,
+            vec!["id", "isTaskRecoverable", "taskId", "body", "type", "createdAt"]
+        );
     }
     assert_eq!(app.task(&id).await["status"], "completed");
 }
@@ -51,7 +54,9 @@ async fn a_successful_run_logs_every_step_and_renders_the_output() {
 #[tokio::test]
 async fn a_failing_step_fails_the_task_and_skips_the_rest() {
     let app = spawn_app().await;
-    let id = app.create_task("wait-and-fail", json!({"seconds": 0, "fail": true})).await;
+    let id = app
+        .create_task("wait-and-fail", json!({"seconds": 0, "fail": true}))
+        .await;
     let events = app.events_until_completion(&id, LIMIT).await;
     let statuses = step_statuses(&events);
     assert!(statuses.contains(&("boom".into(), "failed".into())), "{statuses:?}");
@@ -138,7 +143,9 @@ async fn cancel_before_start_ends_the_task_without_running_it() {
 #[tokio::test]
 async fn retry_reruns_a_finished_task_under_the_same_id() {
     let app = spawn_app().await;
-    let id = app.create_task("wait-and-fail", json!({"seconds": 0, "fail": true})).await;
+    let id = app
+        .create_task("wait-and-fail", json!({"seconds": 0, "fail": true}))
+        .await;
     app.events_until_completion(&id, LIMIT).await;
     assert_eq!(app.task(&id).await["status"], "failed");
 
@@ -148,11 +155,18 @@ async fn retry_reruns_a_finished_task_under_the_same_id() {
     let events = app.events_until_completion(&id, LIMIT).await;
     // The first run's completion is gone; a recovered event starts the new run.
     assert_eq!(events.iter().filter(|e| e["type"] == "completion").count(), 1);
-    let recovered = events.iter().position(|e| e["type"] == "recovered").expect("recovered event");
+    let recovered = events
+        .iter()
+        .position(|e| e["type"] == "recovered")
+        .expect("recovered event");
     let starts: Vec<usize> = events
         .iter()
         .enumerate()
-        .filter(|(_, e)| e["body"]["message"].as_str().is_some_and(|m| m.starts_with("Starting up task")))
+        .filter(|(_, e)| {
+            e["body"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Starting up task"))
+        })
         .map(|(i, _)| i)
         .collect();
     assert_eq!(starts.len(), 2);
@@ -176,6 +190,8 @@ async fn retry_of_a_running_task_is_a_conflict_and_unknown_is_404() {
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(body["error"]["name"], "NotFoundError");
     }
-    let (status, body) = app.post_json(&format!("/v2/tasks/{id}/retry"), &json!({"secrets": {"a": 1}})).await;
+    let (status, body) = app
+        .post_json(&format!("/v2/tasks/{id}/retry"), &json!({"secrets": {"a": 1}}))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }

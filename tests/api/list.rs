@@ -56,7 +56,9 @@ async fn filters_by_creator_and_status() {
     assert_eq!(owned["totalTasks"], 0);
     assert_eq!(ids_of(&owned).len(), 0);
 
-    let (status, _) = app.post_json(&format!("/v2/tasks/{}/cancel", ids[0]), &Value::Null).await;
+    let (status, _) = app
+        .post_json(&format!("/v2/tasks/{}/cancel", ids[0]), &Value::Null)
+        .await;
     assert_eq!(status, StatusCode::OK);
     let (_, cancelled) = app.get_json("/v2/tasks?status=cancelled").await;
     assert_eq!(ids_of(&cancelled), vec![ids[0].clone()]);
@@ -67,7 +69,14 @@ async fn filters_by_creator_and_status() {
 #[tokio::test]
 async fn bad_list_queries_are_400() {
     let (app, _) = app_with_tasks(0).await;
-    for query in ["limit=-1", "limit=x", "offset=1.5", "status=sleeping", "order=up:created_at", "order=desc:secrets"] {
+    for query in [
+        "limit=-1",
+        "limit=x",
+        "offset=1.5",
+        "status=sleeping",
+        "order=up:created_at",
+        "order=desc:secrets",
+    ] {
         let (status, body) = app.get_json(&format!("/v2/tasks?{query}")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
         assert_eq!(body["error"]["name"], "InputError", "{query}");

@@ -7,7 +7,12 @@ use crate::helpers::{golden, keys, spawn_app, LIMIT};
 async fn create_returns_201_with_id_and_the_task_echoes_backstage_shape() {
     let app = spawn_app().await;
     let fixture = golden("tasks-create");
-    let (status, body) = app.post_json("/v2/tasks", &json!({"templateRef": "template:default/wait-and-fail", "values": {"seconds": 0}})).await;
+    let (status, body) = app
+        .post_json(
+            "/v2/tasks",
+            &json!({"templateRef": "template:default/wait-and-fail", "values": {"seconds": 0}}),
+        )
+        .await;
     assert_eq!(status.as_u16(), fixture["response"]["status"].as_u64().unwrap() as u16);
     assert_eq!(keys(&body), keys(&fixture["response"]["body"]));
     let id = body["id"].as_str().unwrap();
@@ -18,17 +23,35 @@ async fn create_returns_201_with_id_and_the_task_echoes_backstage_shape() {
     let reference = &golden("tasks-get-completed")["response"]["body"];
     assert_eq!(keys(&task), keys(reference));
     assert_eq!(keys(&task["spec"]), keys(&reference["spec"]));
-    assert_eq!(keys(&task["spec"]["templateInfo"]), keys(&reference["spec"]["templateInfo"]));
+    assert_eq!(
+        keys(&task["spec"]["templateInfo"]),
+        keys(&reference["spec"]["templateInfo"])
+    );
     // The spec's keys keep Backstage's order.
     let order: Vec<&String> = task["spec"].as_object().unwrap().keys().collect();
-    assert_eq!(order, vec!["apiVersion", "steps", "output", "parameters", "user", "templateInfo"]);
+    assert_eq!(
+        order,
+        vec!["apiVersion", "steps", "output", "parameters", "user", "templateInfo"]
+    );
     assert_eq!(task["status"], "completed");
     assert_eq!(task["spec"]["parameters"], json!({"seconds": 0}));
-    assert_eq!(task["spec"]["templateInfo"]["entityRef"], "template:default/wait-and-fail");
-    assert_eq!(task["spec"]["templateInfo"]["entity"]["metadata"]["namespace"], "default");
-    assert_eq!(task["spec"]["templateInfo"]["entity"]["metadata"]["name"], "wait-and-fail");
+    assert_eq!(
+        task["spec"]["templateInfo"]["entityRef"],
+        "template:default/wait-and-fail"
+    );
+    assert_eq!(
+        task["spec"]["templateInfo"]["entity"]["metadata"]["namespace"],
+        "default"
+    );
+    assert_eq!(
+        task["spec"]["templateInfo"]["entity"]["metadata"]["name"],
+        "wait-and-fail"
+    );
     let base = task["spec"]["templateInfo"]["baseUrl"].as_str().unwrap();
-    assert!(base.starts_with("file:///") && base.ends_with("wait-and-fail/template.yaml"), "{base}");
+    assert!(
+        base.starts_with("file:///") && base.ends_with("wait-and-fail/template.yaml"),
+        "{base}"
+    );
     let created = task["createdAt"].as_str().unwrap();
     assert!(created.ends_with('Z') && created.len() == 24, "{created}");
     assert!(task["lastHeartbeatAt"].is_string());
@@ -38,18 +61,31 @@ async fn create_returns_201_with_id_and_the_task_echoes_backstage_shape() {
 #[tokio::test]
 async fn short_template_refs_resolve_to_the_default_namespace() {
     let app = spawn_app().await;
-    for template_ref in ["wait-and-fail", "default/wait-and-fail", "Template:Default/Wait-And-Fail"] {
+    for template_ref in [
+        "wait-and-fail",
+        "default/wait-and-fail",
+        "Template:Default/Wait-And-Fail",
+    ] {
         let (status, body) = app
-            .post_json("/v2/tasks", &json!({"templateRef": template_ref, "values": {"seconds": 0}}))
+            .post_json(
+                "/v2/tasks",
+                &json!({"templateRef": template_ref, "values": {"seconds": 0}}),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{template_ref}: {body}");
     }
     let (status, _) = app
-        .post_json("/v2/tasks", &json!({"templateRef": "team/paged", "values": {"name": "x"}}))
+        .post_json(
+            "/v2/tasks",
+            &json!({"templateRef": "team/paged", "values": {"name": "x"}}),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED);
     let (status, body) = app
-        .post_json("/v2/tasks", &json!({"templateRef": "component:default/wait-and-fail", "values": {}}))
+        .post_json(
+            "/v2/tasks",
+            &json!({"templateRef": "component:default/wait-and-fail", "values": {}}),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["name"], "InputError");
@@ -61,7 +97,11 @@ async fn validation_errors_are_exactly_backstages() {
     for name in ["tasks-create-400-validation", "tasks-create-400-required"] {
         let fixture = golden(name);
         let (status, body) = app.post_json("/v2/tasks", &fixture["request"]["body"]).await;
-        assert_eq!(status.as_u16() as u64, fixture["response"]["status"].as_u64().unwrap(), "{name}");
+        assert_eq!(
+            status.as_u16() as u64,
+            fixture["response"]["status"].as_u64().unwrap(),
+            "{name}"
+        );
         assert_eq!(body, fixture["response"]["body"], "{name}");
     }
 }
@@ -76,7 +116,11 @@ async fn request_shape_errors_match_backstage() {
     ] {
         let fixture = golden(name);
         let (status, body) = app.post_json("/v2/tasks", &fixture["request"]["body"]).await;
-        assert_eq!(status.as_u16() as u64, fixture["response"]["status"].as_u64().unwrap(), "{name}");
+        assert_eq!(
+            status.as_u16() as u64,
+            fixture["response"]["status"].as_u64().unwrap(),
+            "{name}"
+        );
         assert_eq!(body, fixture["response"]["body"], "{name}");
     }
 }
@@ -93,7 +137,10 @@ async fn malformed_json_is_a_400_input_error() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status().as_u16() as u64, fixture["response"]["status"].as_u64().unwrap());
+    assert_eq!(
+        res.status().as_u16() as u64,
+        fixture["response"]["status"].as_u64().unwrap()
+    );
     assert_eq!(res.headers()["content-type"], "application/json; charset=utf-8");
     let body: Value = res.json().await.unwrap();
     assert_eq!(keys(&body), keys(&fixture["response"]["body"]));
@@ -105,7 +152,10 @@ async fn malformed_json_is_a_400_input_error() {
 #[tokio::test]
 async fn oversized_bodies_are_413_and_never_500() {
     let app = spawn_app_small_limit().await;
-    let big = format!(r#"{{"templateRef":"wait-and-fail","values":{{"x":"{}"}}}}"#, "a".repeat(4096));
+    let big = format!(
+        r#"{{"templateRef":"wait-and-fail","values":{{"x":"{}"}}}}"#,
+        "a".repeat(4096)
+    );
     let res = app
         .client
         .post(app.api("/v2/tasks"))
@@ -135,7 +185,10 @@ async fn pages_with_a_false_when_are_skipped_and_their_values_dropped() {
     assert_eq!(task["spec"]["parameters"], json!({"name": "svc", "advanced": false}));
     // Visible: validated.
     let (status, body) = app
-        .post_json("/v2/tasks", &json!({"templateRef": "team/paged", "values": {"name": "svc", "advanced": true}}))
+        .post_json(
+            "/v2/tasks",
+            &json!({"templateRef": "team/paged", "values": {"name": "svc", "advanced": true}}),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["errors"][0]["message"], "requires property \"replicas\"");

@@ -49,7 +49,9 @@ impl ActionHandler for FetchPlain {
         let skipped = copy_tree(&source, &output, &ctx.workspace, &ctx.cancel)?;
         for link in skipped {
             ctx.logger
-                .warn(format!("Skipping symbolic link {link}: it points outside the workspace."))
+                .warn(format!(
+                    "Skipping symbolic link {link}: it points outside the workspace."
+                ))
                 .await;
         }
         Ok(())
@@ -81,13 +83,29 @@ mod tests {
 
         assert_eq!(
             t.listing(),
-            ["out/", "out/.hidden", "out/a.txt", "out/bin/", "out/bin/run.sh", "out/inner-link"]
+            [
+                "out/",
+                "out/.hidden",
+                "out/a.txt",
+                "out/bin/",
+                "out/bin/run.sh",
+                "out/inner-link"
+            ]
         );
         assert_eq!(t.read("out/a.txt"), "${{ values.untouched }}");
-        let mode = std::fs::metadata(t.workspace.join("out/bin/run.sh")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(t.workspace.join("out/bin/run.sh"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o111, 0o111);
-        assert_eq!(std::fs::read_link(t.workspace.join("out/inner-link")).unwrap().to_str(), Some("a.txt"));
-        assert!(t.log_lines().iter().any(|l| l.contains("Skipping symbolic link outer-link")));
+        assert_eq!(
+            std::fs::read_link(t.workspace.join("out/inner-link")).unwrap().to_str(),
+            Some("a.txt")
+        );
+        assert!(t
+            .log_lines()
+            .iter()
+            .any(|l| l.contains("Skipping symbolic link outer-link")));
     }
 
     #[tokio::test]

@@ -63,9 +63,12 @@ mod tests {
         let t = TestDirs::new();
         let bytes = [0x89u8, b'P', b'N', b'G', 0, 1, 2, 0xff];
         t.template_file("files/logo.png", bytes);
-        t.run(&FetchPlainFile, json!({"url": "./files/logo.png", "targetPath": "img/logo.png"}))
-            .await
-            .unwrap();
+        t.run(
+            &FetchPlainFile,
+            json!({"url": "./files/logo.png", "targetPath": "img/logo.png"}),
+        )
+        .await
+        .unwrap();
         assert_eq!(std::fs::read(t.workspace.join("img/logo.png")).unwrap(), bytes);
     }
 
@@ -82,7 +85,10 @@ mod tests {
             .run(&FetchPlainFile, json!({"url": "./files/b.txt", "targetPath": "x"}))
             .await
             .unwrap_err();
-        assert!(err.to_string().starts_with("ENOENT: no such file or directory, lstat"), "{err}");
+        assert!(
+            err.to_string().starts_with("ENOENT: no such file or directory, lstat"),
+            "{err}"
+        );
         for target in ["../x", "/x", "", "."] {
             let result = t
                 .run(&FetchPlainFile, json!({"url": "./files/a.txt", "targetPath": target}))

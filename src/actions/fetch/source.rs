@@ -30,14 +30,16 @@ pub fn resolve_fetch_url(template_base: &Url, url: &str) -> Result<FetchLocation
         return file_location(absolute);
     }
     if template_base.scheme() == "file" {
-        let template_file = template_base.to_file_path().map_err(|()| {
-            ActionError::Failed(format!("The template location {template_base} is not a local path"))
-        })?;
+        let template_file = template_base
+            .to_file_path()
+            .map_err(|()| ActionError::Failed(format!("The template location {template_base} is not a local path")))?;
         let template_dir = template_file.parent().unwrap_or(Path::new("/"));
         return Ok(FetchLocation::Local(resolve_path(template_dir, url)));
     }
     let joined = template_base.join(url).map_err(|e| {
-        ActionError::InvalidInput(format!("Cannot resolve {url} against the template location {template_base}: {e}"))
+        ActionError::InvalidInput(format!(
+            "Cannot resolve {url} against the template location {template_base}: {e}"
+        ))
     })?;
     file_location(joined)
 }

@@ -355,8 +355,8 @@ impl ActionHandler for FetchTemplate {
                     "Writing file {location} to template output path with mode {mode}."
                 ))
                 .await;
-            let bytes = std::fs::read(&entry.path)
-                .map_err(ActionError::io(format!("cannot read {}", entry.path.display())))?;
+            let bytes =
+                std::fs::read(&entry.path).map_err(ActionError::io(format!("cannot read {}", entry.path.display())))?;
             // Node reads with 'utf-8', replacing invalid sequences.
             let contents = String::from_utf8_lossy(&bytes);
             let contents = if render_contents {
@@ -368,10 +368,7 @@ impl ActionHandler for FetchTemplate {
         }
 
         ctx.logger
-            .info(format!(
-                "Template result written to {}",
-                settings.output_dir.display()
-            ))
+            .info(format!("Template result written to {}", settings.output_dir.display()))
             .await;
         Ok(())
     }
@@ -401,11 +398,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join(".github/workflows")).unwrap();
         let set = |patterns: &[&str]| {
-            CopyOnly::new(
-                &patterns.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-                dir.path(),
-            )
-            .unwrap()
+            CopyOnly::new(&patterns.iter().map(|s| s.to_string()).collect::<Vec<_>>(), dir.path()).unwrap()
         };
         let workflows = set(&[".github/workflows/"]);
         assert!(workflows.matches(".github/workflows/ci.yaml"));
@@ -472,9 +465,9 @@ mod tests {
         assert_eq!(t.read("ci/pipeline.yml"), "name: demo");
         let log = t.log_lines();
         assert!(log.contains(&"Listing files and directories in template".to_string()));
-        assert!(log.iter().any(|l| l.starts_with(
-            "Processing 14 template files/directories with input values {\"name\":\"demo\""
-        )));
+        assert!(log
+            .iter()
+            .any(|l| l.starts_with("Processing 14 template files/directories with input values {\"name\":\"demo\"")));
         assert!(log.contains(&"Writing file README.md to template output path with mode 33188.".to_string()));
         assert!(log.contains(&"Writing directory src/ to template output path.".to_string()));
         assert!(log
@@ -487,21 +480,28 @@ mod tests {
         let t = TestDirs::new();
         let script = t.template_file("skeleton/run.sh", "#!/bin/sh\necho ${{ values.name }}\n");
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let png = [0x89u8, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, b'$', b'{', b'{'];
+        let png = [
+            0x89u8, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, b'$', b'{', b'{',
+        ];
         t.template_file("skeleton/logo.png", png);
 
-        t.run(&FetchTemplate, json!({"url": "./skeleton", "targetPath": "out", "values": {"name": "x"}}))
-            .await
-            .unwrap();
+        t.run(
+            &FetchTemplate,
+            json!({"url": "./skeleton", "targetPath": "out", "values": {"name": "x"}}),
+        )
+        .await
+        .unwrap();
 
         assert_eq!(t.read("out/run.sh"), "#!/bin/sh\necho x\n");
-        let mode = std::fs::metadata(t.workspace.join("out/run.sh")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(t.workspace.join("out/run.sh"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o111, 0o111, "mode {mode:o}");
         assert_eq!(std::fs::read(t.workspace.join("out/logo.png")).unwrap(), png);
         let log = t.log_lines();
         assert!(log.contains(&"Writing file run.sh to template output path with mode 33261.".to_string()));
-        assert!(log
-            .contains(&"Copying file binary or symbolic link at logo.png, to template output path.".to_string()));
+        assert!(log.contains(&"Copying file binary or symbolic link at logo.png, to template output path.".to_string()));
     }
 
     #[tokio::test]
@@ -524,7 +524,9 @@ mod tests {
         assert_eq!(t.read("other.txt"), "demo");
         let log = t.log_lines();
         assert!(log.contains(&"Copying file/directory .github/workflows/ci.yaml without processing.".to_string()));
-        assert!(!log.iter().any(|l| l.contains("Copying file/directory .github/workflows/ without")));
+        assert!(!log
+            .iter()
+            .any(|l| l.contains("Copying file/directory .github/workflows/ without")));
     }
 
     #[tokio::test]
@@ -538,7 +540,10 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(t.read("raw/${{ values.name }}.txt"), "${{ values.name }}");
-        assert!(t.log_lines().iter().any(|l| l.starts_with("[Deprecated] copyWithoutRender")));
+        assert!(t
+            .log_lines()
+            .iter()
+            .any(|l| l.starts_with("[Deprecated] copyWithoutRender")));
 
         let err = t
             .run(
@@ -576,9 +581,15 @@ mod tests {
         assert_eq!(t.read("b/custom"), "demo");
         assert_eq!(t.read("b/demo.md.njk"), "# ${{ values.name }}");
 
-        for incompatible in [json!({"copyWithoutTemplating": ["x"]}), json!({"cookiecutterCompat": true})] {
+        for incompatible in [
+            json!({"copyWithoutTemplating": ["x"]}),
+            json!({"cookiecutterCompat": true}),
+        ] {
             let mut input = json!({"url": "./skeleton", "templateFileExtension": ".njk"});
-            input.as_object_mut().unwrap().extend(incompatible.as_object().unwrap().clone());
+            input
+                .as_object_mut()
+                .unwrap()
+                .extend(incompatible.as_object().unwrap().clone());
             let err = t.run(&FetchTemplate, input).await.unwrap_err();
             assert!(err.to_string().contains("extension incompatible"), "{err}");
         }
@@ -631,9 +642,12 @@ mod tests {
         assert_eq!(t.read("a.txt"), "old");
         assert_eq!(t.read("b.txt"), "b");
 
-        t.run(&FetchTemplate, json!({"url": "./skeleton", "values": {"n": 2}, "replace": true}))
-            .await
-            .unwrap();
+        t.run(
+            &FetchTemplate,
+            json!({"url": "./skeleton", "values": {"n": 2}, "replace": true}),
+        )
+        .await
+        .unwrap();
         assert_eq!(t.read("a.txt"), "new 2");
     }
 
@@ -660,13 +674,19 @@ mod tests {
                 .run(&FetchTemplate, json!({"url": "./skeleton", "values": {"name": name}}))
                 .await
                 .unwrap_err();
-            assert!(err.to_string().starts_with("Relative path is not allowed"), "{name}: {err}");
+            assert!(
+                err.to_string().starts_with("Relative path is not allowed"),
+                "{name}: {err}"
+            );
         }
         assert!(!t.dir.path().join("evil").exists());
         // A name rendering to an absolute path is skipped, as in Backstage.
-        t.run(&FetchTemplate, json!({"url": "./skeleton", "values": {"name": "/etc/evil"}}))
-            .await
-            .unwrap();
+        t.run(
+            &FetchTemplate,
+            json!({"url": "./skeleton", "values": {"name": "/etc/evil"}}),
+        )
+        .await
+        .unwrap();
         assert!(t.listing().is_empty());
     }
 
@@ -679,7 +699,10 @@ mod tests {
         std::os::unix::fs::symlink("/etc", t.template_dir.join("skeleton/absolute")).unwrap();
         t.run(&FetchTemplate, json!({"url": "./skeleton"})).await.unwrap();
         assert_eq!(t.listing(), ["inside", "real.txt"]);
-        assert_eq!(std::fs::read_link(t.workspace.join("inside")).unwrap().to_str(), Some("real.txt"));
+        assert_eq!(
+            std::fs::read_link(t.workspace.join("inside")).unwrap().to_str(),
+            Some("real.txt")
+        );
         assert_eq!(
             t.log_lines()
                 .iter()
@@ -702,9 +725,12 @@ mod tests {
         .unwrap();
         assert_eq!(t.read("a/CI.md"), "up");
         let url = url::Url::from_directory_path(&shared).unwrap().to_string();
-        t.run(&FetchTemplate, json!({"url": url, "targetPath": "b", "values": {"name": "file"}}))
-            .await
-            .unwrap();
+        t.run(
+            &FetchTemplate,
+            json!({"url": url, "targetPath": "b", "values": {"name": "file"}}),
+        )
+        .await
+        .unwrap();
         assert_eq!(t.read("b/CI.md"), "file");
     }
 

@@ -77,7 +77,10 @@ impl ActionHandler for FetchTemplateFile {
         let cookiecutter_compat = input.cookiecutter_compat.unwrap_or(false);
         let context = render_context(input.values.as_ref(), cookiecutter_compat);
         ctx.logger
-            .info(with_values("Processing template file with input values", input.values.as_ref()))
+            .info(with_values(
+                "Processing template file with input values",
+                input.values.as_ref(),
+            ))
             .await;
         let renderer = renderer(
             cookiecutter_compat,
@@ -106,7 +109,10 @@ mod tests {
     #[tokio::test]
     async fn renders_one_file_into_a_new_directory() {
         let t = TestDirs::new();
-        t.template_file("skeleton.txt", "name=${{ values.name }} items=${{ values.items | join(',') }}");
+        t.template_file(
+            "skeleton.txt",
+            "name=${{ values.name }} items=${{ values.items | join(',') }}",
+        );
         t.run(
             &FetchTemplateFile,
             json!({"url": "./skeleton.txt", "targetPath": "./target/skeleton.txt",
@@ -115,9 +121,9 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(t.read("target/skeleton.txt"), "name=demo items=a,b");
-        assert!(t
-            .log_lines()
-            .contains(&"Processing template file with input values {\"name\":\"demo\",\"items\":[\"a\",\"b\"]}".to_string()));
+        assert!(t.log_lines().contains(
+            &"Processing template file with input values {\"name\":\"demo\",\"items\":[\"a\",\"b\"]}".to_string()
+        ));
     }
 
     #[tokio::test]
@@ -144,7 +150,10 @@ mod tests {
     #[tokio::test]
     async fn cookiecutter_compat_and_block_options() {
         let t = TestDirs::new();
-        t.template_file("f.txt", "{% if cookiecutter.on %}\n  {{ cookiecutter.name }}\n{% endif %}\n");
+        t.template_file(
+            "f.txt",
+            "{% if cookiecutter.on %}\n  {{ cookiecutter.name }}\n{% endif %}\n",
+        );
         t.run(
             &FetchTemplateFile,
             json!({"url": "f.txt", "targetPath": "out.txt", "values": {"on": true, "name": "demo"},
@@ -164,12 +173,18 @@ mod tests {
                 .run(&FetchTemplateFile, json!({"url": "f.txt", "targetPath": target}))
                 .await
                 .unwrap_err();
-            assert!(err.to_string().starts_with("Relative path is not allowed"), "{target}: {err}");
+            assert!(
+                err.to_string().starts_with("Relative path is not allowed"),
+                "{target}: {err}"
+            );
         }
         let err = t
             .run(&FetchTemplateFile, json!({"url": "missing.txt", "targetPath": "o.txt"}))
             .await
             .unwrap_err();
-        assert!(err.to_string().starts_with("ENOENT: no such file or directory, lstat"), "{err}");
+        assert!(
+            err.to_string().starts_with("ENOENT: no such file or directory, lstat"),
+            "{err}"
+        );
     }
 }

@@ -99,10 +99,8 @@ impl ActionHandler for FsDelete {
                     continue;
                 }
                 ensure_inside(&ctx.workspace, target.parent().unwrap_or(&target), file)?;
-                remove_entry(&target).map_err(ActionError::io(format!(
-                    "Failed to delete file {}",
-                    target.display()
-                )))?;
+                remove_entry(&target)
+                    .map_err(ActionError::io(format!("Failed to delete file {}", target.display())))?;
                 ctx.logger
                     .info(format!("File {} deleted successfully", target.display()))
                     .await;
@@ -133,25 +131,40 @@ mod tests {
     #[tokio::test]
     async fn deletes_named_files_and_directories() {
         let t = workspace();
-        t.run(&FsDelete, json!({"files": ["unit-test-a.js", "a-folder", "does-not-exist"]}))
-            .await
-            .unwrap();
+        t.run(
+            &FsDelete,
+            json!({"files": ["unit-test-a.js", "a-folder", "does-not-exist"]}),
+        )
+        .await
+        .unwrap();
         assert_eq!(t.listing(), [".env", "notes.txt", "unit-test-b.js"]);
-        assert!(t
-            .log_lines()
-            .contains(&format!("File {} deleted successfully", t.workspace.join("unit-test-a.js").display())));
+        assert!(t.log_lines().contains(&format!(
+            "File {} deleted successfully",
+            t.workspace.join("unit-test-a.js").display()
+        )));
     }
 
     #[tokio::test]
     async fn globs_match_within_a_segment_and_include_dot_files() {
         let t = workspace();
-        t.run(&FsDelete, json!({"files": ["unit-*.js", "*.env"]})).await.unwrap();
+        t.run(&FsDelete, json!({"files": ["unit-*.js", "*.env"]}))
+            .await
+            .unwrap();
         assert_eq!(
             t.listing(),
-            ["a-folder/", "a-folder/deep/", "a-folder/deep/x.txt", "a-folder/unit-test-in-a-folder.js2", "notes.txt"]
+            [
+                "a-folder/",
+                "a-folder/deep/",
+                "a-folder/deep/x.txt",
+                "a-folder/unit-test-in-a-folder.js2",
+                "notes.txt"
+            ]
         );
         t.run(&FsDelete, json!({"files": ["**/*.txt"]})).await.unwrap();
-        assert_eq!(t.listing(), ["a-folder/", "a-folder/deep/", "a-folder/unit-test-in-a-folder.js2"]);
+        assert_eq!(
+            t.listing(),
+            ["a-folder/", "a-folder/deep/", "a-folder/unit-test-in-a-folder.js2"]
+        );
     }
 
     #[tokio::test]

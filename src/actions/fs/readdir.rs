@@ -54,10 +54,9 @@ fn read_dir(workspace: &Path, dir: &Path, recursive: bool, output: &mut Output) 
                 "ENOENT: no such file or directory, scandir '{}'",
                 current.display()
             )),
-            std::io::ErrorKind::NotADirectory => ActionError::Failed(format!(
-                "ENOTDIR: not a directory, scandir '{}'",
-                current.display()
-            )),
+            std::io::ErrorKind::NotADirectory => {
+                ActionError::Failed(format!("ENOTDIR: not a directory, scandir '{}'", current.display()))
+            }
             _ => ActionError::Io {
                 context: format!("cannot read directory {}", current.display()),
                 source: e,
@@ -200,10 +199,17 @@ mod tests {
         std::os::unix::fs::symlink(t.dir.path(), t.workspace.join("escape")).unwrap();
         for path in ["..", "../template", "/etc", "escape", "docs/../../template"] {
             let err = t.run(&FsReadDir, json!({"paths": [path]})).await.unwrap_err();
-            assert!(err.to_string().starts_with("Relative path is not allowed"), "{path}: {err}");
+            assert!(
+                err.to_string().starts_with("Relative path is not allowed"),
+                "{path}: {err}"
+            );
         }
         let err = t.run(&FsReadDir, json!({"paths": ["nope"]})).await.unwrap_err();
-        assert!(err.to_string().starts_with("ENOENT: no such file or directory, scandir"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("ENOENT: no such file or directory, scandir"),
+            "{err}"
+        );
         let err = t.run(&FsReadDir, json!({"paths": [""]})).await.unwrap_err();
         assert!(matches!(err, ActionError::InvalidInput(_)), "{err}");
     }

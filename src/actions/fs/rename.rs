@@ -67,7 +67,9 @@ impl ActionHandler for FsRename {
                 ));
             }
             if source == dest {
-                return Err(ActionError::Failed("Source and destination must not be the same.".into()));
+                return Err(ActionError::Failed(
+                    "Source and destination must not be the same.".into(),
+                ));
             }
             if meta.is_dir() && dest.starts_with(&source) {
                 return Err(ActionError::Failed(format!(
@@ -129,7 +131,14 @@ mod tests {
         .unwrap();
         assert_eq!(
             t.listing(),
-            ["b.txt", "dir2/", "dir2/inner.txt", "new/", "new/place/", "new/place/a2.txt"]
+            [
+                "b.txt",
+                "dir2/",
+                "dir2/inner.txt",
+                "new/",
+                "new/place/",
+                "new/place/a2.txt"
+            ]
         );
         assert!(t.log_lines().contains(&format!(
             "File {} renamed to {} successfully",
@@ -148,20 +157,29 @@ mod tests {
         assert_eq!(err.to_string(), "dest already exists.");
         assert_eq!(t.read("b.txt"), "b");
         let err = t
-            .run(&FsRename, json!({"files": [{"from": "a.txt", "to": "b.txt", "overwrite": false}]}))
+            .run(
+                &FsRename,
+                json!({"files": [{"from": "a.txt", "to": "b.txt", "overwrite": false}]}),
+            )
             .await
             .unwrap_err();
         assert_eq!(err.to_string(), "dest already exists.");
 
-        t.run(&FsRename, json!({"files": [{"from": "a.txt", "to": "b.txt", "overwrite": true}]}))
-            .await
-            .unwrap();
+        t.run(
+            &FsRename,
+            json!({"files": [{"from": "a.txt", "to": "b.txt", "overwrite": true}]}),
+        )
+        .await
+        .unwrap();
         assert_eq!(t.read("b.txt"), "a");
         assert!(!t.exists("a.txt"));
 
-        t.run(&FsRename, json!({"files": [{"from": "b.txt", "to": "dir", "overwrite": true}]}))
-            .await
-            .unwrap();
+        t.run(
+            &FsRename,
+            json!({"files": [{"from": "b.txt", "to": "dir", "overwrite": true}]}),
+        )
+        .await
+        .unwrap();
         assert_eq!(t.read("dir"), "a");
     }
 
@@ -169,11 +187,23 @@ mod tests {
     async fn invalid_moves_fail() {
         let t = workspace();
         let cases = [
-            (json!({"from": "missing", "to": "x"}), "ENOENT: no such file or directory, stat"),
-            (json!({"from": "a.txt", "to": "./a.txt"}), "Source and destination must not be the same."),
+            (
+                json!({"from": "missing", "to": "x"}),
+                "ENOENT: no such file or directory, stat",
+            ),
+            (
+                json!({"from": "a.txt", "to": "./a.txt"}),
+                "Source and destination must not be the same.",
+            ),
             (json!({"from": "dir", "to": "dir/sub"}), "Cannot move"),
-            (json!({"from": "", "to": "x"}), "each file must have a from and to property"),
-            (json!({"from": "a.txt", "to": ""}), "each file must have a from and to property"),
+            (
+                json!({"from": "", "to": "x"}),
+                "each file must have a from and to property",
+            ),
+            (
+                json!({"from": "a.txt", "to": ""}),
+                "each file must have a from and to property",
+            ),
             (json!({"from": ".", "to": "x"}), "The workspace itself"),
         ];
         for (file, expected) in cases {
@@ -205,7 +235,10 @@ mod tests {
                 .run(&FsRename, json!({"files": [{"from": from, "to": to}]}))
                 .await
                 .unwrap_err();
-            assert!(err.to_string().starts_with("Relative path is not allowed"), "{from} -> {to}: {err}");
+            assert!(
+                err.to_string().starts_with("Relative path is not allowed"),
+                "{from} -> {to}: {err}"
+            );
         }
         assert!(t.exists("a.txt"));
         assert!(!outside.join("a.txt").exists());

@@ -1,0 +1,134 @@
+//! `scaffolder dry-run TEMPLATE --values FILE [--out DIR]`: the dry-run
+//! engine without a server or database, for template authors.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::progress::Progress;
+use crate::actions::{builtin_actions, ActionRegistry};
+use crate::engine::Runner;
+use crate::service::DryRunService;
+use crate::template::source::load_template_file;
+use crate::templating::Renderer;
+
+pub struct DryRunArgs {
+    /// A template file, or a directory holding `template.yaml`.
+    pub template: PathBuf,
+    pub values: Option<PathBuf>,
+    pub set: Vec<String>,
+    pub secrets: Vec<String>,
+    pub out: Option<PathBuf>,
+    pub verbose: bool,
+}
+
+fn key_value(raw: &str) -> Result<(String, Value), String> {
+    let (key, value) = raw.split_once('=').ok_or_else(|| format!("'{raw}' is not key=value"))?;
+    // `--set replicas=3` and `--set tags=[a,b]` take YAML scalars/lists.
+    let parsed: Value = serde_yaml::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
+    Ok((key.to_owned(), parsed))
+}
+
+pub async fn run(args: DryRunArgs) -> Result<bool, String> {
+    let file = if args.template.is_dir() {
+        args.template.join("template.yaml")
+    } else {
+        args.template.clone()
+    };
+    let mut templates = load_template_file(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let template = templates.remove(0);
+
+    let mut values: Map<String, Value> = match &args.values {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            match serde_yaml::from_str::<Value>(&text).map_err(|e| format!("{}: {e}", path.display()))? {
+                Value::Object(map) => map,
+                Value::Null => Map::new(),
+                _ => return Err(format!("{}: values must be a mapping", path.display())),
+            }
+        }
+        None => Map::new(),
+    };
+    for raw in &args.set {
+        let (key, value) = key_value(raw)?;
+        values.insert(key, value);
+    }
+    let mut secrets = Map::new();
+    for raw in &args.secrets {
+        let (key, value) = key_value(raw)?;
+        let text = match value {
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        secrets.insert(key, Value::String(text));
+    }
+
+    let (workspace, _scratch) = match &args.out {
+        Some(out) => {
+            prepare_out(out)?;
+            (out.clone(), None)
+        }
+        None => {
+            let dir = tempfile::tempdir().map_err(|e| format!("cannot create a workspace: {e}"))?;
+            (dir.path().to_path_buf(), Some(dir))
+        }
+    };
+    let runner = Runner::new(ActionRegistry::new(builtin_actions()), Arc::new(Renderer::new()));
+    let service = DryRunService::new(runner, None);
+    let progress = Arc::new(Progress::new(args.verbose));
+    let outcome = service
+        .run_template(&template, &Value::Object(values), &secrets, &workspace, Some(progress))
+        .await
+        .map_err(|e| match e {
+            crate::service::ServiceError::Validation(errors) => {
+                let lines: Vec<String> = errors
+                    .iter()
+                    .filter_map(|e| e.get("stack").and_then(Value::as_str).map(|s| format!("  - {s}")))
+                    .collect();
+                format!(
+                    "the values do not match the template's parameters:\n{}",
+                    lines.join("\n")
+                )
+            }
+            other => other.to_string(),
+        })?;
+    match outcome {
+        Ok(result) => {
+            eprintln!();
+            for file in &result.directory_contents {
+                eprintln!("  {}{}", file.path, if file.executable { " (executable)" } else { "" });
+            }
+            match &args.out {
+                Some(out) => eprintln!("{} files written to {}", result.directory_contents.len(), out.display()),
+                None => eprintln!(
+                    "{} files rendered (use --out DIR to keep them)",
+                    result.directory_contents.len()
+                ),
+            }
+            println!("{}", serde_json::to_string_pretty(&result.output).unwrap_or_default());
+            Ok(true)
+        }
+        Err(failure) => {
+            eprintln!("dry-run failed: {}: {}", failure.name, failure.message);
+            Ok(false)
+        }
+    }
+}
+
+/// The output directory must be new or empty: a dry-run never mixes its
+/// files with others.
+fn prepare_out(out: &Path) -> Result<(), String> {
+    if out.exists() {
+        let mut entries = std::fs::read_dir(out).map_err(|e| format!("cannot read {}: {e}", out.display()))?;
+        if entries.next().is_some() {
+            return Err(format!(
+                "{} is not empty; choose a new or empty directory",
+                out.display()
+            ));
+        }
+    } else {
+        std::fs::create_dir_all(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    }
+    Ok(())
+}

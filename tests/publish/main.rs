@@ -1,0 +1,1 @@
+//! Publishing against a fake GitHub REST server and real bare repositories.
