@@ -76,6 +76,17 @@ pub struct WorkerSettings {
     pub poll_seconds: u64,
     /// Where task workspaces are created (default: the system temp dir).
     pub work_dir: Option<PathBuf>,
+    /// Take over tasks whose worker died and resume them from their first
+    /// unfinished step (a template may ask to start over instead).
+    pub recover: bool,
+    /// Claims of one task (first run, takeovers) before it is failed.
+    pub max_attempts: i32,
+    /// A running task whose lease expired this long ago and that nobody took
+    /// over is failed.
+    pub abandoned_after_seconds: u64,
+    /// On shutdown, how long running tasks may go on before they are
+    /// released to another replica.
+    pub shutdown_grace_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -214,6 +225,10 @@ impl Default for WorkerSettings {
             heartbeat_seconds: 5,
             poll_seconds: 10,
             work_dir: None,
+            recover: true,
+            max_attempts: 5,
+            abandoned_after_seconds: 3600,
+            shutdown_grace_seconds: 10,
         }
     }
 }
@@ -274,6 +289,9 @@ impl Settings {
             return Err(ConfigError::Invalid(
                 "worker.heartbeat_seconds must be at least 1 and below worker.lease_seconds".into(),
             ));
+        }
+        if self.worker.max_attempts < 1 {
+            return Err(ConfigError::Invalid("worker.max_attempts must be at least 1".into()));
         }
         if self.server.body_limit_bytes == 0 {
             return Err(ConfigError::Invalid("server.body_limit_bytes must be positive".into()));

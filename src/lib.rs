@@ -6,6 +6,7 @@ pub mod config;
 pub mod engine;
 pub mod http;
 pub mod model;
+pub mod scm;
 pub mod service;
 pub mod startup;
 pub mod store;

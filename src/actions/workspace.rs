@@ -342,16 +342,45 @@ pub(crate) mod testing {
             .unwrap_or_else(|| panic!("{id} is not in the golden action list"))
     }
 
+    /// schemars keeps `required` in a sorted set; Backstage lists it in
+    /// declaration order. The order carries no meaning, so it is ignored.
+    fn sort_required(mut schema: Value) -> Value {
+        match &mut schema {
+            Value::Object(map) => {
+                for (key, value) in map.iter_mut() {
+                    if key == "required" {
+                        if let Value::Array(items) = value {
+                            items.sort_by_key(|v| v.to_string());
+                        }
+                    } else {
+                        *value = sort_required(value.take());
+                    }
+                }
+            }
+            Value::Array(items) => {
+                for item in items.iter_mut() {
+                    *item = sort_required(item.take());
+                }
+            }
+            _ => {}
+        }
+        schema
+    }
+
     /// Checks id, description, examples and schemas against Backstage's
     /// `GET /v2/actions`, and that every example parses and names the action.
     pub fn assert_matches_backstage(action: &dyn Action) {
         let id = action.id();
         let golden = golden_action(id);
         assert_eq!(action.description(), golden["description"], "{id} description");
-        assert_eq!(action.input_schema(), golden["schema"]["input"], "{id} input schema");
         assert_eq!(
-            action.output_schema(),
-            golden["schema"].get("output").cloned(),
+            sort_required(action.input_schema()),
+            sort_required(golden["schema"]["input"].clone()),
+            "{id} input schema"
+        );
+        assert_eq!(
+            action.output_schema().map(sort_required),
+            golden["schema"].get("output").cloned().map(sort_required),
             "{id} output schema"
         );
         assert_eq!(
@@ -413,12 +442,11 @@ mod tests {
             "out-abs",
             "out-abs/file",
             "out-rel/file",
-            "out-rel/../ws/ok",
             "sub/dangling-out",
             "chain-out/file",
             "root-link/etc",
             "parent-link",
-            "parent-link/ws/x",
+            "parent-link/other",
             "loop-a",
             "loop-a/x",
         ];
@@ -447,6 +475,10 @@ mod tests {
             ("sub/in-rel/file", "sub/in-rel/file"),
             ("dangling-in", "dangling-in"),
             ("self-link/x", "self-link/x"),
+            // `..` applies lexically first, as Node's `path.resolve`.
+            ("out-rel/../sub", "sub"),
+            // Leaves through a link and comes back: judged by where it lands.
+            ("parent-link/ws/x", "parent-link/ws/x"),
             ("a\\..\\..\\b", "a\\..\\..\\b"),
             ("${{ values.x }}", "${{ values.x }}"),
         ];

@@ -2,6 +2,7 @@
 //! engine, calls the actions, collects outputs and renders `spec.output`.
 //! It reports through a `RunSink` and knows nothing of HTTP or SQL.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -19,6 +20,10 @@ use crate::templating::Renderer;
 #[async_trait]
 pub trait RunSink: Send + Sync {
     async fn emit(&self, event: NewEvent);
+
+    /// A step (or one `each` iteration, key `id[key]`) finished with these
+    /// outputs; the worker journals them so a later attempt can resume.
+    async fn step_finished(&self, _key: &str, _output: &Value) {}
 }
 
 struct StepLogs(Arc<dyn RunSink>);
@@ -39,7 +44,13 @@ pub struct RunRequest {
     pub secrets: Map<String, Value>,
     pub workspace: PathBuf,
     pub dry_run: bool,
+    /// The user asked to cancel: the run ends `cancelled`.
     pub cancel: CancellationToken,
+    /// This process must stop running the task (shutdown, lost lease): the
+    /// run stops without writing an end, so another attempt can resume it.
+    pub abort: CancellationToken,
+    /// Outputs of steps an earlier attempt finished, by step key.
+    pub resume: HashMap<String, Value>,
 }
 
 /// How a run ended, with the events that must be written together with the
@@ -50,6 +61,19 @@ pub struct RunOutcome {
     pub final_events: Vec<NewEvent>,
     /// The rendered `spec.output` (empty unless completed).
     pub output: Value,
+    /// The run was aborted: nothing is final, the task must be released.
+    pub aborted: bool,
+}
+
+impl RunOutcome {
+    fn aborted() -> RunOutcome {
+        RunOutcome {
+            status: TaskStatus::Processing,
+            final_events: Vec::new(),
+            output: json!({}),
+            aborted: true,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -62,6 +86,7 @@ enum StepEnd {
     Done,
     Failed { name: &'static str, message: String },
     Cancelled,
+    Aborted,
 }
 
 fn is_truthy(value: Option<&Value>) -> bool {
@@ -170,8 +195,21 @@ impl Runner {
                 }
                 continue;
             }
+            if request.abort.is_cancelled() {
+                return RunOutcome::aborted();
+            }
             if request.cancel.is_cancelled() {
                 cancelled_step = Some((step_id.clone(), step_name.clone()));
+                continue;
+            }
+            if let Some(output) = request.resume.get(&step_id) {
+                context["steps"][&step_id] = json!({ "output": output });
+                sink.emit(NewEvent::log(json!({
+                    "message": format!("Step {step_id} finished in an earlier attempt; its outputs are reused"),
+                    "stepId": step_id,
+                    "status": "completed",
+                })))
+                .await;
                 continue;
             }
             sink.emit(NewEvent::log(json!({
@@ -198,6 +236,7 @@ impl Runner {
                 StepEnd::Cancelled => {
                     cancelled_step = Some((step_id.clone(), step_name.clone()));
                 }
+                StepEnd::Aborted => return RunOutcome::aborted(),
             }
         }
 
@@ -218,6 +257,7 @@ impl Runner {
                 status: TaskStatus::Cancelled,
                 final_events: vec![cancelled, completion],
                 output: json!({}),
+                aborted: false,
             };
         }
         if let Some((name, message)) = failure {
@@ -231,6 +271,7 @@ impl Runner {
                     }),
                 }],
                 output: json!({}),
+                aborted: false,
             };
         }
         let output = request
@@ -246,6 +287,7 @@ impl Runner {
                 body: json!({ "message": "Run completed with status: completed", "output": output }),
             }],
             output,
+            aborted: false,
         }
     }
 
@@ -342,7 +384,26 @@ impl Runner {
         };
 
         let mut step_output = Map::new();
+        let collect = |outputs: Map<String, Value>, iterating: bool, step_output: &mut Map<String, Value>| {
+            for (key, value) in outputs {
+                if iterating {
+                    match step_output.entry(key).or_insert_with(|| json!([])) {
+                        Value::Array(items) => items.push(value),
+                        slot => *slot = json!([value]),
+                    }
+                } else {
+                    step_output.insert(key, value);
+                }
+            }
+        };
         for each in iterations {
+            let iteration_key = each
+                .as_ref()
+                .map(|e| format!("{step_id}[{}]", e["key"].as_str().unwrap_or_default()));
+            if let Some(done) = iteration_key.as_ref().and_then(|k| request.resume.get(k)) {
+                collect(done.as_object().cloned().unwrap_or_default(), true, &mut step_output);
+                continue;
+            }
             let mut scope = context.clone();
             if let Some(each) = &each {
                 scope["each"] = each.clone();
@@ -380,21 +441,16 @@ impl Runner {
             // watch its cancellation token.
             let result = tokio::select! {
                 biased;
+                _ = request.abort.cancelled() => return StepEnd::Aborted,
                 _ = request.cancel.cancelled() => Err(ActionError::Cancelled),
                 r = action.run(&mut ctx, input) => r,
             };
             match result {
                 Ok(()) => {
-                    for (key, value) in ctx.outputs {
-                        if each.is_some() {
-                            match step_output.entry(key).or_insert_with(|| json!([])) {
-                                Value::Array(items) => items.push(value),
-                                slot => *slot = json!([value]),
-                            }
-                        } else {
-                            step_output.insert(key, value);
-                        }
+                    if let Some(key) = &iteration_key {
+                        sink.step_finished(key, &Value::Object(ctx.outputs.clone())).await;
                     }
+                    collect(ctx.outputs, each.is_some(), &mut step_output);
                 }
                 Err(ActionError::Cancelled) => return StepEnd::Cancelled,
                 Err(e @ ActionError::InvalidInput(_)) => {
@@ -411,7 +467,11 @@ impl Runner {
                 }
             }
         }
-        context["steps"][step_id] = json!({ "output": Value::Object(step_output) });
+        let step_output = Value::Object(step_output);
+        if !request.dry_run {
+            sink.step_finished(step_id, &step_output).await;
+        }
+        context["steps"][step_id] = json!({ "output": step_output });
         sink.emit(NewEvent::log(json!({
             "message": format!("Finished step {}", step.name.clone().unwrap_or_else(|| step.action.clone())),
             "stepId": step_id,

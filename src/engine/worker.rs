@@ -1,7 +1,11 @@
-//! Claims open tasks and runs them, holding a lease renewed by heartbeats.
-//! The loop is woken by PostgreSQL notifications (new task, cancel request)
-//! with a slow fallback poll, and survives database errors with a jittered
-//! backoff while reporting itself unhealthy.
+//! Claims tasks and runs them, holding a lease renewed by heartbeats.
+//!
+//! The loop is woken by PostgreSQL notifications (new or released task,
+//! cancel request) with a slow fallback poll, survives database errors with a
+//! jittered backoff while reporting itself unhealthy, takes over tasks whose
+//! worker died (resuming them from the step journal), fails tasks nobody can
+//! finish, and on shutdown releases what it still runs so another replica
+//! resumes it at once.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -11,14 +15,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rand::Rng;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use super::runner::{RunRequest, RunSink, Runner};
+use super::runner::{RunOutcome, RunRequest, RunSink, Runner};
 use crate::config::WorkerSettings;
-use crate::model::{NewEvent, TaskId};
-use crate::store::{ClaimedTask, Store, CANCEL_CHANNEL, TASKS_CHANNEL};
+use crate::model::{EventType, NewEvent, TaskId, TaskStatus};
+use crate::store::{ClaimedTask, Store, StoreError, CANCEL_CHANNEL, TASKS_CHANNEL};
 
 /// Liveness of the claim loop, read by `/readyz`.
 #[derive(Debug, Default)]
@@ -51,28 +55,61 @@ impl WorkerHealth {
     }
 }
 
-/// Writes a running task's events to its log.
+/// Writes a running task's events and journal, fenced by the lease: once
+/// another replica owns the task, nothing from this one lands.
 struct StoreSink {
     store: Store,
     task_id: TaskId,
+    owner: String,
+    /// Fired when a write finds the lease gone.
+    lost: CancellationToken,
 }
 
-#[async_trait]
-impl RunSink for StoreSink {
-    async fn emit(&self, event: NewEvent) {
-        // A log line must not be lost to a passing database error.
+impl StoreSink {
+    /// Retries passing database errors; a lost lease is not retried.
+    async fn with_retry<F, Fut>(&self, what: &str, mut op: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<bool, StoreError>>,
+    {
         let mut delay = Duration::from_millis(100);
-        for attempt in 0..5 {
-            match self.store.append_event(self.task_id, &event).await {
-                Ok(_) => return,
+        for attempt in 0..6 {
+            match op().await {
+                Ok(true) => return,
+                Ok(false) => {
+                    tracing::warn!(task_id = %self.task_id, "lease lost; {what} discarded");
+                    self.lost.cancel();
+                    return;
+                }
                 Err(e) => {
-                    tracing::warn!(task_id = %self.task_id, attempt, error = %e, "cannot write task event, retrying");
+                    tracing::warn!(task_id = %self.task_id, attempt, error = %e, "cannot write {what}, retrying");
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                 }
             }
         }
-        tracing::error!(task_id = %self.task_id, "dropped a task event after repeated database errors");
+        tracing::error!(task_id = %self.task_id, "gave up writing {what} after repeated database errors");
+    }
+}
+
+#[async_trait]
+impl RunSink for StoreSink {
+    async fn emit(&self, event: NewEvent) {
+        self.with_retry("a task event", || async {
+            Ok(self
+                .store
+                .append_event_as(self.task_id, &self.owner, &event)
+                .await?
+                .is_some())
+        })
+        .await;
+    }
+
+    async fn step_finished(&self, key: &str, output: &Value) {
+        self.with_retry("a journal entry", || {
+            self.store.record_step(self.task_id, &self.owner, key, output)
+        })
+        .await;
     }
 }
 
@@ -85,6 +122,8 @@ pub struct Worker {
     health: Arc<WorkerHealth>,
     running: Arc<Mutex<HashMap<TaskId, CancellationToken>>>,
     task_finished: Arc<Notify>,
+    /// Fired after the shutdown grace period: running tasks stop and are released.
+    abort_all: CancellationToken,
 }
 
 impl Worker {
@@ -102,6 +141,7 @@ impl Worker {
             health: Arc::new(WorkerHealth::default()),
             running: Arc::new(Mutex::new(HashMap::new())),
             task_finished: Arc::new(Notify::new()),
+            abort_all: CancellationToken::new(),
         }
     }
 
@@ -118,8 +158,8 @@ impl Worker {
         Duration::from_secs(self.settings.lease_seconds)
     }
 
-    /// Claims and runs tasks until `shutdown` fires, then waits for the
-    /// running tasks to end.
+    /// Claims and runs tasks until `shutdown` fires; then stops claiming,
+    /// lets running tasks go on for the grace period, and releases the rest.
     pub async fn run(self, shutdown: CancellationToken) {
         let permits = Arc::new(Semaphore::new(self.settings.concurrency));
         let mut listener = None;
@@ -133,12 +173,10 @@ impl Worker {
             if listener.is_none() {
                 match self.store.listener(&[TASKS_CHANNEL, CANCEL_CHANNEL]).await {
                     Ok(l) => listener = Some(l),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "worker cannot listen for notifications");
-                    }
+                    Err(e) => tracing::warn!(error = %e, "worker cannot listen for notifications"),
                 }
             }
-            match self.claim_available(&permits, &mut tasks).await {
+            match self.tick(&permits, &mut tasks).await {
                 Ok(()) => {
                     self.health.mark_ok();
                     backoff = Duration::from_millis(200);
@@ -147,7 +185,7 @@ impl Worker {
                     self.health.mark_failing();
                     let jitter = rand::thread_rng().gen_range(0..=backoff.as_millis() as u64 / 2);
                     let wait = backoff + Duration::from_millis(jitter);
-                    tracing::error!(error = %e, retry_in_ms = wait.as_millis() as u64, "worker cannot claim tasks");
+                    tracing::error!(error = %e, retry_in_ms = wait.as_millis() as u64, "worker cannot reach the database");
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         _ = shutdown.cancelled() => break,
@@ -156,7 +194,6 @@ impl Worker {
                     continue;
                 }
             }
-            // Reap finished runs so the JoinSet does not grow.
             while tasks.try_join_next().is_some() {}
 
             let poll = tokio::time::sleep(Duration::from_secs(self.settings.poll_seconds));
@@ -178,19 +215,25 @@ impl Worker {
                     Ok(_) => {}
                     Err(e) => {
                         tracing::warn!(error = %e, "notification listener failed; reconnecting");
-                        self.health.mark_failing();
                         listener = None;
                     }
                 },
             }
         }
         self.health.stopped.store(true, Ordering::Relaxed);
-        let grace = Duration::from_secs(self.settings.lease_seconds);
-        tracing::info!(running = tasks.len(), "worker stopping; waiting for running tasks");
-        let drained = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
-        if drained.is_err() {
-            tracing::warn!("running tasks did not finish in time; their leases will expire");
-            tasks.abort_all();
+        if !tasks.is_empty() {
+            let grace = Duration::from_secs(self.settings.shutdown_grace_seconds);
+            tracing::info!(
+                running = tasks.len(),
+                grace_s = grace.as_secs(),
+                "worker stopping; waiting for running tasks"
+            );
+            let drained = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+            if drained.is_err() {
+                tracing::info!(running = tasks.len(), "releasing unfinished tasks to other replicas");
+                self.abort_all.cancel();
+                while tasks.join_next().await.is_some() {}
+            }
         }
     }
 
@@ -204,17 +247,33 @@ impl Worker {
         }
     }
 
-    async fn claim_available(
-        &self,
-        permits: &Arc<Semaphore>,
-        tasks: &mut tokio::task::JoinSet<()>,
-    ) -> Result<(), crate::store::StoreError> {
+    /// One round: fail abandoned tasks, then claim while there is capacity.
+    async fn tick(&self, permits: &Arc<Semaphore>, tasks: &mut tokio::task::JoinSet<()>) -> Result<(), StoreError> {
+        let abandoned = self
+            .store
+            .fail_abandoned_tasks(
+                self.settings.recover,
+                self.settings.max_attempts,
+                Duration::from_secs(self.settings.abandoned_after_seconds),
+            )
+            .await?;
+        for id in abandoned {
+            tracing::warn!(task_id = %id, "abandoned task failed");
+        }
         loop {
             let Ok(permit) = permits.clone().try_acquire_owned() else {
-                // At capacity: a round trip keeps readiness honest.
-                return self.store.ping().await;
+                return Ok(());
             };
-            let Some(claimed) = self.store.claim_task(&self.owner, self.lease()).await? else {
+            let claimed = self
+                .store
+                .claim_task(
+                    &self.owner,
+                    self.lease(),
+                    self.settings.recover,
+                    self.settings.max_attempts,
+                )
+                .await?;
+            let Some(claimed) = claimed else {
                 return Ok(());
             };
             let worker = self.clone();
@@ -234,17 +293,18 @@ impl Worker {
     async fn run_claimed(&self, claimed: ClaimedTask) {
         let id = claimed.task.id;
         let cancel = CancellationToken::new();
+        let abort = self.abort_all.child_token();
         if let Ok(mut running) = self.running.lock() {
             running.insert(id, cancel.clone());
         }
-        tracing::info!(task_id = %id, attempt = claimed.attempts, "task claimed");
+        tracing::info!(task_id = %id, attempt = claimed.attempts, took_over = claimed.took_over, "task claimed");
 
         let heartbeat = {
             let store = self.store.clone();
             let owner = self.owner.clone();
             let lease = self.lease();
             let every = Duration::from_secs(self.settings.heartbeat_seconds);
-            let cancel = cancel.clone();
+            let (cancel, abort) = (cancel.clone(), abort.clone());
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(every).await;
@@ -252,8 +312,8 @@ impl Worker {
                         Ok(Some(false)) => {}
                         Ok(Some(true)) => cancel.cancel(),
                         Ok(None) => {
-                            tracing::warn!(task_id = %id, "lease lost; stopping the run");
-                            cancel.cancel();
+                            tracing::warn!(task_id = %id, "lease lost; stopping the run here");
+                            abort.cancel();
                             return;
                         }
                         Err(e) => tracing::warn!(task_id = %id, error = %e, "heartbeat failed"),
@@ -262,49 +322,62 @@ impl Worker {
             })
         };
 
-        let workspace = self.workspace_for(id);
-        let outcome = match tokio::fs::create_dir_all(&workspace).await {
-            Ok(()) => {
-                let secrets: Map<String, Value> = match claimed.secrets {
-                    Some(Value::Object(map)) => map,
-                    _ => Map::new(),
-                };
-                let request = RunRequest {
-                    task_id: id.to_string(),
-                    spec: claimed.task.spec,
-                    secrets,
-                    workspace: workspace.clone(),
-                    dry_run: false,
-                    cancel: cancel.clone(),
-                };
-                let sink = Arc::new(StoreSink {
-                    store: self.store.clone(),
-                    task_id: id,
-                });
-                Some(self.runner.run(request, sink).await)
-            }
-            Err(e) => {
-                tracing::error!(task_id = %id, error = %e, "cannot create workspace");
-                None
-            }
-        };
+        let outcome = self.execute(&claimed, cancel, abort.clone()).await;
         heartbeat.abort();
-        let _ = tokio::fs::remove_dir_all(&workspace).await;
         if let Ok(mut running) = self.running.lock() {
             running.remove(&id);
         }
+        if outcome.aborted {
+            if self.abort_all.is_cancelled() {
+                match self.store.release_task(id, &self.owner).await {
+                    Ok(true) => tracing::info!(task_id = %id, "task released for another replica"),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(task_id = %id, error = %e, "cannot release task; its lease will expire"),
+                }
+            }
+            return;
+        }
+        self.record_outcome(id, &outcome).await;
+    }
 
-        let outcome = outcome.unwrap_or_else(|| crate::engine::RunOutcome {
-            status: crate::model::TaskStatus::Failed,
-            final_events: vec![NewEvent {
-                event_type: crate::model::EventType::Completion,
-                body: serde_json::json!({
-                    "message": "Run completed with status: failed",
-                    "error": { "name": "Error", "message": "cannot create the task workspace" },
-                }),
-            }],
-            output: Value::Null,
+    async fn execute(&self, claimed: &ClaimedTask, cancel: CancellationToken, abort: CancellationToken) -> RunOutcome {
+        let id = claimed.task.id;
+        let resume = match self.store.step_journal(id).await {
+            Ok(journal) => journal,
+            Err(e) => return failure(format!("cannot read the step journal: {e}")),
+        };
+        let workspace = self.workspace_for(id);
+        // A previous attempt on this machine may have left files behind.
+        let _ = tokio::fs::remove_dir_all(&workspace).await;
+        if let Err(e) = tokio::fs::create_dir_all(&workspace).await {
+            return failure(format!("cannot create the task workspace: {e}"));
+        }
+        let secrets: Map<String, Value> = match &claimed.secrets {
+            Some(Value::Object(map)) => map.clone(),
+            _ => Map::new(),
+        };
+        let request = RunRequest {
+            task_id: id.to_string(),
+            spec: claimed.task.spec.clone(),
+            secrets,
+            workspace: workspace.clone(),
+            dry_run: false,
+            cancel,
+            abort: abort.clone(),
+            resume,
+        };
+        let sink = Arc::new(StoreSink {
+            store: self.store.clone(),
+            task_id: id,
+            owner: self.owner.clone(),
+            lost: abort,
         });
+        let outcome = self.runner.run(request, sink).await;
+        let _ = tokio::fs::remove_dir_all(&workspace).await;
+        outcome
+    }
+
+    async fn record_outcome(&self, id: TaskId, outcome: &RunOutcome) {
         let mut delay = Duration::from_millis(200);
         for attempt in 0..8 {
             match self
@@ -317,7 +390,7 @@ impl Worker {
                     return;
                 }
                 Ok(false) => {
-                    tracing::warn!(task_id = %id, "task finished but its lease was taken over; result discarded");
+                    tracing::warn!(task_id = %id, "task ended but its lease was taken over; result discarded");
                     return;
                 }
                 Err(e) => {
@@ -328,5 +401,20 @@ impl Worker {
             }
         }
         tracing::error!(task_id = %id, "could not record the task result; the lease will expire");
+    }
+}
+
+fn failure(message: String) -> RunOutcome {
+    RunOutcome {
+        status: TaskStatus::Failed,
+        final_events: vec![NewEvent {
+            event_type: EventType::Completion,
+            body: json!({
+                "message": "Run completed with status: failed",
+                "error": { "name": "Error", "message": message },
+            }),
+        }],
+        output: Value::Null,
+        aborted: false,
     }
 }

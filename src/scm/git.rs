@@ -214,7 +214,14 @@ impl Scratch {
         self.git
             .run(
                 &self.work,
-                ["fetch", "--quiet", "--depth=1", "--", remote, &format!("refs/heads/{branch}")],
+                [
+                    "fetch",
+                    "--quiet",
+                    "--depth=1",
+                    "--",
+                    remote,
+                    &format!("refs/heads/{branch}"),
+                ],
             )
             .await?;
         self.git
@@ -256,7 +263,15 @@ impl Scratch {
             ("GIT_COMMITTER_EMAIL", author.email.as_str()),
         ];
         self.git
-            .run(&self.work, [self.git_dir_arg(), "symbolic-ref".into(), "HEAD".into(), format!("refs/heads/{branch}")])
+            .run(
+                &self.work,
+                [
+                    self.git_dir_arg(),
+                    "symbolic-ref".into(),
+                    "HEAD".into(),
+                    format!("refs/heads/{branch}"),
+                ],
+            )
             .await?;
         self.git
             .exec(
@@ -277,7 +292,10 @@ impl Scratch {
                 &[],
             )
             .await?;
-        let sha = self.git.run(&self.work, [self.git_dir_arg(), "rev-parse".into(), "HEAD".into()]).await?;
+        let sha = self
+            .git
+            .run(&self.work, [self.git_dir_arg(), "rev-parse".into(), "HEAD".into()])
+            .await?;
         Ok(sha.trim().to_owned())
     }
 
@@ -378,8 +396,17 @@ mod tests {
             .await
             .unwrap();
         scratch.push(&remote, "main", None).await.unwrap();
-        assert_eq!(git.remote_branches(&remote).await.unwrap(), vec![("main".into(), sha.clone())]);
-        let msg = git.scratch().await.unwrap().commit_message(&remote, &sha).await.unwrap();
+        assert_eq!(
+            git.remote_branches(&remote).await.unwrap(),
+            vec![("main".into(), sha.clone())]
+        );
+        let msg = git
+            .scratch()
+            .await
+            .unwrap()
+            .commit_message(&remote, &sha)
+            .await
+            .unwrap();
         assert!(has_task_trailer(&msg, "t"), "{msg}");
         assert!(!src.join(".git").exists(), "the workspace stays free of .git");
 

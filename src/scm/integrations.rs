@@ -19,7 +19,11 @@ pub enum IntegrationError {
         source: std::io::Error,
     },
     #[error("the GitHub App private key {path} for host {host} is not an RSA PEM key: {message}")]
-    KeyFormat { host: String, path: PathBuf, message: String },
+    KeyFormat {
+        host: String,
+        path: PathBuf,
+        message: String,
+    },
 }
 
 /// How the scaffolder authenticates to a GitHub host.
@@ -102,11 +106,7 @@ impl ScmIntegrations {
     /// Builds the integrations; reads and checks GitHub App keys, so a bad
     /// key is a start-up error rather than a failed task.
     pub fn from_settings(settings: &IntegrationSettings) -> Result<ScmIntegrations, IntegrationError> {
-        let github = settings
-            .github
-            .iter()
-            .map(github_host)
-            .collect::<Result<Vec<_>, _>>()?;
+        let github = settings.github.iter().map(github_host).collect::<Result<Vec<_>, _>>()?;
         let local = settings.local_git.enabled.then(|| LocalGitHost {
             host: settings.local_git.host.clone(),
             dir: settings.local_git.data_dir(),

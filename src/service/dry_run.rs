@@ -245,6 +245,8 @@ impl DryRunService {
                     workspace: workspace.to_path_buf(),
                     dry_run: true,
                     cancel: CancellationToken::new(),
+                    abort: CancellationToken::new(),
+                    resume: Default::default(),
                 },
                 sink.clone(),
             )

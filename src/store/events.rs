@@ -45,6 +45,34 @@ impl Store {
         Ok(id)
     }
 
+    /// Appends an event of a running task only while `owner` holds its
+    /// lease, so a replica that lost the task cannot write into its log.
+    pub async fn append_event_as(
+        &self,
+        task_id: TaskId,
+        owner: &str,
+        event: &NewEvent,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row: Option<(i64,)> = sqlx::query_as(
+            "INSERT INTO task_events (task_id, event_type, body) \
+             SELECT $1, $2, $3::json WHERE EXISTS ( \
+                 SELECT 1 FROM tasks WHERE id = $1 AND lease_owner = $4 AND status = 'processing') \
+             RETURNING id",
+        )
+        .bind(task_id.0)
+        .bind(event.event_type.as_str())
+        .bind(event.body.to_string())
+        .bind(owner)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if row.is_some() {
+            notify(&mut tx, EVENTS_CHANNEL, &task_id.to_string()).await?;
+        }
+        tx.commit().await?;
+        Ok(row.map(|(id,)| id))
+    }
+
     /// Events of a task with `id > after`; the `completion` event is always
     /// included so that a watcher of a finished task never waits (Backstage's rule).
     pub async fn list_events(&self, task_id: TaskId, after: Option<i64>) -> Result<Vec<TaskEvent>, StoreError> {

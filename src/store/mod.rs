@@ -2,6 +2,7 @@
 //! PostgreSQL; callers get domain types (`Task`, `TaskEvent`) back.
 
 mod events;
+mod journal;
 mod tasks;
 
 use std::time::Duration;

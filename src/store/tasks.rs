@@ -44,6 +44,7 @@ struct ClaimRow {
     task: TaskRow,
     secrets: Option<String>,
     attempts: i32,
+    previous: String,
 }
 
 /// Columns the task list can be ordered by.
@@ -95,6 +96,8 @@ pub struct ClaimedTask {
     pub task: Task,
     pub secrets: Option<Value>,
     pub attempts: i32,
+    /// Taken over from a replica whose lease expired.
+    pub took_over: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,39 +196,191 @@ impl Store {
         Ok((tasks, total))
     }
 
-    /// Takes the oldest open task and leases it to `owner`.
-    pub async fn claim_task(&self, owner: &str, lease: Duration) -> Result<Option<ClaimedTask>, StoreError> {
+    /// Leases the next task to `owner`: first a running task whose lease
+    /// expired (its worker died; taken over while it has attempts left, and
+    /// only when `recover` is on), then the oldest open task. A task that ran
+    /// before gets a `recovered` event; with the `startOver` strategy its step
+    /// journal is cleared so it runs from the top.
+    pub async fn claim_task(
+        &self,
+        owner: &str,
+        lease: Duration,
+        recover: bool,
+        max_attempts: i32,
+    ) -> Result<Option<ClaimedTask>, StoreError> {
+        if recover {
+            if let Some(claimed) = self
+                .claim_where(
+                    owner,
+                    lease,
+                    "status = 'processing' AND lease_expires_at < now() AND attempts < $3",
+                    max_attempts,
+                )
+                .await?
+            {
+                return Ok(Some(claimed));
+            }
+        }
+        self.claim_where(owner, lease, "status = 'open' AND $3::int IS NOT NULL", max_attempts)
+            .await
+    }
+
+    async fn claim_where(
+        &self,
+        owner: &str,
+        lease: Duration,
+        predicate: &str,
+        max_attempts: i32,
+    ) -> Result<Option<ClaimedTask>, StoreError> {
         let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
-        let row: Option<ClaimRow> = sqlx::query_as(
-            "UPDATE tasks SET status = 'processing', lease_owner = $1, \
-                     lease_expires_at = now() + make_interval(secs => $2::double precision / 1000), \
-                     last_heartbeat_at = now(), attempts = attempts + 1 \
-                 WHERE id = ( \
-                     SELECT id FROM tasks WHERE status = 'open' \
-                     ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) \
-                 RETURNING id, spec::text AS spec, status, created_at, created_by, last_heartbeat_at, secrets::text AS secrets, attempts",
-        )
-        .bind(owner)
-        .bind(lease_ms)
-        .fetch_optional(&self.pool)
-        .await?;
+        let mut tx = self.pool.begin().await?;
+        let sql = format!(
+            "WITH next AS ( \
+                 SELECT id, status AS previous FROM tasks WHERE {predicate} \
+                 ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             UPDATE tasks t SET status = 'processing', lease_owner = $1, \
+                 lease_expires_at = now() + make_interval(secs => $2::double precision / 1000), \
+                 last_heartbeat_at = now(), attempts = t.attempts + 1 \
+             FROM next WHERE t.id = next.id \
+             RETURNING t.id, t.spec::text AS spec, t.status, t.created_at, t.created_by, t.last_heartbeat_at, \
+                 t.secrets::text AS secrets, t.attempts, next.previous"
+        );
+        let row: Option<ClaimRow> = sqlx::query_as(&sql)
+            .bind(owner)
+            .bind(lease_ms)
+            .bind(max_attempts)
+            .fetch_optional(&mut *tx)
+            .await?;
         let Some(row) = row else {
+            tx.rollback().await?;
             return Ok(None);
         };
         let ClaimRow {
             task,
             secrets,
             attempts,
+            previous,
         } = row;
         let secrets = secrets
             .map(|s| serde_json::from_str(&s))
             .transpose()
             .map_err(|e| StoreError::Corrupt(format!("task {} has unreadable secrets: {e}", task.id)))?;
+        let task = task.into_task()?;
+        let took_over = previous == "processing";
+        let resumed = took_over || attempts > 1;
+        let start_over = task
+            .spec
+            .pointer("/EXPERIMENTAL_recovery/EXPERIMENTAL_strategy")
+            .and_then(Value::as_str)
+            == Some("startOver");
+        if resumed {
+            if start_over {
+                sqlx::query("DELETE FROM task_steps WHERE task_id = $1")
+                    .bind(task.id.0)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let how = if start_over {
+                "restarts from the first step"
+            } else {
+                "resumes from its first unfinished step"
+            };
+            let why = if took_over {
+                "its previous worker stopped renewing its lease"
+            } else {
+                "its previous worker released it"
+            };
+            insert_event(
+                &mut tx,
+                task.id,
+                &NewEvent {
+                    event_type: EventType::Recovered,
+                    body: json!({
+                        "message": format!("Task {} was recovered ({why}) and {how}, attempt {attempts}", task.id),
+                        "recoverStrategy": if start_over { "startOver" } else { "resume" },
+                    }),
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
         Ok(Some(ClaimedTask {
-            task: task.into_task()?,
+            task,
             secrets,
             attempts,
+            took_over,
         }))
+    }
+
+    /// Gives a task back without finishing it (graceful shutdown): it is open
+    /// again at once and the next claim resumes it from its journal.
+    pub async fn release_task(&self, id: TaskId, owner: &str) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let released = sqlx::query(
+            "UPDATE tasks SET status = 'open', lease_owner = NULL, lease_expires_at = NULL \
+             WHERE id = $1 AND lease_owner = $2 AND status = 'processing'",
+        )
+        .bind(id.0)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        notify(&mut tx, TASKS_CHANNEL, &id.to_string()).await?;
+        tx.commit().await?;
+        Ok(released > 0)
+    }
+
+    /// Fails running tasks nobody will finish: lease expired and either
+    /// recovery is off, the task used up its attempts, or the lease expired
+    /// more than `stale_after` ago. Each gets a completion event saying why.
+    pub async fn fail_abandoned_tasks(
+        &self,
+        recover: bool,
+        max_attempts: i32,
+        stale_after: Duration,
+    ) -> Result<Vec<TaskId>, StoreError> {
+        let stale_ms = i64::try_from(stale_after.as_millis()).unwrap_or(i64::MAX);
+        let mut tx = self.pool.begin().await?;
+        let rows: Vec<(Uuid, i32)> = sqlx::query_as(
+            "UPDATE tasks SET status = 'failed', lease_owner = NULL, lease_expires_at = NULL, secrets = NULL \
+             WHERE id IN ( \
+                 SELECT id FROM tasks WHERE status = 'processing' AND lease_expires_at < now() \
+                   AND (NOT $1 OR attempts >= $2 \
+                        OR lease_expires_at < now() - make_interval(secs => $3::double precision / 1000)) \
+                 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, attempts",
+        )
+        .bind(recover)
+        .bind(max_attempts)
+        .bind(stale_ms)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut failed = Vec::with_capacity(rows.len());
+        for (id, attempts) in rows {
+            let id = TaskId(id);
+            let reason = if !recover {
+                "its worker stopped renewing its lease and recovery is disabled".to_owned()
+            } else if attempts >= max_attempts {
+                format!("its worker stopped renewing its lease after {attempts} attempts")
+            } else {
+                "its worker stopped renewing its lease and no worker took it over in time".to_owned()
+            };
+            insert_event(
+                &mut tx,
+                id,
+                &NewEvent {
+                    event_type: EventType::Completion,
+                    body: json!({
+                        "message": "Run completed with status: failed",
+                        "error": { "name": "Error", "message": format!("Task {id} was abandoned: {reason}") },
+                    }),
+                },
+            )
+            .await?;
+            failed.push(id);
+        }
+        tx.commit().await?;
+        Ok(failed)
     }
 
     /// Renews the lease. `Ok(None)` means the lease is no longer ours (taken
@@ -349,13 +504,28 @@ impl Store {
         if !status.is_finished() {
             return Ok(RetryOutcome::NotFinished(status));
         }
+        let spec: Option<(String,)> = sqlx::query_as(
+            "SELECT spec #>> '{EXPERIMENTAL_recovery,EXPERIMENTAL_strategy}' FROM tasks \
+             WHERE id = $1 AND spec #>> '{EXPERIMENTAL_recovery,EXPERIMENTAL_strategy}' IS NOT NULL",
+        )
+        .bind(id.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        // Retry resumes from the first unfinished step, unless the template
+        // asks to start over.
+        if spec.is_some_and(|(strategy,)| strategy == "startOver") {
+            sqlx::query("DELETE FROM task_steps WHERE task_id = $1")
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query("DELETE FROM task_events WHERE task_id = $1 AND event_type IN ('completion', 'cancelled')")
             .bind(id.0)
             .execute(&mut *tx)
             .await?;
         sqlx::query(
             "UPDATE tasks SET status = 'open', secrets = $2::json, cancel_requested = false, \
-                 lease_owner = NULL, lease_expires_at = NULL, last_heartbeat_at = now() \
+                 lease_owner = NULL, lease_expires_at = NULL, last_heartbeat_at = now(), attempts = 0 \
              WHERE id = $1",
         )
         .bind(id.0)

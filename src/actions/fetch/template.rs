@@ -37,7 +37,9 @@ pub struct Input {
     /// Target path within the working directory to download the contents to. Defaults to the working directory root.
     pub target_path: Option<String>,
     /// Values to pass on to the templating engine
-    #[serde(default)]
+    // `default` keeps it optional despite `schema_with`; `skip_serializing_if`
+    // keeps `"default": null` out of the schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "super::values_schema")]
     pub values: Option<Map<String, Value>>,
     /// An array of glob patterns. Any files or directories which match are copied without being processed as templates.

@@ -25,7 +25,9 @@ pub struct Input {
     /// Target path within the working directory to download the file as.
     pub target_path: String,
     /// Values to pass on to the templating engine
-    #[serde(default)]
+    // `default` keeps it optional despite `schema_with`; `skip_serializing_if`
+    // keeps `"default": null` out of the schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "super::values_schema")]
     pub values: Option<Map<String, Value>>,
     /// Enable features to maximise compatibility with templates built for fetch:cookiecutter

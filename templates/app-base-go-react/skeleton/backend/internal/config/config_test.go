@@ -56,11 +56,11 @@ func TestLoadFromEnvironment(t *testing.T) {
 
 func TestLoadRejectsInvalidValues(t *testing.T) {
 	cases := map[string]map[string]string{
-		"port not a number":  {"PORT": "http"},
-		"port out of range":  {"PORT": "70000"},
-		"unknown log level":  {"LOG_LEVEL": "loud"},
-		"bad timeout":        {"SHUTDOWN_TIMEOUT": "soon"},
-		"negative delay":     {"SHUTDOWN_DELAY": "-1s"},
+		"port not a number": {"PORT": "http"},
+		"port out of range": {"PORT": "70000"},
+		"unknown log level": {"LOG_LEVEL": "loud"},
+		"bad timeout":       {"SHUTDOWN_TIMEOUT": "soon"},
+		"negative delay":    {"SHUTDOWN_DELAY": "-1s"},
 	}
 	for name, vars := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -65,9 +65,6 @@ func NewRouter(o Options) http.Handler {
 	route("GET /readyz", "/readyz", readyz(o.Readiness))
 	route("GET /api/hello", "/api/hello", hello(o))
 	mux.Handle("GET /metrics", o.Metrics.Handler())
-	route("/", "other", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: "not found"})
-	})
 	return recoverer(o.Logger, accessLog(o.Logger, mux))
 }
 

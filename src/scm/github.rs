@@ -1,0 +1,540 @@
+//! A small GitHub REST client on octocrab: octocrab provides authentication
+//! (token or GitHub App installation), the base URL and HTTP; this module
+//! adds bounded retries that respect GitHub's rate limits (`Retry-After`,
+//! `x-ratelimit-reset`, secondary limits) and server errors, and typed
+//! answers for the calls the publish actions make.
+
+use std::time::Duration;
+
+use http::{HeaderMap, Method, StatusCode};
+use octocrab::Octocrab;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::integrations::{GithubCredentials, GithubHost};
+
+/// How often and how long a request is retried.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts in total (the first one included).
+    pub max_attempts: u32,
+    /// Longest wait for a rate limit to reset; a longer one fails the request.
+    pub max_wait: Duration,
+    /// First wait after a server error or a transport failure (doubles).
+    pub backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 4,
+            max_wait: Duration::from_secs(60),
+            backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+/// GitHub asks for at least a minute after a secondary rate limit that
+/// names no wait.
+const SECONDARY_LIMIT_WAIT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum GithubError {
+    #[error("GitHub at {host} rejected the credentials ({status} on {request}): {message}. Check the integration's token or app, or the `token` input")]
+    Unauthorized {
+        host: String,
+        status: u16,
+        request: String,
+        message: String,
+    },
+    #[error("GitHub at {host} rate limit exceeded on {request}: {detail}")]
+    RateLimited {
+        host: String,
+        request: String,
+        detail: String,
+    },
+    #[error("GitHub at {host} answered {status} to {request}: {message}")]
+    Api {
+        host: String,
+        status: u16,
+        request: String,
+        message: String,
+        body: Value,
+    },
+    #[error("cannot reach GitHub at {host} ({request}): {message}")]
+    Transport {
+        host: String,
+        request: String,
+        message: String,
+    },
+    #[error("cannot authenticate to GitHub at {host}: {message}")]
+    Setup { host: String, message: String },
+    #[error("the GitHub request was cancelled")]
+    Cancelled,
+}
+
+impl GithubError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            GithubError::Api { status, .. } | GithubError::Unauthorized { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// The parts of a repository the actions use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RepoInfo {
+    pub clone_url: String,
+    pub html_url: String,
+    pub default_branch: Option<String>,
+}
+
+impl RepoInfo {
+    fn from_json(v: &Value) -> RepoInfo {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        RepoInfo {
+            clone_url: s("clone_url").unwrap_or_default(),
+            html_url: s("html_url").unwrap_or_default(),
+            default_branch: s("default_branch"),
+        }
+    }
+}
+
+/// A pull request as the actions report it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PullInfo {
+    pub number: u64,
+    pub html_url: String,
+    pub base_ref: String,
+}
+
+impl PullInfo {
+    fn from_json(v: &Value) -> Option<PullInfo> {
+        Some(PullInfo {
+            number: v.get("number")?.as_u64()?,
+            html_url: v.get("html_url").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            base_ref: v
+                .pointer("/base/ref")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        })
+    }
+}
+
+pub enum CreateRepo {
+    Created(RepoInfo),
+    /// 422 "name already exists on this account".
+    AlreadyExists,
+}
+
+/// Characters left as is in one URL path segment.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+/// One path segment, percent-encoded (branch names may contain `/`).
+pub fn seg(s: &str) -> String {
+    utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+pub struct GithubClient {
+    crab: Octocrab,
+    host: String,
+    retry: RetryPolicy,
+    cancel: CancellationToken,
+    git_token: Option<String>,
+}
+
+impl GithubClient {
+    /// A client for `host`, authenticated with `token` when given (the
+    /// action's `token` input), else with the integration's credentials.
+    /// GitHub App installation tokens are minted here.
+    pub async fn connect(
+        host: &GithubHost,
+        token: Option<&str>,
+        cancel: CancellationToken,
+    ) -> Result<GithubClient, GithubError> {
+        let setup = |message: String| GithubError::Setup {
+            host: host.host.clone(),
+            message,
+        };
+        let builder = Octocrab::builder()
+            .base_uri(host.api_base_url.as_str())
+            .map_err(|e| setup(format!("invalid API base URL {}: {e}", host.api_base_url)))?
+            .set_connect_timeout(Some(Duration::from_secs(10)))
+            .set_read_timeout(Some(Duration::from_secs(60)));
+        let token = token
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .or_else(|| match &host.credentials {
+                GithubCredentials::Token(t) => Some(t.clone()),
+                _ => None,
+            });
+        let (crab, git_token) = match (token, &host.credentials) {
+            (Some(token), _) => {
+                let crab = builder
+                    .personal_token(token.clone())
+                    .build()
+                    .map_err(|e| setup(e.to_string()))?;
+                (crab, Some(token))
+            }
+            (
+                None,
+                GithubCredentials::App {
+                    app_id,
+                    key,
+                    installation_id,
+                },
+            ) => {
+                let app = builder
+                    .app(octocrab::models::AppId(*app_id), key.clone())
+                    .build()
+                    .map_err(|e| setup(e.to_string()))?;
+                let crab = app
+                    .installation(octocrab::models::InstallationId(*installation_id))
+                    .map_err(|e| setup(e.to_string()))?;
+                let minted = tokio::select! {
+                    _ = cancel.cancelled() => return Err(GithubError::Cancelled),
+                    t = crab.installation_token() => t.map_err(|e| setup(format!(
+                        "cannot mint an installation token for app {app_id}, installation {installation_id}: {}",
+                        describe_octocrab_error(&e)
+                    )))?,
+                };
+                (crab, Some(minted.expose_secret().to_owned()))
+            }
+            (None, _) => (builder.build().map_err(|e| setup(e.to_string()))?, None),
+        };
+        Ok(GithubClient {
+            crab,
+            host: host.host.clone(),
+            retry: host.retry.clone(),
+            cancel,
+            git_token,
+        })
+    }
+
+    /// The token `git` should present to this host, if any.
+    pub fn git_token(&self) -> Option<&str> {
+        self.git_token.as_deref()
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Sends one request (retrying as the policy allows) and returns the
+    /// JSON body of a successful answer (`Null` when empty).
+    pub async fn request(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, GithubError> {
+        let request = format!("{method} {path}");
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let last = attempt >= self.retry.max_attempts;
+            let wait = match self.send_once(&method, path, body).await {
+                Ok((status, headers, text)) => {
+                    if status.is_success() || status.is_redirection() {
+                        return Ok(if text.trim().is_empty() {
+                            Value::Null
+                        } else {
+                            serde_json::from_str(&text).unwrap_or(Value::String(text))
+                        });
+                    }
+                    let parsed: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                    let message = parsed
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| text.chars().take(300).collect());
+                    if let Some(wait) = rate_limit_wait(status, &headers, &message, chrono::Utc::now().timestamp()) {
+                        if wait > self.retry.max_wait || last {
+                            return Err(GithubError::RateLimited {
+                                host: self.host.clone(),
+                                request,
+                                detail: format!(
+                                    "{message} (GitHub asks to wait {}s; gave up after {attempt} attempt(s), waiting at most {}s)",
+                                    wait.as_secs(),
+                                    self.retry.max_wait.as_secs()
+                                ),
+                            });
+                        }
+                        tracing::warn!(host = %self.host, %request, wait_seconds = wait.as_secs(), "GitHub rate limit, waiting");
+                        wait
+                    } else if status == StatusCode::UNAUTHORIZED {
+                        return Err(GithubError::Unauthorized {
+                            host: self.host.clone(),
+                            status: status.as_u16(),
+                            request,
+                            message,
+                        });
+                    } else if status.is_server_error() && !last {
+                        tracing::warn!(host = %self.host, %request, status = status.as_u16(), "GitHub server error, retrying");
+                        self.retry.backoff * 2u32.saturating_pow(attempt - 1)
+                    } else {
+                        return Err(GithubError::Api {
+                            host: self.host.clone(),
+                            status: status.as_u16(),
+                            request,
+                            message,
+                            body: parsed,
+                        });
+                    }
+                }
+                Err(GithubError::Transport { message, .. }) if !last => {
+                    tracing::warn!(host = %self.host, %request, %message, "GitHub unreachable, retrying");
+                    self.retry.backoff * 2u32.saturating_pow(attempt - 1)
+                }
+                Err(e) => return Err(e),
+            };
+            tokio::select! {
+                _ = self.cancel.cancelled() => return Err(GithubError::Cancelled),
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    async fn send_once(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, HeaderMap, String), GithubError> {
+        let transport = |e: octocrab::Error| GithubError::Transport {
+            host: self.host.clone(),
+            request: format!("{method} {path}"),
+            message: describe_octocrab_error(&e),
+        };
+        let call = async {
+            let response = match *method {
+                Method::GET => self.crab._get(path).await,
+                Method::POST => self.crab._post(path, body).await,
+                Method::PUT => self.crab._put(path, body).await,
+                Method::PATCH => self.crab._patch(path, body).await,
+                Method::DELETE => self.crab._delete(path, body).await,
+                _ => self.crab._get(path).await,
+            }
+            .map_err(transport)?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let text = self.crab.body_to_string(response).await.map_err(transport)?;
+            Ok((status, headers, text))
+        };
+        tokio::select! {
+            _ = self.cancel.cancelled() => Err(GithubError::Cancelled),
+            r = call => r,
+        }
+    }
+
+    pub async fn get_repo(&self, owner: &str, repo: &str) -> Result<Option<RepoInfo>, GithubError> {
+        match self
+            .request(Method::GET, &format!("/repos/{}/{}", seg(owner), seg(repo)), None)
+            .await
+        {
+            Ok(v) => Ok(Some(RepoInfo::from_json(&v))),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether `owner` is an organization (else a user), as Backstage decides
+    /// between `POST /orgs/{org}/repos` and `POST /user/repos`.
+    pub async fn is_organization(&self, owner: &str) -> Result<bool, GithubError> {
+        let user = self
+            .request(Method::GET, &format!("/users/{}", seg(owner)), None)
+            .await?;
+        Ok(user.get("type").and_then(Value::as_str) == Some("Organization"))
+    }
+
+    pub async fn create_repo(&self, owner: &str, organization: bool, body: &Value) -> Result<CreateRepo, GithubError> {
+        let path = if organization {
+            format!("/orgs/{}/repos", seg(owner))
+        } else {
+            "/user/repos".to_owned()
+        };
+        match self.request(Method::POST, &path, Some(body)).await {
+            Ok(v) => Ok(CreateRepo::Created(RepoInfo::from_json(&v))),
+            Err(GithubError::Api { status: 422, body, .. }) if name_exists(&body) => Ok(CreateRepo::AlreadyExists),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The open pull request from `head_owner:branch`, if any.
+    pub async fn open_pull_for_branch(
+        &self,
+        owner: &str,
+        repo: &str,
+        head_owner: &str,
+        branch: &str,
+    ) -> Result<Option<PullInfo>, GithubError> {
+        let head = utf8_percent_encode(&format!("{head_owner}:{branch}"), SEGMENT).to_string();
+        let list = self
+            .request(
+                Method::GET,
+                &format!("/repos/{}/{}/pulls?state=open&head={head}", seg(owner), seg(repo)),
+                None,
+            )
+            .await?;
+        Ok(list.as_array().and_then(|l| l.first()).and_then(PullInfo::from_json))
+    }
+
+    pub async fn create_pull(&self, owner: &str, repo: &str, body: &Value) -> Result<PullInfo, GithubError> {
+        let v = self
+            .request(
+                Method::POST,
+                &format!("/repos/{}/{}/pulls", seg(owner), seg(repo)),
+                Some(body),
+            )
+            .await?;
+        PullInfo::from_json(&v).ok_or_else(|| self.malformed("POST /pulls", &v))
+    }
+
+    pub async fn update_pull(
+        &self,
+        owner: &str,
+        repo: &str,
+        number: u64,
+        body: &Value,
+    ) -> Result<PullInfo, GithubError> {
+        let path = format!("/repos/{}/{}/pulls/{number}", seg(owner), seg(repo));
+        let v = self.request(Method::PATCH, &path, Some(body)).await?;
+        PullInfo::from_json(&v).ok_or_else(|| self.malformed("PATCH /pulls", &v))
+    }
+
+    fn malformed(&self, request: &str, body: &Value) -> GithubError {
+        GithubError::Api {
+            host: self.host.clone(),
+            status: 200,
+            request: request.to_owned(),
+            message: "the answer has no pull request number".into(),
+            body: body.clone(),
+        }
+    }
+}
+
+fn name_exists(body: &Value) -> bool {
+    let mentions = |v: &Value| {
+        v.as_str()
+            .is_some_and(|m| m.to_ascii_lowercase().contains("already exists"))
+    };
+    mentions(body.get("message").unwrap_or(&Value::Null))
+        || body.get("errors").and_then(Value::as_array).is_some_and(|errors| {
+            errors
+                .iter()
+                .any(|e| mentions(e.get("message").unwrap_or(&Value::Null)))
+        })
+}
+
+/// How long to wait before retrying a rate-limited answer, `None` when the
+/// answer is not a rate limit (a plain 403 is a permission problem).
+pub fn rate_limit_wait(status: StatusCode, headers: &HeaderMap, message: &str, now_epoch: i64) -> Option<Duration> {
+    if status != StatusCode::FORBIDDEN && status != StatusCode::TOO_MANY_REQUESTS {
+        return None;
+    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    if let Some(seconds) = header("retry-after").and_then(|v| v.parse::<u64>().ok()) {
+        return Some(Duration::from_secs(seconds));
+    }
+    if header("x-ratelimit-remaining") == Some("0") {
+        if let Some(reset) = header("x-ratelimit-reset").and_then(|v| v.parse::<i64>().ok()) {
+            return Some(Duration::from_secs(
+                reset.saturating_sub(now_epoch).max(1).unsigned_abs(),
+            ));
+        }
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS || message.to_ascii_lowercase().contains("rate limit") {
+        return Some(SECONDARY_LIMIT_WAIT);
+    }
+    None
+}
+
+/// octocrab's errors print only their kind; the source says what happened.
+fn describe_octocrab_error(e: &octocrab::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.insert(*k, v.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn rate_limits_are_recognised_from_their_headers() {
+        let forbidden = StatusCode::FORBIDDEN;
+        assert_eq!(
+            rate_limit_wait(forbidden, &headers(&[("retry-after", "3")]), "", 0),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(
+            rate_limit_wait(
+                forbidden,
+                &headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1010")]),
+                "API rate limit exceeded",
+                1000
+            ),
+            Some(Duration::from_secs(10))
+        );
+        // A reset in the past still waits a moment.
+        assert_eq!(
+            rate_limit_wait(
+                forbidden,
+                &headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "5")]),
+                "",
+                1000
+            ),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            rate_limit_wait(
+                forbidden,
+                &HeaderMap::new(),
+                "You have exceeded a secondary rate limit",
+                0
+            ),
+            Some(SECONDARY_LIMIT_WAIT)
+        );
+        assert_eq!(
+            rate_limit_wait(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new(), "", 0),
+            Some(SECONDARY_LIMIT_WAIT)
+        );
+        assert_eq!(
+            rate_limit_wait(forbidden, &HeaderMap::new(), "Resource not accessible", 0),
+            None
+        );
+        assert_eq!(
+            rate_limit_wait(StatusCode::NOT_FOUND, &headers(&[("retry-after", "1")]), "", 0),
+            None
+        );
+    }
+
+    #[test]
+    fn name_exists_matches_githubs_422() {
+        let body = serde_json::json!({"message": "Repository creation failed.",
+            "errors": [{"resource": "Repository", "code": "custom", "field": "name",
+                        "message": "name already exists on this account"}]});
+        assert!(name_exists(&body));
+        assert!(!name_exists(
+            &serde_json::json!({"message": "Validation Failed", "errors": []})
+        ));
+    }
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(seg("feature/x y"), "feature%2Fx%20y");
+        assert_eq!(seg("my-repo.v2_x"), "my-repo.v2_x");
+    }
+}
