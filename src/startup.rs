@@ -10,7 +10,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{web, App, HttpServer};
 use tokio_util::sync::CancellationToken;
 
-use crate::actions::{builtin_actions, ActionRegistry};
+use crate::actions::{builtin_actions_with, ActionDeps, ActionRegistry};
 use crate::config::Settings;
 use crate::engine::{Runner, Worker};
 use crate::http::{self, AppState};
@@ -27,6 +27,10 @@ pub enum StartupError {
     Bind { addr: String, source: std::io::Error },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("invalid SCM integration: {0}")]
+    Integration(#[from] crate::scm::IntegrationError),
+    #[error("invalid catalog configuration: {0}")]
+    Catalog(#[from] crate::actions::catalog::CatalogError),
 }
 
 pub struct Application {
@@ -59,8 +63,9 @@ impl Application {
         tracing::info!(count = names.len(), templates = ?names, "templates loaded");
         let templates = Templates::new(vec![Arc::new(dir_source) as Arc<dyn TemplateSource>]);
 
-        let renderer = Arc::new(Renderer::new());
-        let actions = ActionRegistry::new(builtin_actions());
+        let deps = action_deps(&settings)?;
+        let renderer = Arc::new(Renderer::builder().integrations(deps.integrations.templating()).build());
+        let actions = ActionRegistry::new(builtin_actions_with(&deps));
         let runner = Runner::new(actions.clone(), renderer.clone());
         let dry_run = DryRunService::new(runner.clone(), settings.worker.work_dir.clone());
         let shutdown = CancellationToken::new();
@@ -137,6 +142,23 @@ impl Application {
         }
         result
     }
+}
+
+/// The SCM integrations and catalog client the actions use, built from the
+/// same settings as the renderer's `parseRepoUrl`.
+pub fn action_deps(settings: &Settings) -> Result<ActionDeps, StartupError> {
+    let integrations = crate::scm::ScmIntegrations::from_settings(&settings.integrations)?;
+    let catalog = match &settings.catalog.base_url {
+        Some(url) => Some(Arc::new(crate::actions::catalog::CatalogClient::new(
+            url,
+            settings.catalog.token.clone(),
+        )?)),
+        None => None,
+    };
+    Ok(ActionDeps {
+        integrations: Arc::new(integrations),
+        catalog,
+    })
 }
 
 fn tracing_actix() -> actix_web::middleware::Logger {

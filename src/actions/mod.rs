@@ -2,10 +2,12 @@
 //! Schema is derived from the type), examples and handler. Actions see only
 //! their `ActionContext`: no database, no HTTP.
 
+pub mod catalog;
 mod context;
 pub mod debug;
 pub mod fetch;
 pub mod fs;
+pub mod publish;
 mod registry;
 pub mod workspace;
 
@@ -25,6 +27,16 @@ pub use registry::{ActionInfo, ActionRegistry};
 pub enum ActionError {
     #[error("{0}")]
     InvalidInput(String),
+    /// A path or location the action may not touch (outside the workspace or
+    /// the template's directory).
+    #[error("{0}")]
+    NotAllowed(String),
+    /// A template file or file name failed to render.
+    #[error("{0}")]
+    Render(String),
+    /// A remote location could not be read.
+    #[error("{0}")]
+    Fetch(String),
     #[error("{0}")]
     Failed(String),
     #[error("{context}: {source}")]
@@ -34,6 +46,17 @@ pub enum ActionError {
 }
 
 impl ActionError {
+    /// The error class Backstage reports for this failure.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ActionError::InvalidInput(_) => "InputError",
+            ActionError::NotAllowed(_) => "NotAllowedError",
+            ActionError::Render(_) => "TemplateRenderError",
+            ActionError::Fetch(_) => "FetchError",
+            ActionError::Failed(_) | ActionError::Io { .. } | ActionError::Cancelled => "Error",
+        }
+    }
+
     pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ActionError {
         let context = context.into();
         move |source| ActionError::Io { context, source }
@@ -96,7 +119,31 @@ pub fn schema_of<T: JsonSchema>() -> Value {
         obj.remove("definitions");
     }
     strip_numeric_formats(&mut value);
+    order_required(&mut value);
     value
+}
+
+/// schemars sorts `required`; Backstage lists it in declaration order, which
+/// is the order of `properties`.
+fn order_required(value: &mut Value) {
+    if let Value::Object(obj) = value {
+        let order: Vec<String> = obj
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default();
+        if let Some(Value::Array(required)) = obj.get_mut("required") {
+            required.sort_by_key(|r| {
+                order
+                    .iter()
+                    .position(|k| Some(k.as_str()) == r.as_str())
+                    .unwrap_or(usize::MAX)
+            });
+        }
+        obj.values_mut().for_each(order_required);
+    } else if let Value::Array(items) = value {
+        items.iter_mut().for_each(order_required);
+    }
 }
 
 /// schemars marks Rust number widths (`double`, `uint32`…) as formats; JSON
@@ -164,9 +211,26 @@ impl<T: ActionHandler> Action for T {
     }
 }
 
-/// The actions every installation has.
+/// What the built-in actions need from the installation: the SCM
+/// integrations (publish) and the catalog client (catalog:*).
+#[derive(Clone, Default)]
+pub struct ActionDeps {
+    pub integrations: Arc<crate::scm::ScmIntegrations>,
+    pub catalog: Option<Arc<catalog::CatalogClient>>,
+}
+
+/// The actions every installation has, with the default integrations (the
+/// local git host and github.com) and no catalog.
 pub fn builtin_actions() -> Vec<Arc<dyn Action>> {
+    builtin_actions_with(&ActionDeps::default())
+}
+
+/// The actions every installation has, wired to `deps`.
+pub fn builtin_actions_with(deps: &ActionDeps) -> Vec<Arc<dyn Action>> {
     vec![
+        Arc::new(catalog::CatalogFetch::new(deps.catalog.clone())),
+        Arc::new(catalog::CatalogRegister::new(deps.catalog.clone())),
+        Arc::new(catalog::CatalogWrite),
         Arc::new(debug::DebugLog),
         Arc::new(debug::DebugWait),
         Arc::new(fetch::FetchPlain),
@@ -176,5 +240,8 @@ pub fn builtin_actions() -> Vec<Arc<dyn Action>> {
         Arc::new(fs::FsDelete),
         Arc::new(fs::FsReadDir),
         Arc::new(fs::FsRename),
+        Arc::new(publish::PublishGit::new(deps.integrations.clone())),
+        Arc::new(publish::PublishGithub::new(deps.integrations.clone())),
+        Arc::new(publish::PublishGithubPullRequest::new(deps.integrations.clone())),
     ]
 }

@@ -46,7 +46,7 @@ impl From<UnsafePath> for ActionError {
                 context: format!("cannot inspect '{path}'"),
                 source,
             },
-            other => ActionError::InvalidInput(other.to_string()),
+            other => ActionError::NotAllowed(other.to_string()),
         }
     }
 }

@@ -453,15 +453,9 @@ impl Runner {
                     collect(ctx.outputs, each.is_some(), &mut step_output);
                 }
                 Err(ActionError::Cancelled) => return StepEnd::Cancelled,
-                Err(e @ ActionError::InvalidInput(_)) => {
-                    return StepEnd::Failed {
-                        name: "InputError",
-                        message: e.to_string(),
-                    }
-                }
                 Err(e) => {
                     return StepEnd::Failed {
-                        name: "Error",
+                        name: e.name(),
                         message: e.to_string(),
                     }
                 }

@@ -1,1 +1,11 @@
-//! Publishing against a fake GitHub REST server and real bare repositories.
+//! Publishing against a fake GitHub REST server (octocrab talks to it over
+//! real HTTP) whose clone URLs are real bare repositories, a fake catalog,
+//! and the local git host; the scenarios run through the real `Runner`.
+
+mod catalog;
+mod fake_catalog;
+mod fake_github;
+mod github;
+mod helpers;
+mod local;
+mod scenario;

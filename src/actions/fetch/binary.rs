@@ -49,7 +49,7 @@ pub fn is_binary(bytes: &[u8]) -> bool {
         if b == 0 {
             return true;
         }
-        if (b < 7 || b > 14) && (b < 32 || b > 127) {
+        if !(7..=14).contains(&b) && !(32..=127).contains(&b) {
             // A valid UTF-8 sequence is not suspicious; the index moves past
             // what was examined either way, as in the original loop.
             if (0xc0..=0xdf).contains(&b) && i + 1 < total {

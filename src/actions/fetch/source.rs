@@ -4,6 +4,7 @@ use std::path::{Component, Path, PathBuf};
 
 use url::Url;
 
+use crate::actions::workspace::OUTSIDE_PARENT;
 use crate::actions::{ActionContext, ActionError};
 
 /// A resolved fetch `url`.
@@ -27,6 +28,13 @@ pub enum FetchLocation {
 pub fn resolve_fetch_url(template_base: &Url, url: &str) -> Result<FetchLocation, ActionError> {
     // Backstage tests "absolute" with `new URL(url)`: any scheme counts.
     if let Ok(absolute) = Url::parse(url) {
+        if absolute.scheme() == "file" {
+            // A template must not read the server's files outside its own
+            // directory; Backstage's URL reader refuses `file:` too.
+            return Err(ActionError::NotAllowed(format!(
+                "{OUTSIDE_PARENT}: '{url}' is an absolute file location; fetch paths relative to the template"
+            )));
+        }
         return file_location(absolute);
     }
     if template_base.scheme() == "file" {
@@ -34,7 +42,13 @@ pub fn resolve_fetch_url(template_base: &Url, url: &str) -> Result<FetchLocation
             .to_file_path()
             .map_err(|()| ActionError::Failed(format!("The template location {template_base} is not a local path")))?;
         let template_dir = template_file.parent().unwrap_or(Path::new("/"));
-        return Ok(FetchLocation::Local(resolve_path(template_dir, url)));
+        let resolved = resolve_path(template_dir, url);
+        // As Backstage's `resolveSafeChildPath`: the source stays inside the
+        // template's directory.
+        if !resolved.starts_with(template_dir) {
+            return Err(ActionError::NotAllowed(OUTSIDE_PARENT.to_owned()));
+        }
+        return Ok(FetchLocation::Local(resolved));
     }
     let joined = template_base.join(url).map_err(|e| {
         ActionError::InvalidInput(format!(
@@ -81,7 +95,7 @@ pub(super) fn local_source(ctx: &ActionContext, url: &str) -> Result<PathBuf, Ac
             }
             Ok(path)
         }
-        FetchLocation::Remote(remote) => Err(ActionError::Failed(format!(
+        FetchLocation::Remote(remote) => Err(ActionError::Fetch(format!(
             "Fetching remote content is not available in this build: cannot fetch {remote}. \
              Only paths relative to the template and file: URLs can be fetched"
         ))),
@@ -114,14 +128,27 @@ mod tests {
         assert_eq!(local(base, "skeleton"), PathBuf::from("/tpl/demo/skeleton"));
         assert_eq!(local(base, "."), PathBuf::from("/tpl/demo"));
         assert_eq!(local(base, ""), PathBuf::from("/tpl/demo"));
-        assert_eq!(local(base, "../../skeletons/ci/"), PathBuf::from("/skeletons/ci"));
-        assert_eq!(local(base, "../../../../x"), PathBuf::from("/x"));
+        assert_eq!(local(base, "./sub/../skeleton"), PathBuf::from("/tpl/demo/skeleton"));
         assert_eq!(local(base, "./a b/#1?"), PathBuf::from("/tpl/demo/a b/#1?"));
         assert_eq!(
             local("file:///with%20space/template.yaml", "./s"),
             PathBuf::from("/with space/s")
         );
-        assert_eq!(local(base, "file:///other/dir"), PathBuf::from("/other/dir"));
+    }
+
+    #[test]
+    fn sources_outside_the_template_directory_are_not_allowed() {
+        let base = Url::parse("file:///tpl/demo/template.yaml").unwrap();
+        for url in [
+            "../../skeletons/ci/",
+            "../demo2",
+            "../../../../x",
+            "file:///etc",
+            "file:///tpl/demo/skeleton",
+        ] {
+            let err = resolve_fetch_url(&base, url).unwrap_err();
+            assert_eq!(err.name(), "NotAllowedError", "{url}: {err}");
+        }
     }
 
     #[test]

@@ -218,7 +218,7 @@ fn contains_skipped_content(path: &str) -> bool {
 fn render(renderer: &Renderer, template: &str, context: &Value, what: &str) -> Result<String, ActionError> {
     renderer
         .render_str(template, context)
-        .map_err(|e| ActionError::Failed(format!("Failed to render {what}: {e}")))
+        .map_err(|e| ActionError::Render(format!("Failed to render {what}: {e}")))
 }
 
 #[async_trait]
@@ -715,25 +715,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn sources_beside_and_above_the_template_and_file_urls_work() {
+    async fn sources_above_the_template_or_absolute_are_not_allowed() {
         let t = TestDirs::new();
         let shared = t.dir.path().join("skeletons/ci");
         crate::actions::workspace::testing::write_file(&shared.join("CI.md"), "${{ values.name }}");
-        t.run(
-            &FetchTemplate,
-            json!({"url": "../skeletons/ci/", "targetPath": "a", "values": {"name": "up"}}),
-        )
-        .await
-        .unwrap();
-        assert_eq!(t.read("a/CI.md"), "up");
+        let err = t
+            .run(&FetchTemplate, json!({"url": "../skeletons/ci/", "targetPath": "a"}))
+            .await
+            .unwrap_err();
+        assert_eq!(err.name(), "NotAllowedError", "{err}");
         let url = url::Url::from_directory_path(&shared).unwrap().to_string();
-        t.run(
-            &FetchTemplate,
-            json!({"url": url, "targetPath": "b", "values": {"name": "file"}}),
-        )
-        .await
-        .unwrap();
-        assert_eq!(t.read("b/CI.md"), "file");
+        let err = t
+            .run(&FetchTemplate, json!({"url": url, "targetPath": "b"}))
+            .await
+            .unwrap_err();
+        assert_eq!(err.name(), "NotAllowedError", "{err}");
+        assert!(!t.exists("a") && !t.exists("b"));
     }
 
     #[tokio::test]
@@ -745,6 +742,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("a.txt"), "{err}");
+        assert_eq!(err.name(), "TemplateRenderError");
     }
 
     #[tokio::test]

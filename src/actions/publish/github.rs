@@ -337,10 +337,30 @@ async fn publish(integrations: &ScmIntegrations, ctx: &mut ActionContext, input:
     let message = with_task_trailer(&input.git_commit_message, &ctx.task_id);
     let published = match dest.target {
         ScmTarget::Local(local) => {
-            publish_local(ctx, local, &dest.owner, &dest.spec.repo, &input, &source, &message, &author).await?
+            publish_local(
+                ctx,
+                local,
+                &dest.owner,
+                &dest.spec.repo,
+                &input,
+                &source,
+                &message,
+                &author,
+            )
+            .await?
         }
         ScmTarget::Github(host) => {
-            publish_github(ctx, host, &dest.owner, &dest.spec.repo, &input, &source, &message, &author).await?
+            publish_github(
+                ctx,
+                host,
+                &dest.owner,
+                &dest.spec.repo,
+                &input,
+                &source,
+                &message,
+                &author,
+            )
+            .await?
         }
     };
     ctx.output("remoteUrl", Value::String(published.remote_url));
@@ -400,7 +420,10 @@ async fn publish_local(
     if !path.exists() {
         git.init_bare(&path, &input.default_branch).await?;
         ctx.logger
-            .info(format!("Created repository {owner}/{repo} on the local git host at {}", path.display()))
+            .info(format!(
+                "Created repository {owner}/{repo} on the local git host at {}",
+                path.display()
+            ))
             .await;
     }
     let remote = path.display().to_string();
@@ -417,7 +440,9 @@ async fn publish_local(
     .await?;
     if adopted {
         ctx.logger
-            .info(format!("Replaced the commit an earlier run of this task pushed to {owner}/{repo}"))
+            .info(format!(
+                "Replaced the commit an earlier run of this task pushed to {owner}/{repo}"
+            ))
             .await;
     }
     let ignored: Vec<&str> = [
@@ -522,9 +547,14 @@ async fn publish_github(
     let client = GithubClient::connect(host, input.token.as_deref(), ctx.cancel.clone()).await?;
     let organization = client.is_organization(owner).await?;
     let repo_path = format!("/repos/{}/{}", seg(owner), seg(repo));
-    let info = match client.create_repo(owner, organization, &create_body(repo, organization, input)).await? {
+    let info = match client
+        .create_repo(owner, organization, &create_body(repo, organization, input))
+        .await?
+    {
         CreateRepo::Created(info) => {
-            ctx.logger.info(format!("Created repository {owner}/{repo} on {}", host.host)).await;
+            ctx.logger
+                .info(format!("Created repository {owner}/{repo} on {}", host.host))
+                .await;
             info
         }
         CreateRepo::AlreadyExists => {
@@ -557,19 +587,31 @@ async fn publish_github(
     .await?;
     if adopted {
         ctx.logger
-            .info(format!("Adopted {owner}/{repo}: it was created by an earlier run of this task"))
+            .info(format!(
+                "Adopted {owner}/{repo}: it was created by an earlier run of this task"
+            ))
             .await;
     }
 
     if let Some(access) = input.access.as_deref().filter(|a| !a.is_empty()) {
         let result = match access.split_once('/') {
             Some((org, team)) => {
-                let path = format!("/orgs/{}/teams/{}/repos/{}/{}", seg(org), seg(team), seg(owner), seg(repo));
-                client.request(Method::PUT, &path, Some(&json!({"permission": "admin"}))).await
+                let path = format!(
+                    "/orgs/{}/teams/{}/repos/{}/{}",
+                    seg(org),
+                    seg(team),
+                    seg(owner),
+                    seg(repo)
+                );
+                client
+                    .request(Method::PUT, &path, Some(&json!({"permission": "admin"})))
+                    .await
             }
             None if access != owner => {
                 let path = format!("{repo_path}/collaborators/{}", seg(access));
-                client.request(Method::PUT, &path, Some(&json!({"permission": "admin"}))).await
+                client
+                    .request(Method::PUT, &path, Some(&json!({"permission": "admin"})))
+                    .await
             }
             None => Ok(Value::Null),
         };
@@ -579,12 +621,28 @@ async fn publish_github(
         let (who, result) = match collaborator {
             Collaborator::User(c) => {
                 let path = format!("{repo_path}/collaborators/{}", seg(&c.user));
-                (c.user.clone(), client.request(Method::PUT, &path, Some(&json!({"permission": c.access}))).await)
+                (
+                    c.user.clone(),
+                    client
+                        .request(Method::PUT, &path, Some(&json!({"permission": c.access})))
+                        .await,
+                )
             }
             Collaborator::Team(c) => {
                 let team = c.team.rsplit('/').next().unwrap_or(&c.team);
-                let path = format!("/orgs/{}/teams/{}/repos/{}/{}", seg(owner), seg(team), seg(owner), seg(repo));
-                (c.team.clone(), client.request(Method::PUT, &path, Some(&json!({"permission": c.access}))).await)
+                let path = format!(
+                    "/orgs/{}/teams/{}/repos/{}/{}",
+                    seg(owner),
+                    seg(team),
+                    seg(owner),
+                    seg(repo)
+                );
+                (
+                    c.team.clone(),
+                    client
+                        .request(Method::PUT, &path, Some(&json!({"permission": c.access})))
+                        .await,
+                )
             }
         };
         if let Err(e) = result {
@@ -594,10 +652,16 @@ async fn publish_github(
     if let Some(topics) = input.topics.as_ref().filter(|t| !t.is_empty()) {
         let names: Vec<String> = topics.iter().map(|t| t.to_lowercase()).collect();
         if let Err(e) = client
-            .request(Method::PUT, &format!("{repo_path}/topics"), Some(&json!({"names": names})))
+            .request(
+                Method::PUT,
+                &format!("{repo_path}/topics"),
+                Some(&json!({"names": names})),
+            )
             .await
         {
-            ctx.logger.warn(format!("Skipping topics {}, {e}", names.join(" "))).await;
+            ctx.logger
+                .warn(format!("Skipping topics {}, {e}", names.join(" ")))
+                .await;
         }
     }
     for (name, value) in input.repo_variables.iter().flatten() {
@@ -615,7 +679,11 @@ async fn publish_github(
             body["include_claim_keys"] = json!(keys);
         }
         client
-            .request(Method::PUT, &format!("{repo_path}/actions/oidc/customization/sub"), Some(&body))
+            .request(
+                Method::PUT,
+                &format!("{repo_path}/actions/oidc/customization/sub"),
+                Some(&body),
+            )
             .await?;
     }
     if let Some(properties) = input.custom_properties.as_ref().filter(|p| !p.is_empty()) {
@@ -624,12 +692,20 @@ async fn publish_github(
             .map(|(k, v)| json!({"property_name": k, "value": v}))
             .collect();
         client
-            .request(Method::PATCH, &format!("{repo_path}/properties/values"), Some(&json!({"properties": list})))
+            .request(
+                Method::PATCH,
+                &format!("{repo_path}/properties/values"),
+                Some(&json!({"properties": list})),
+            )
             .await?;
     }
     if input.subscribe == Some(true) {
         client
-            .request(Method::PUT, &format!("{repo_path}/subscription"), Some(&json!({"subscribed": true})))
+            .request(
+                Method::PUT,
+                &format!("{repo_path}/subscription"),
+                Some(&json!({"subscribed": true})),
+            )
             .await?;
     }
     if input.protect_default_branch {
@@ -641,7 +717,9 @@ async fn publish_github(
                         .request(Method::POST, &format!("{path}/required_signatures"), None)
                         .await
                     {
-                        ctx.logger.warn(format!("Skipping: required commit signing on '{repo}', {e}")).await;
+                        ctx.logger
+                            .warn(format!("Skipping: required commit signing on '{repo}', {e}"))
+                            .await;
                     }
                 }
             }
@@ -669,27 +747,65 @@ mod tests {
         let schema = Action::input_schema(&PublishGithub::new(Arc::default()));
         let props = schema["properties"].as_object().unwrap();
         for name in [
-            "repoUrl", "description", "homepage", "access", "bypassPullRequestAllowances",
-            "requiredApprovingReviewCount", "restrictions", "requireCodeOwnerReviews", "dismissStaleReviews",
-            "requiredStatusCheckContexts", "requireBranchesToBeUpToDate", "requiredConversationResolution",
-            "requireLastPushApproval", "repoVisibility", "defaultBranch", "protectDefaultBranch",
-            "protectEnforceAdmins", "deleteBranchOnMerge", "gitCommitMessage", "gitAuthorName", "gitAuthorEmail",
-            "allowMergeCommit", "allowSquashMerge", "squashMergeCommitTitle", "squashMergeCommitMessage",
-            "allowRebaseMerge", "allowAutoMerge", "sourcePath", "collaborators", "hasProjects", "hasWiki",
-            "hasIssues", "token", "topics", "repoVariables", "secrets", "oidcCustomization",
-            "requiredCommitSigning", "requiredLinearHistory", "customProperties", "subscribe",
+            "repoUrl",
+            "description",
+            "homepage",
+            "access",
+            "bypassPullRequestAllowances",
+            "requiredApprovingReviewCount",
+            "restrictions",
+            "requireCodeOwnerReviews",
+            "dismissStaleReviews",
+            "requiredStatusCheckContexts",
+            "requireBranchesToBeUpToDate",
+            "requiredConversationResolution",
+            "requireLastPushApproval",
+            "repoVisibility",
+            "defaultBranch",
+            "protectDefaultBranch",
+            "protectEnforceAdmins",
+            "deleteBranchOnMerge",
+            "gitCommitMessage",
+            "gitAuthorName",
+            "gitAuthorEmail",
+            "allowMergeCommit",
+            "allowSquashMerge",
+            "squashMergeCommitTitle",
+            "squashMergeCommitMessage",
+            "allowRebaseMerge",
+            "allowAutoMerge",
+            "sourcePath",
+            "collaborators",
+            "hasProjects",
+            "hasWiki",
+            "hasIssues",
+            "token",
+            "topics",
+            "repoVariables",
+            "secrets",
+            "oidcCustomization",
+            "requiredCommitSigning",
+            "requiredLinearHistory",
+            "customProperties",
+            "subscribe",
         ] {
             assert!(props.contains_key(name), "{name} missing");
         }
         assert_eq!(schema["required"], json!(["repoUrl"]));
         assert_eq!(props["defaultBranch"]["default"], json!("master"));
         assert_eq!(props["gitCommitMessage"]["default"], json!("initial commit"));
-        assert_eq!(props["repoVisibility"]["enum"], json!(["private", "public", "internal"]));
+        assert_eq!(
+            props["repoVisibility"]["enum"],
+            json!(["private", "public", "internal"])
+        );
         assert_eq!(
             props["repoUrl"]["description"],
             json!("Accepts the format `github.com?repo=reponame&owner=owner` where `reponame` is the new repository name and `owner` is an organization or username")
         );
-        assert!(!PublishGithub::SUPPORTS_DRY_RUN, "Backstage's publish:github does not support dry-run");
+        assert!(
+            !PublishGithub::SUPPORTS_DRY_RUN,
+            "Backstage's publish:github does not support dry-run"
+        );
     }
 
     #[test]
@@ -702,9 +818,18 @@ mod tests {
         }))
         .unwrap();
         let body = protection_body(&input);
-        assert_eq!(body["required_status_checks"], json!({"strict": true, "contexts": ["ci"]}));
-        assert_eq!(body["required_pull_request_reviews"]["require_code_owner_reviews"], json!(true));
-        assert_eq!(body["required_pull_request_reviews"]["required_approving_review_count"], json!(2));
+        assert_eq!(
+            body["required_status_checks"],
+            json!({"strict": true, "contexts": ["ci"]})
+        );
+        assert_eq!(
+            body["required_pull_request_reviews"]["require_code_owner_reviews"],
+            json!(true)
+        );
+        assert_eq!(
+            body["required_pull_request_reviews"]["required_approving_review_count"],
+            json!(2)
+        );
         assert_eq!(body["enforce_admins"], json!(true));
         let create = create_body("r", true, &input);
         assert_eq!(create["visibility"], json!("private"));

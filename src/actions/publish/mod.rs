@@ -44,7 +44,10 @@ impl From<GithubError> for ActionError {
 fn signature(name: Option<&str>, email: Option<&str>) -> Signature {
     Signature {
         name: name.filter(|n| !n.is_empty()).unwrap_or(DEFAULT_AUTHOR_NAME).to_owned(),
-        email: email.filter(|e| !e.is_empty()).unwrap_or(DEFAULT_AUTHOR_EMAIL).to_owned(),
+        email: email
+            .filter(|e| !e.is_empty())
+            .unwrap_or(DEFAULT_AUTHOR_EMAIL)
+            .to_owned(),
     }
 }
 
@@ -60,7 +63,9 @@ fn destination<'a>(
     repo_url: &str,
     missing_owner: impl FnOnce(&RepoSpec) -> String,
 ) -> Result<Destination<'a>, ActionError> {
-    let spec = integrations.parse_repo_url(repo_url).map_err(ActionError::InvalidInput)?;
+    let spec = integrations
+        .parse_repo_url(repo_url)
+        .map_err(ActionError::InvalidInput)?;
     let owner = match spec.owner.clone().filter(|o| !o.is_empty()) {
         Some(owner) => owner,
         None => return Err(ActionError::InvalidInput(missing_owner(&spec))),
@@ -79,7 +84,9 @@ fn local_name(kind: &str, name: &str) -> Result<(), ActionError> {
     let valid = !name.is_empty()
         && !name.starts_with('.')
         && name.len() <= 100
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if valid {
         Ok(())
     } else {

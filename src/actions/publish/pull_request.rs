@@ -94,11 +94,11 @@ impl ActionHandler for PublishGithubPullRequest {
         vec![
             ActionExample {
                 description: "Create a pull request",
-                example: "steps:\n  - action: publish:github:pull-request\n    id: publish-github-pull-request\n    name: Create a pull reuqest\n    input:\n      repoUrl: github.com?repo=repo&owner=owner\n      branchName: new-app\n      title: Create my new app\n      description: This PR is really good\n",
+                example: "steps:\n  - action: publish:github:pull-request\n    id: publish-github-pull-request\n    name: Create a pull request\n    input:\n      repoUrl: github.com?repo=repo&owner=owner\n      branchName: new-app\n      title: Create my new app\n      description: This PR is really good\n",
             },
             ActionExample {
                 description: "Create a pull request with target branch name",
-                example: "steps:\n  - action: publish:github:pull-request\n    id: publish-github-pull-request-target-branch\n    name: Create a pull reuqest with target branch name\n    input:\n      repoUrl: github.com?repo=repo&owner=owner\n      branchName: new-app\n      title: Create my new app\n      description: This PR is really good\n      targetBranchName: test\n",
+                example: "steps:\n  - action: publish:github:pull-request\n    id: publish-github-pull-request-target-branch\n    name: Create a pull request with target branch name\n    input:\n      repoUrl: github.com?repo=repo&owner=owner\n      branchName: new-app\n      title: Create my new app\n      description: This PR is really good\n      targetBranchName: test\n",
             },
         ]
     }
@@ -185,7 +185,9 @@ impl ActionHandler for PublishGithubPullRequest {
                     .clone()
                     .or(info.default_branch.clone())
                     .unwrap_or_else(|| "main".into());
-                let existing = client.open_pull_for_branch(&owner, &repo, &owner, &input.branch_name).await?;
+                let existing = client
+                    .open_pull_for_branch(&owner, &repo, &owner, &input.branch_name)
+                    .await?;
                 let git = Git::new(ctx.cancel.clone()).with_token(client.git_token());
                 let Some(_sha) = commit_and_push(&git, &info.clone_url, &base, &change, &input, ctx).await? else {
                     return Ok(());
@@ -204,7 +206,10 @@ impl ActionHandler for PublishGithubPullRequest {
                     }
                     Some(pr) => {
                         ctx.logger
-                            .info(format!("Pull request #{} was opened by an earlier run of this task", pr.number))
+                            .info(format!(
+                                "Pull request #{} was opened by an earlier run of this task",
+                                pr.number
+                            ))
                             .await;
                         pr
                     }
@@ -225,7 +230,12 @@ impl ActionHandler for PublishGithubPullRequest {
                 let mut teams = input.team_reviewers.clone().unwrap_or_default();
                 teams.dedup();
                 if !reviewers.is_empty() || !teams.is_empty() {
-                    let path = format!("/repos/{}/{}/pulls/{}/requested_reviewers", seg(&owner), seg(&repo), pr.number);
+                    let path = format!(
+                        "/repos/{}/{}/pulls/{}/requested_reviewers",
+                        seg(&owner),
+                        seg(&repo),
+                        pr.number
+                    );
                     let body = json!({"reviewers": reviewers, "team_reviewers": teams});
                     match client.request(Method::POST, &path, Some(&body)).await {
                         Ok(_) => {
@@ -240,12 +250,19 @@ impl ActionHandler for PublishGithubPullRequest {
                         }
                         Err(e) => {
                             ctx.logger
-                                .warn(format!("Failure when adding reviewers to Pull request {}: {e}", pr.number))
+                                .warn(format!(
+                                    "Failure when adding reviewers to Pull request {}: {e}",
+                                    pr.number
+                                ))
                                 .await
                         }
                     }
                 }
-                let target = if pr.base_ref.is_empty() { base } else { pr.base_ref.clone() };
+                let target = if pr.base_ref.is_empty() {
+                    base
+                } else {
+                    pr.base_ref.clone()
+                };
                 ctx.output("targetBranchName", Value::String(target));
                 ctx.output("remoteUrl", Value::String(pr.html_url.clone()));
                 ctx.output("pullRequestNumber", json!(pr.number));
@@ -283,8 +300,15 @@ async fn commit_and_push(
         )));
     }
     let scratch = git.scratch().await?;
-    let lease = match branch_lease(&scratch, &branches, remote, change.branch, change.task_id, change.replace_foreign)
-        .await?
+    let lease = match branch_lease(
+        &scratch,
+        &branches,
+        remote,
+        change.branch,
+        change.task_id,
+        change.replace_foreign,
+    )
+    .await?
     {
         Ok(lease) => lease,
         Err(_) => {
@@ -298,7 +322,9 @@ async fn commit_and_push(
     copy_files(&scratch, change.source, change.target).await?;
     let changed = scratch.stage_all(None).await?;
     if !changed && input.create_when_empty == Some(false) {
-        ctx.logger.info("No changes to commit, pull request was not created").await;
+        ctx.logger
+            .info("No changes to commit, pull request was not created")
+            .await;
         return Ok(None);
     }
     let sha = scratch.commit(change.branch, change.message, change.author).await?;
@@ -337,7 +363,8 @@ async fn copy_files(scratch: &Scratch, source: &Path, target: &str) -> Result<()
 
 /// The branch a bare repository's `HEAD` names.
 fn local_head_branch(repo: &Path) -> Result<String, ActionError> {
-    let head = std::fs::read_to_string(repo.join("HEAD")).map_err(ActionError::io("cannot read the repository HEAD"))?;
+    let head =
+        std::fs::read_to_string(repo.join("HEAD")).map_err(ActionError::io("cannot read the repository HEAD"))?;
     head.trim()
         .strip_prefix("ref: refs/heads/")
         .map(str::to_owned)
@@ -359,19 +386,31 @@ mod tests {
         let t = TestDirs::new();
         let mut ctx = t.context();
         ctx.dry_run = true;
-        let input = json!({"repoUrl": "github.com?owner=o&repo=r", "branchName": "b", "title": "t", "description": "d"});
+        let input =
+            json!({"repoUrl": "github.com?owner=o&repo=r", "branchName": "b", "title": "t", "description": "d"});
         ctx.raw_input = input.clone();
         action().run(&mut ctx, input).await.unwrap();
         let outputs = ctx.into_outputs();
         assert_eq!(outputs["targetBranchName"], json!("b"));
         assert_eq!(outputs["remoteUrl"], json!("github.com?owner=o&repo=r"));
         assert_eq!(outputs["pullRequestNumber"], json!(43));
-        assert!(t.log_lines().contains(&"Performing dry run of creating pull request".to_string()));
+        assert!(t
+            .log_lines()
+            .contains(&"Performing dry run of creating pull request".to_string()));
 
         for (input, needle) in [
-            (json!({"repoUrl": "github.com?repo=r", "branchName": "b", "title": "t", "description": "d"}), "missing owner"),
-            (json!({"repoUrl": "github.com?owner=o&repo=r", "branchName": "b", "title": "t", "description": "d", "targetPath": "../x"}), "outside its parent"),
-            (json!({"repoUrl": "github.com?owner=o&repo=r", "branchName": "b", "title": "t", "description": "d", "sourcePath": "/etc"}), "absolute"),
+            (
+                json!({"repoUrl": "github.com?repo=r", "branchName": "b", "title": "t", "description": "d"}),
+                "missing owner",
+            ),
+            (
+                json!({"repoUrl": "github.com?owner=o&repo=r", "branchName": "b", "title": "t", "description": "d", "targetPath": "../x"}),
+                "outside its parent",
+            ),
+            (
+                json!({"repoUrl": "github.com?owner=o&repo=r", "branchName": "b", "title": "t", "description": "d", "sourcePath": "/etc"}),
+                "absolute",
+            ),
         ] {
             let mut ctx = t.context();
             ctx.dry_run = true;

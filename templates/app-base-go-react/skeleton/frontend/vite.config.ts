@@ -12,7 +12,6 @@ export default defineConfig({
   },
   build: {
     outDir: 'dist',
-    sourcemap: true,
   },
   test: {
     environment: 'jsdom',

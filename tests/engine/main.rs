@@ -1,0 +1,4 @@
+//! The durable engine with real processes: several `scaffolder serve`
+//! replicas on one database, replicas killed with SIGKILL, connections cut.
+
+mod replicas;

@@ -1,0 +1,294 @@
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+fn templates() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/templates")
+}
+
+/// A `scaffolder serve` process; killed (SIGKILL) when dropped.
+struct Replica {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+async fn start_replica(db_url: &str, extra_env: &[(&str, &str)]) -> Replica {
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scaffolder"));
+    cmd.args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--templates"])
+        .arg(templates())
+        .env("DATABASE_URL", db_url)
+        .env("SCAFFOLDER__WORKER__LEASE_SECONDS", "2")
+        .env("SCAFFOLDER__WORKER__HEARTBEAT_SECONDS", "1")
+        .env("SCAFFOLDER__WORKER__POLL_SECONDS", "1")
+        .env("SCAFFOLDER__LOG__LEVEL", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(if std::env::var_os("TEST_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        });
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("scaffolder starts");
+    let replica = Replica {
+        child,
+        base: format!("http://127.0.0.1:{port}/api/scaffolder"),
+    };
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = client
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ready {
+            return replica;
+        }
+        assert!(Instant::now() < deadline, "replica did not become ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn fresh_db() -> String {
+    format!("{}/scaffolder_test_{}", admin_url(), uuid::Uuid::new_v4().simple())
+}
+
+async fn create(client: &reqwest::Client, base: &str, values: Value) -> String {
+    let res = client
+        .post(format!("{base}/v2/tasks"))
+        .json(&json!({"templateRef": "wait-and-fail", "values": values}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.unwrap();
+    body["id"].as_str().unwrap().to_owned()
+}
+
+/// All events of a task, following `after` until the completion event.
+async fn events_until_completion(client: &reqwest::Client, base: &str, id: &str) -> Vec<Value> {
+    let deadline = Instant::now() + LIMIT;
+    let mut seen: Vec<Value> = Vec::new();
+    let mut after: Option<i64> = None;
+    loop {
+        assert!(Instant::now() < deadline, "task {id} did not complete: {seen:#?}");
+        let url = match after {
+            Some(a) => format!("{base}/v2/tasks/{id}/events?after={a}"),
+            None => format!("{base}/v2/tasks/{id}/events"),
+        };
+        let Ok(res) = client.get(url).send().await else {
+            continue;
+        };
+        let events: Vec<Value> = res.json().await.unwrap_or_default();
+        let mut done = false;
+        for e in events {
+            let eid = e["id"].as_i64().unwrap();
+            if e["type"] == "completion" {
+                done = true;
+                if seen.iter().any(|s| s["id"] == e["id"]) {
+                    continue;
+                }
+            } else {
+                // `after` must never hand out an event twice or out of order.
+                assert!(after.is_none_or(|a| eid > a), "event {eid} after {after:?}");
+            }
+            after = Some(after.map_or(eid, |a| a.max(eid)));
+            seen.push(e);
+        }
+        if done {
+            return seen;
+        }
+    }
+}
+
+/// Follows the event log (long polling) until `step` reports `status`.
+async fn wait_for_step(client: &reqwest::Client, base: &str, id: &str, step: &str, status: &str) {
+    let deadline = Instant::now() + LIMIT;
+    let mut after: Option<i64> = None;
+    loop {
+        assert!(Instant::now() < deadline, "{id}: step {step} never reported {status}");
+        let url = match after {
+            Some(a) => format!("{base}/v2/tasks/{id}/events?after={a}"),
+            None => format!("{base}/v2/tasks/{id}/events"),
+        };
+        let events: Vec<Value> = client.get(url).send().await.unwrap().json().await.unwrap();
+        for e in &events {
+            if e["body"]["stepId"] == step && e["body"]["status"] == status {
+                return;
+            }
+            after = e["id"].as_i64().max(after);
+        }
+    }
+}
+
+fn count(events: &[Value], step: &str, status: &str) -> usize {
+    events
+        .iter()
+        .filter(|e| e["body"]["stepId"] == step && e["body"]["status"] == status)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_run_every_step_of_200_tasks_exactly_once() {
+    let db = fresh_db();
+    let a = start_replica(&db, &[]).await;
+    let b = start_replica(&db, &[]).await;
+    let client = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for i in 0..200 {
+        let base = if i % 2 == 0 { &a.base } else { &b.base };
+        ids.push(create(&client, base, json!({"seconds": 0})).await);
+    }
+    let mut per_status: HashMap<String, usize> = HashMap::new();
+    for id in &ids {
+        let events = events_until_completion(&client, &a.base, id).await;
+        for step in ["hello", "wait", "bye"] {
+            assert_eq!(count(&events, step, "processing"), 1, "{id} {step}");
+            assert_eq!(count(&events, step, "completed"), 1, "{id} {step}");
+        }
+        assert_eq!(events.iter().filter(|e| e["type"] == "completion").count(), 1);
+        let task: Value = client
+            .get(format!("{}/v2/tasks/{id}", b.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        *per_status
+            .entry(task["status"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(per_status.get("completed"), Some(&200), "{per_status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_replica_s_task_is_resumed_from_its_unfinished_step() {
+    let db = fresh_db();
+    let client = reqwest::Client::new();
+    for round in 0..10 {
+        let doomed = start_replica(&db, &[]).await;
+        let ids = [
+            create(&client, &doomed.base, json!({"seconds": 3})).await,
+            create(&client, &doomed.base, json!({"seconds": 3})).await,
+        ];
+        // Wait until the doomed replica is inside the long step of both tasks.
+        for id in &ids {
+            wait_for_step(&client, &doomed.base, id, "wait", "processing").await;
+        }
+        drop(doomed); // SIGKILL
+        let survivor = start_replica(&db, &[]).await;
+        for id in &ids {
+            let events = events_until_completion(&client, &survivor.base, id).await;
+            // Finished before the kill: not run again, its completion reused.
+            assert_eq!(count(&events, "hello", "processing"), 1, "round {round} {id}");
+            // Interrupted: run again by the survivor.
+            assert_eq!(count(&events, "wait", "processing"), 2, "round {round} {id}");
+            assert_eq!(count(&events, "bye", "processing"), 1, "round {round} {id}");
+            assert_eq!(
+                events.iter().filter(|e| e["type"] == "recovered").count(),
+                1,
+                "round {round}"
+            );
+            let completion = events.last().unwrap();
+            assert_eq!(completion["type"], "completion");
+            assert_eq!(completion["body"]["output"]["text"][0]["content"], "3 seconds");
+            let ids_seen: Vec<i64> = events.iter().map(|e| e["id"].as_i64().unwrap()).collect();
+            assert!(ids_seen.windows(2).all(|w| w[0] < w[1]), "{ids_seen:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancel_during_a_wait_ends_within_a_second() {
+    let db = fresh_db();
+    let replica = start_replica(&db, &[]).await;
+    let client = reqwest::Client::new();
+    let id = create(&client, &replica.base, json!({"seconds": 60})).await;
+    wait_for_step(&client, &replica.base, &id, "wait", "processing").await;
+    let asked = Instant::now();
+    let res = client
+        .post(format!("{}/v2/tasks/{id}/cancel", replica.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    events_until_completion(&client, &replica.base, &id).await;
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(1), "cancel took {took:?}");
+    let task: Value = client
+        .get(format!("{}/v2/tasks/{id}", replica.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(task["status"], "cancelled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn graceful_shutdown_hands_running_tasks_to_another_replica_at_once() {
+    let db = fresh_db();
+    let client = reqwest::Client::new();
+    let leaving = start_replica(
+        &db,
+        &[
+            ("SCAFFOLDER__WORKER__SHUTDOWN_GRACE_SECONDS", "0"),
+            ("SCAFFOLDER__WORKER__LEASE_SECONDS", "60"),
+        ],
+    )
+    .await;
+    let id = create(&client, &leaving.base, json!({"seconds": 2})).await;
+    wait_for_step(&client, &leaving.base, &id, "wait", "processing").await;
+    // SIGTERM: the task is released, not left to a 60 s lease.
+    let pid = leaving.child.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let mut leaving = leaving;
+    let exit = leaving.child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let started = Instant::now();
+    let other = start_replica(&db, &[]).await;
+    let events = events_until_completion(&client, &other.base, &id).await;
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(count(&events, "hello", "processing"), 1);
+    assert_eq!(count(&events, "wait", "processing"), 2);
+    assert!(events.iter().any(|e| e["type"] == "recovered"));
+    let task: Value = client
+        .get(format!("{}/v2/tasks/{id}", other.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(task["status"], "completed");
+}
