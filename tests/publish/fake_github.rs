@@ -49,7 +49,6 @@ pub struct State {
 pub struct FakeGithub {
     pub api_base: String,
     pub root: PathBuf,
-    pub token: Option<String>,
     pub state: Arc<Mutex<State>>,
     _dir: tempfile::TempDir,
     handle: actix_web::dev::ServerHandle,
@@ -104,7 +103,6 @@ impl FakeGithub {
         FakeGithub {
             api_base: format!("http://127.0.0.1:{port}/api/v3"),
             root,
-            token: token.map(str::to_owned),
             state,
             _dir: dir,
             handle,

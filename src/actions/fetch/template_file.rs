@@ -92,7 +92,7 @@ impl ActionHandler for FetchTemplateFile {
         let bytes = std::fs::read(&source).map_err(ActionError::io(format!("cannot read {}", source.display())))?;
         let rendered = renderer
             .render_str(&String::from_utf8_lossy(&bytes), &context)
-            .map_err(|e| ActionError::Failed(format!("Failed to render {}: {e}", input.url)))?;
+            .map_err(|e| ActionError::Render(format!("Failed to render {}: {e}", input.url)))?;
         write_file(&output, rendered.as_bytes(), NEW_FILE_MODE, &ctx.workspace)?;
         ctx.logger
             .info(format!("Template file has been written to {}", output.display()))
