@@ -182,6 +182,8 @@ check_rendered() {
   grep -q "^module github.com/soft-yt/$SERVICE/backend\$" "$OUT/backend/go.mod" ||
     { echo "backend/go.mod has the wrong module path"; missing=1; }
   grep -qE '^\* @' "$OUT/CODEOWNERS" || { echo "CODEOWNERS has no owner line"; missing=1; }
+  grep -qE '^    github.com/project-slug: [^/ ]+/[^/ ]+$' "$OUT/catalog-info.yaml" ||
+    { echo "catalog-info.yaml: github.com/project-slug is not owner/repo (values.destination empty?)"; missing=1; }
   grep -q "backstage.io/kubernetes-id: $SERVICE\$" "$OUT/catalog-info.yaml" ||
     { echo "catalog-info.yaml lacks backstage.io/kubernetes-id: $SERVICE"; missing=1; }
   return "$missing"

@@ -56,6 +56,8 @@ pub struct ActionContext {
     pub dry_run: bool,
     /// Fires when the task is cancelled; long operations must watch it.
     pub cancel: CancellationToken,
+    /// The SCM hosts templates know (`parseRepoUrl` in rendered files).
+    pub integrations: crate::templating::Integrations,
     /// Outputs set so far (`steps.<id>.output`).
     pub outputs: Map<String, Value>,
 }

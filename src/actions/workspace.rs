@@ -293,6 +293,7 @@ pub(crate) mod testing {
                 user: json!({}),
                 dry_run: false,
                 cancel: CancellationToken::new(),
+                integrations: Default::default(),
                 outputs: Map::new(),
             }
         }

@@ -204,6 +204,13 @@ impl Runner {
             }
             if let Some(output) = request.resume.get(&step_id) {
                 context["steps"][&step_id] = json!({ "output": output });
+                // The page of a retried task shows every step move again.
+                sink.emit(NewEvent::log(json!({
+                    "message": format!("Beginning step {step_name}"),
+                    "stepId": step_id,
+                    "status": "processing",
+                })))
+                .await;
                 sink.emit(NewEvent::log(json!({
                     "message": format!("Step {step_id} finished in an earlier attempt; its outputs are reused"),
                     "stepId": step_id,
@@ -424,6 +431,7 @@ impl Runner {
                 user: context.get("user").cloned().unwrap_or_else(|| json!({})),
                 dry_run: request.dry_run,
                 cancel: request.cancel.child_token(),
+                integrations: self.renderer.integrations().clone(),
                 outputs: Map::new(),
             };
             if request.dry_run {

@@ -30,6 +30,23 @@ pub enum GitError {
     Cancelled,
 }
 
+impl GitError {
+    /// Whether a push failed because the remote branch moved (not a fast
+    /// forward, a failed lease) or its ref was locked by a concurrent push:
+    /// fetching the new tip and trying again can succeed.
+    pub fn is_push_rejected(&self) -> bool {
+        match self {
+            GitError::Failed { command, stderr, .. } if command == "push" => {
+                let stderr = stderr.to_ascii_lowercase();
+                ["rejected", "non-fast-forward", "fetch first", "stale info", "cannot lock ref", "failed to lock", "failed to update ref"]
+                    .iter()
+                    .any(|needle| stderr.contains(needle))
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Who a commit is from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signature {
@@ -312,6 +329,59 @@ impl Scratch {
         args.push(format!("HEAD:refs/heads/{branch}"));
         self.git.run(&self.work, args).await?;
         Ok(())
+    }
+
+    /// Fetches `git_ref` (a branch `refs/heads/…` or a commit) of `remote`,
+    /// `depth` commits deep (`None`: the whole history, unshallowing an
+    /// earlier shallow fetch); returns the fetched commit.
+    pub async fn fetch(&self, remote: &str, git_ref: &str, depth: Option<u32>) -> Result<String, GitError> {
+        let mut args = vec!["fetch".to_owned(), "--quiet".to_owned()];
+        match depth {
+            Some(depth) => args.push(format!("--depth={depth}")),
+            None => {
+                let shallow = self
+                    .git
+                    .run(&self.work, ["rev-parse", "--is-shallow-repository"])
+                    .await?;
+                if shallow.trim() == "true" {
+                    args.push("--unshallow".into());
+                }
+            }
+        }
+        args.extend(["--".to_owned(), remote.to_owned(), git_ref.to_owned()]);
+        self.git.run(&self.work, args).await?;
+        let sha = self.git.run(&self.work, ["rev-parse", "FETCH_HEAD"]).await?;
+        Ok(sha.trim().to_owned())
+    }
+
+    /// The object `rev` names in the scratch repository (e.g. `HEAD^{tree}`),
+    /// `None` when it names nothing.
+    pub async fn rev_parse(&self, rev: &str) -> Result<Option<String>, GitError> {
+        let (code, out) = self
+            .git
+            .exec(&self.work, ["rev-parse", "--verify", "--quiet", "--end-of-options", rev], &[], &[1])
+            .await?;
+        Ok((code == 0).then(|| out.trim().to_owned()))
+    }
+
+    /// The contents of `path` at `rev` (a fetched commit), `None` when the
+    /// file does not exist there.
+    pub async fn show_file(&self, rev: &str, path: &str) -> Result<Option<String>, GitError> {
+        let (code, out) = self
+            .git
+            .exec(&self.work, ["cat-file", "-p", &format!("{rev}:{path}")], &[], &[128])
+            .await?;
+        Ok((code == 0).then_some(out))
+    }
+
+    /// The newest commit reachable from `rev` that changed something under
+    /// `path` (the history must have been fetched, see [`Scratch::fetch`]).
+    pub async fn last_commit_touching(&self, rev: &str, path: &str) -> Result<Option<String>, GitError> {
+        let out = self
+            .git
+            .run(&self.work, ["log", "-1", "--format=%H", rev, "--", path])
+            .await?;
+        Ok(Some(out.trim().to_owned()).filter(|s| !s.is_empty()))
     }
 
     /// The full message of a commit of `remote` (fetched shallowly).

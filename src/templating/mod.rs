@@ -209,7 +209,7 @@ impl RendererBuilder {
         if self.options.cookiecutter_compat {
             filters::register_jsonify(&mut env);
         } else {
-            backstage::register(&mut env, Arc::new(self.integrations));
+            backstage::register(&mut env, Arc::new(self.integrations.clone()));
             for (name, f, metadata) in self.filters {
                 if let Some(meta) = metadata {
                     documented.push((name.clone(), meta));
@@ -254,6 +254,7 @@ impl RendererBuilder {
             output_limit: self.output_limit,
             documented,
             single_expr: regex::Regex::new(r"\$\{\{(.+)\}\}").ok(),
+            integrations: self.integrations,
         }
     }
 }
@@ -268,6 +269,9 @@ pub struct Renderer {
     output_limit: usize,
     documented: Vec<(String, serde_json::Value)>,
     single_expr: Option<regex::Regex>,
+    /// The SCM hosts `parseRepoUrl` knows; actions that render files build
+    /// their renderers with the same ones.
+    integrations: Integrations,
 }
 
 impl fmt::Debug for Renderer {
@@ -317,6 +321,11 @@ impl Renderer {
     /// A renderer for `fetch:template` with its syntax options.
     pub fn with_options(opts: RenderOptions) -> Renderer {
         RendererBuilder::default().options(opts).build()
+    }
+
+    /// The SCM hosts this renderer's `parseRepoUrl` knows.
+    pub fn integrations(&self) -> &Integrations {
+        &self.integrations
     }
 
     /// Starts a renderer with extra filters, globals or integrations.

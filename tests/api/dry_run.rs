@@ -198,11 +198,31 @@ async fn secrets_show_as_stars_in_the_dry_run_log() {
 /// (GitLab, cookiecutter and Rails modules of Backstage). They must fail for
 /// exactly that reason; anything else is a regression.
 const NOT_INSTALLED: &[(&str, &str, &str)] = &[
-    ("aws-samples__appmod-blueprints__cicd-pipeline-gitops", "response.json", "publish:gitlab"),
-    ("backstage__software-templates__docs-template-cookiecutter", "response.json", "fetch:cookiecutter"),
-    ("backstage__software-templates__rails-demo", "response.json", "fetch:rails"),
-    ("na-launch-workshop__platform-software-templates__developer-experience-workshop", "response.json", "publish:gitlab"),
-    ("na-launch-workshop__platform-software-templates__root-self-service-repository", "response.json", "publish:gitlab"),
+    (
+        "aws-samples__appmod-blueprints__cicd-pipeline-gitops",
+        "response.json",
+        "publish:gitlab",
+    ),
+    (
+        "backstage__software-templates__docs-template-cookiecutter",
+        "response.json",
+        "fetch:cookiecutter",
+    ),
+    (
+        "backstage__software-templates__rails-demo",
+        "response.json",
+        "fetch:rails",
+    ),
+    (
+        "na-launch-workshop__platform-software-templates__developer-experience-workshop",
+        "response.json",
+        "publish:gitlab",
+    ),
+    (
+        "na-launch-workshop__platform-software-templates__root-self-service-repository",
+        "response.json",
+        "publish:gitlab",
+    ),
 ];
 
 /// Every real template of `fixtures/dry-run`, both request sets.

@@ -87,31 +87,44 @@ async fn handle(req: HttpRequest, body: web::Bytes, state: web::Data<Arc<Mutex<C
     };
     state.requests.push(request.clone());
     if token.is_none() {
-        return HttpResponse::Unauthorized().json(json!({"error": {"name": "AuthenticationError", "message": "Missing credentials"}}));
+        return HttpResponse::Unauthorized()
+            .json(json!({"error": {"name": "AuthenticationError", "message": "Missing credentials"}}));
     }
     let lower_path = request.path.to_lowercase();
     match (request.method.as_str(), lower_path.as_str()) {
         ("POST", "/api/catalog/locations") => {
-            let target = body.get("target").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let target = body
+                .get("target")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
             let entities = json!([entity("Location", "generated-abc"), entity("Component", "svc")]);
             if request.query.contains("dryRun=true") {
-                return HttpResponse::Created().json(json!({"location": {"type": "url", "target": target}, "entities": entities}));
+                return HttpResponse::Created()
+                    .json(json!({"location": {"type": "url", "target": target}, "entities": entities}));
             }
             if state.locations.contains(&target) {
                 return HttpResponse::Conflict().json(json!({"error": {"name": "ConflictError", "message": format!("Location url:{target} already exists")}}));
             }
             state.locations.push(target.clone());
-            HttpResponse::Created().json(json!({"location": {"id": "1", "type": "url", "target": target}, "entities": []}))
+            HttpResponse::Created()
+                .json(json!({"location": {"id": "1", "type": "url", "target": target}, "entities": []}))
         }
         ("GET", "/api/catalog/entities/by-name/component/default/svc") => {
             HttpResponse::Ok().json(entity("Component", "svc"))
         }
         ("POST", "/api/catalog/entities/by-refs") => {
-            let refs = body.get("entityRefs").and_then(Value::as_array).cloned().unwrap_or_default();
+            let refs = body
+                .get("entityRefs")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             let items: Vec<Value> = refs
                 .iter()
                 .map(|r| {
-                    if r.as_str().is_some_and(|r| r.eq_ignore_ascii_case("component:default/svc")) {
+                    if r.as_str()
+                        .is_some_and(|r| r.eq_ignore_ascii_case("component:default/svc"))
+                    {
                         entity("Component", "svc")
                     } else {
                         Value::Null

@@ -209,11 +209,19 @@ async fn handle(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -
     let seg: Vec<&str> = seg.iter().map(String::as_str).collect();
     match (method.as_str(), seg.as_slice()) {
         ("GET", ["users", owner]) => {
-            let kind = if state.orgs.contains(*owner) { "Organization" } else { "User" };
+            let kind = if state.orgs.contains(*owner) {
+                "Organization"
+            } else {
+                "User"
+            };
             answer(200, json!({"login": owner, "type": kind}))
         }
         ("POST", ["orgs", _, "repos"]) | ("POST", ["user", "repos"]) => {
-            let owner = if seg[0] == "orgs" { owner_of(&seg) } else { "me".to_owned() };
+            let owner = if seg[0] == "orgs" {
+                owner_of(&seg)
+            } else {
+                "me".to_owned()
+            };
             let Some(name) = body.get("name").and_then(Value::as_str) else {
                 return answer(422, json!({"message": "name is missing"}));
             };
@@ -248,7 +256,11 @@ async fn handle(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -
             answer(200, json!({"names": names}))
         }
         ("PUT", ["repos", owner, repo, "collaborators", user]) => {
-            let permission = body.get("permission").and_then(Value::as_str).unwrap_or("push").to_owned();
+            let permission = body
+                .get("permission")
+                .and_then(Value::as_str)
+                .unwrap_or("push")
+                .to_owned();
             state
                 .collaborators
                 .entry(format!("{owner}/{repo}"))
@@ -257,7 +269,11 @@ async fn handle(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -
             answer(201, json!({}))
         }
         ("PUT", ["orgs", _org, "teams", team, "repos", owner, repo]) => {
-            let permission = body.get("permission").and_then(Value::as_str).unwrap_or("push").to_owned();
+            let permission = body
+                .get("permission")
+                .and_then(Value::as_str)
+                .unwrap_or("push")
+                .to_owned();
             state
                 .teams
                 .entry(format!("{owner}/{repo}"))
@@ -266,7 +282,9 @@ async fn handle(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -
             HttpResponse::NoContent().finish()
         }
         ("PUT", ["repos", owner, repo, "branches", branch, "protection"]) => {
-            state.protection.insert(format!("{owner}/{repo}#{branch}"), body.clone());
+            state
+                .protection
+                .insert(format!("{owner}/{repo}#{branch}"), body.clone());
             answer(200, body)
         }
         ("GET", ["repos", owner, repo, "pulls"]) => {
@@ -309,11 +327,10 @@ async fn handle(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -
         }
         ("PATCH", ["repos", owner, repo, "pulls", number]) => {
             let key = format!("{owner}/{repo}");
-            let Some(pull) = state
-                .pulls
-                .get_mut(&key)
-                .and_then(|p| p.iter_mut().find(|p| p["number"].to_string() == *number))
-            else {
+            let Some(pull) = state.pulls.get_mut(&key).and_then(|p| {
+                p.iter_mut()
+                    .find(|p| p["number"].as_u64() == number.parse::<u64>().ok())
+            }) else {
                 return not_found();
             };
             for field in ["title", "body"] {
@@ -324,9 +341,7 @@ async fn handle(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -
             answer(200, pull.clone())
         }
         ("POST", ["repos", owner, repo, "pulls", number, "requested_reviewers"]) => {
-            state
-                .reviewers
-                .insert(format!("{owner}/{repo}#{number}"), body.clone());
+            state.reviewers.insert(format!("{owner}/{repo}#{number}"), body.clone());
             answer(201, json!({"requested_reviewers": body.get("reviewers")}))
         }
         _ => not_found(),

@@ -76,6 +76,7 @@ impl Harness {
             user: json!({}),
             dry_run,
             cancel: CancellationToken::new(),
+            integrations: Default::default(),
             outputs: Map::new(),
         };
         action.run(&mut ctx, input).await?;

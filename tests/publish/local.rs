@@ -44,12 +44,18 @@ async fn publish_creates_a_bare_repository_that_git_can_clone() {
     assert_eq!(std::fs::read_to_string(clone.join("README.md")).unwrap(), "local\n");
 
     // publish:git is the same action; the same task may publish again.
-    h.run(&PublishGit::new(scm.clone()), json!({"repoUrl": "git.local?owner=acme&repo=svc", "defaultBranch": "main"}))
-        .await
-        .expect("rerun adopts");
+    h.run(
+        &PublishGit::new(scm.clone()),
+        json!({"repoUrl": "git.local?owner=acme&repo=svc", "defaultBranch": "main"}),
+    )
+    .await
+    .expect("rerun adopts");
     let other = Harness::new();
     let err = other
-        .run(&PublishGithub::new(scm), json!({"repoUrl": "git.local?owner=acme&repo=svc", "defaultBranch": "main"}))
+        .run(
+            &PublishGithub::new(scm),
+            json!({"repoUrl": "git.local?owner=acme&repo=svc", "defaultBranch": "main"}),
+        )
         .await
         .unwrap_err()
         .to_string();
@@ -76,9 +82,12 @@ async fn pull_requests_on_the_local_host_push_a_branch() {
     let h = Harness::new();
     h.write("README.md", "v1\n");
     let scm = local_integrations(&h);
-    h.run(&PublishGithub::new(scm.clone()), json!({"repoUrl": "git.local?owner=acme&repo=svc"}))
-        .await
-        .expect("published");
+    h.run(
+        &PublishGithub::new(scm.clone()),
+        json!({"repoUrl": "git.local?owner=acme&repo=svc"}),
+    )
+    .await
+    .expect("published");
     h.write("README.md", "v2\n");
     let out = h
         .run(

@@ -89,7 +89,12 @@ fn template(dir: &std::path::Path, repo_url: &str, register_optional: bool) -> V
     })
 }
 
-async fn run(settings: &Settings, spec: Value, secrets: Map<String, Value>, workspace: std::path::PathBuf) -> (RunOutcome, Arc<Events>) {
+async fn run(
+    settings: &Settings,
+    spec: Value,
+    secrets: Map<String, Value>,
+    workspace: std::path::PathBuf,
+) -> (RunOutcome, Arc<Events>) {
     let deps = action_deps(settings).expect("deps");
     let renderer = Arc::new(Renderer::builder().integrations(deps.integrations.templating()).build());
     let runner = Runner::new(ActionRegistry::new(builtin_actions_with(&deps)), renderer);
@@ -133,15 +138,24 @@ async fn a_task_publishes_to_github_opens_a_pull_request_and_registers() {
 
     let bare = github.bare("acme", "svc");
     assert_eq!(outcome.output["remoteUrl"], json!(format!("file://{}", bare.display())));
-    assert_eq!(outcome.output["commitHash"], json!(git(&bare, &["rev-parse", "main"]).trim()));
-    assert_eq!(outcome.output["pullRequest"], json!("https://github.example/acme/svc/pull/1"));
+    assert_eq!(
+        outcome.output["commitHash"],
+        json!(git(&bare, &["rev-parse", "main"]).trim())
+    );
+    assert_eq!(
+        outcome.output["pullRequest"],
+        json!("https://github.example/acme/svc/pull/1")
+    );
     assert_eq!(outcome.output["entityRef"], json!("component:default/svc"));
     assert_eq!(git(&bare, &["show", "main:README.md"]), "# svc\n");
     assert!(git(&bare, &["show", "main:catalog-info.yaml"]).contains("name: svc"));
     assert_eq!(git(&bare, &["show", "add-docs:docs/index.md"]), "# Docs\n");
     assert_eq!(github.state.lock().unwrap().topics["acme/svc"], vec!["scaffolded"]);
     let registered = catalog.requests();
-    assert_eq!(registered[0].body["target"], json!("https://github.example/acme/svc/blob/main/catalog-info.yaml"));
+    assert_eq!(
+        registered[0].body["target"],
+        json!("https://github.example/acme/svc/blob/main/catalog-info.yaml")
+    );
     assert!(registered.iter().all(|r| r.token.as_deref() == Some("jane-token")));
     assert!(github
         .requests("POST", "/pulls")

@@ -16,7 +16,7 @@ use schemars::gen::SchemaGenerator;
 use schemars::schema::{InstanceType, ObjectValidation, Schema, SchemaObject, SingleOrVec};
 use serde_json::{Map, Value};
 
-use crate::templating::{RenderOptions, Renderer};
+use crate::templating::{Integrations, RenderOptions, Renderer};
 
 pub use plain::FetchPlain;
 pub use plain_file::FetchPlainFile;
@@ -66,12 +66,20 @@ fn with_values(message: &str, values: Option<&Map<String, Value>>) -> String {
     }
 }
 
-fn renderer(cookiecutter_compat: bool, trim_blocks: bool, lstrip_blocks: bool) -> Renderer {
-    Renderer::with_options(RenderOptions {
-        cookiecutter_compat,
-        trim_blocks,
-        lstrip_blocks,
-    })
+fn renderer(
+    integrations: &Integrations,
+    cookiecutter_compat: bool,
+    trim_blocks: bool,
+    lstrip_blocks: bool,
+) -> Renderer {
+    Renderer::builder()
+        .options(RenderOptions {
+            cookiecutter_compat,
+            trim_blocks,
+            lstrip_blocks,
+        })
+        .integrations(integrations.clone())
+        .build()
 }
 
 #[cfg(test)]

@@ -85,6 +85,7 @@ impl ActionHandler for FetchTemplateFile {
             ))
             .await;
         let renderer = renderer(
+            &ctx.integrations,
             cookiecutter_compat,
             input.trim_blocks.unwrap_or(false),
             input.lstrip_blocks.unwrap_or(false),

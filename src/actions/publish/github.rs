@@ -803,7 +803,7 @@ mod tests {
             json!("Accepts the format `github.com?repo=reponame&owner=owner` where `reponame` is the new repository name and `owner` is an organization or username")
         );
         assert!(
-            !PublishGithub::SUPPORTS_DRY_RUN,
+            !Action::supports_dry_run(&PublishGithub::new(Arc::default())),
             "Backstage's publish:github does not support dry-run"
         );
     }
