@@ -76,6 +76,7 @@ fn main() -> ExitCode {
             secrets,
             out,
             verbose,
+            config: cli.config,
         });
     }
     let mut settings = match Settings::load(cli.config.as_deref()) {

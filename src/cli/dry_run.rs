@@ -7,7 +7,9 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::progress::Progress;
-use crate::actions::{builtin_actions, ActionRegistry};
+use crate::actions::{builtin_actions_with, ActionRegistry};
+use crate::config::Settings;
+use crate::startup::action_deps;
 use crate::engine::Runner;
 use crate::service::DryRunService;
 use crate::template::source::load_template_file;
@@ -21,6 +23,8 @@ pub struct DryRunArgs {
     pub secrets: Vec<String>,
     pub out: Option<PathBuf>,
     pub verbose: bool,
+    /// The same configuration file `serve` reads (SCM integrations, catalog).
+    pub config: Option<PathBuf>,
 }
 
 fn key_value(raw: &str) -> Result<(String, Value), String> {
@@ -74,7 +78,10 @@ pub async fn run(args: DryRunArgs) -> Result<bool, String> {
             (dir.path().to_path_buf(), Some(dir))
         }
     };
-    let runner = Runner::new(ActionRegistry::new(builtin_actions()), Arc::new(Renderer::new()));
+    let settings = Settings::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+    let deps = action_deps(&settings).map_err(|e| e.to_string())?;
+    let renderer = Renderer::builder().integrations(deps.integrations.templating()).build();
+    let runner = Runner::new(ActionRegistry::new(builtin_actions_with(&deps)), Arc::new(renderer));
     let service = DryRunService::new(runner, None);
     let progress = Arc::new(Progress::new(args.verbose));
     let outcome = service
