@@ -87,6 +87,9 @@ pub struct WorkerSettings {
     /// On shutdown, how long running tasks may go on before they are
     /// released to another replica.
     pub shutdown_grace_seconds: u64,
+    /// The longest one attempt of a task may run; steps can set a shorter
+    /// `timeout` of their own.
+    pub task_timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -229,6 +232,7 @@ impl Default for WorkerSettings {
             max_attempts: 5,
             abandoned_after_seconds: 3600,
             shutdown_grace_seconds: 10,
+            task_timeout_seconds: 3600,
         }
     }
 }

@@ -9,9 +9,9 @@ use serde_json::{Map, Value};
 use super::progress::Progress;
 use crate::actions::{builtin_actions_with, ActionRegistry};
 use crate::config::Settings;
-use crate::startup::action_deps;
 use crate::engine::Runner;
 use crate::service::DryRunService;
+use crate::startup::action_deps;
 use crate::template::source::load_template_file;
 use crate::templating::Renderer;
 

@@ -1,6 +1,7 @@
 //! The task engine: the worker (claim, lease heartbeat, cancel) and the
 //! runner (steps, `if`/`each`, outputs).
 
+pub mod redact;
 pub mod runner;
 pub mod worker;
 

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};
@@ -15,6 +16,8 @@ use crate::actions::{ActionContext, ActionError, ActionRegistry, LogSink, StepLo
 use crate::model::{EventType, NewEvent, TaskStatus};
 use crate::template::Step;
 use crate::templating::Renderer;
+
+use super::redact::Redactor;
 
 /// Receives the events of a run as they happen.
 #[async_trait]
@@ -51,6 +54,8 @@ pub struct RunRequest {
     pub abort: CancellationToken,
     /// Outputs of steps an earlier attempt finished, by step key.
     pub resume: HashMap<String, Value>,
+    /// The whole run must end by then (the task-wide limit).
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 /// How a run ended, with the events that must be written together with the
@@ -99,20 +104,73 @@ fn is_truthy(value: Option<&Value>) -> bool {
     }
 }
 
-/// Replaces every secret value inside strings by `***`.
+/// Replaces every secret value (and its encoded forms) inside strings by `***`.
 pub fn redact_secrets(value: &mut Value, secrets: &Map<String, Value>) {
-    match value {
-        Value::String(s) => {
-            for secret in secrets.values().filter_map(Value::as_str).filter(|x| !x.is_empty()) {
-                if s.contains(secret) {
-                    *s = s.replace(secret, "***");
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(|v| redact_secrets(v, secrets)),
-        Value::Object(map) => map.values_mut().for_each(|v| redact_secrets(v, secrets)),
-        _ => {}
+    Redactor::new(secrets).redact(value);
+}
+
+/// Scrubs secrets from everything a run reports.
+struct RedactingSink {
+    inner: Arc<dyn RunSink>,
+    redactor: Redactor,
+}
+
+#[async_trait]
+impl RunSink for RedactingSink {
+    async fn emit(&self, mut event: NewEvent) {
+        self.redactor.redact(&mut event.body);
+        self.inner.emit(event).await;
     }
+
+    async fn step_finished(&self, key: &str, output: &Value) {
+        let mut output = output.clone();
+        self.redactor.redact(&mut output);
+        self.inner.step_finished(key, &output).await;
+    }
+}
+
+/// Parses a step `timeout`: seconds as a number, or `500ms`, `30s`, `5m`, `1h`.
+pub fn parse_timeout(value: &Value) -> Option<Duration> {
+    match value {
+        Value::Number(n) => n
+            .as_f64()
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(Duration::from_secs_f64),
+        Value::String(s) => {
+            let s = s.trim();
+            let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+            let (number, unit) = s.split_at(split);
+            let n: f64 = number.parse().ok().filter(|n: &f64| n.is_finite() && *n > 0.0)?;
+            let seconds = match unit.trim() {
+                "" | "s" | "sec" | "seconds" => n,
+                "ms" => n / 1000.0,
+                "m" | "min" | "minutes" => n * 60.0,
+                "h" | "hours" => n * 3600.0,
+                _ => return None,
+            };
+            Some(Duration::from_secs_f64(seconds))
+        }
+        _ => None,
+    }
+}
+
+/// GitHub-Actions-style status functions in `if`: `always()`, `success()`,
+/// `failure()`. They are replaced by literals before rendering.
+fn status_functions(condition: &Value, failed: bool) -> Value {
+    match condition {
+        Value::String(s) => Value::String(
+            s.replace("always()", "true")
+                .replace("success()", if failed { "false" } else { "true" })
+                .replace("failure()", if failed { "true" } else { "false" }),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn runs_after_failure(condition: Option<&Value>) -> bool {
+    condition
+        .and_then(Value::as_str)
+        .is_some_and(|s| s.contains("always()") || s.contains("failure()"))
 }
 
 /// A stand-in output for an action skipped in a dry-run, built from its
@@ -149,6 +207,24 @@ impl Runner {
     }
 
     pub async fn run(&self, request: RunRequest, sink: Arc<dyn RunSink>) -> RunOutcome {
+        let redactor = Redactor::new(&request.secrets);
+        let sink: Arc<dyn RunSink> = if redactor.is_empty() {
+            sink
+        } else {
+            Arc::new(RedactingSink {
+                inner: sink,
+                redactor: redactor.clone(),
+            })
+        };
+        let mut outcome = self.run_steps(&request, sink).await;
+        for event in &mut outcome.final_events {
+            redactor.redact(&mut event.body);
+        }
+        redactor.redact(&mut outcome.output);
+        outcome
+    }
+
+    async fn run_steps(&self, request: &RunRequest, sink: Arc<dyn RunSink>) -> RunOutcome {
         let steps: Vec<Step> = request
             .spec
             .get("steps")
@@ -184,7 +260,9 @@ impl Runner {
         for (index, step) in steps.iter().enumerate() {
             let step_id = step.id.clone().unwrap_or_else(|| format!("step-{}", index + 1));
             let step_name = step.name.clone().unwrap_or_else(|| step.action.clone());
-            if failure.is_some() || cancelled_step.is_some() {
+            if failure.is_some() && cancelled_step.is_none() && runs_after_failure(step.if_.as_ref()) {
+                // `if: ${{ always() }}` / `failure()` steps run after a failure.
+            } else if failure.is_some() || cancelled_step.is_some() {
                 if failure.is_some() {
                     sink.emit(NewEvent::log(json!({
                         "message": format!("Skipping step {step_id} because a previous step failed"),
@@ -227,7 +305,15 @@ impl Runner {
             .await;
 
             let end = self
-                .run_step(step, &step_id, &template_base, &request, &mut context, sink.clone())
+                .run_step(
+                    step,
+                    &step_id,
+                    &template_base,
+                    request,
+                    &mut context,
+                    sink.clone(),
+                    failure.is_some(),
+                )
                 .await;
             match end {
                 StepEnd::Done => {}
@@ -238,7 +324,10 @@ impl Runner {
                         "status": "failed",
                     })))
                     .await;
-                    failure = Some((name, message));
+                    // The first failure is the task's error.
+                    if failure.is_none() {
+                        failure = Some((name, message));
+                    }
                 }
                 StepEnd::Cancelled => {
                     cancelled_step = Some((step_id.clone(), step_name.clone()));
@@ -321,9 +410,11 @@ impl Runner {
         request: &RunRequest,
         context: &mut Value,
         sink: Arc<dyn RunSink>,
+        after_failure: bool,
     ) -> StepEnd {
         if let Some(condition) = &step.if_ {
-            let rendered = self.renderer.render_value(condition, context);
+            let condition = status_functions(condition, after_failure);
+            let rendered = self.renderer.render_value(&condition, context);
             if !is_truthy(rendered.as_ref()) {
                 sink.emit(NewEvent::log(json!({
                     "message": format!("Skipping step {step_id} because its if condition was false"),
@@ -390,6 +481,11 @@ impl Runner {
             },
         };
 
+        let step_timeout = step.extra.get("timeout").and_then(parse_timeout);
+        let step_deadline = match (step_timeout.map(|t| tokio::time::Instant::now() + t), request.deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let mut step_output = Map::new();
         let collect = |outputs: Map<String, Value>, iterating: bool, step_output: &mut Map<String, Value>| {
             for (key, value) in outputs {
@@ -451,6 +547,15 @@ impl Runner {
                 biased;
                 _ = request.abort.cancelled() => return StepEnd::Aborted,
                 _ = request.cancel.cancelled() => Err(ActionError::Cancelled),
+                _ = sleep_until_or_forever(step_deadline) => {
+                    let message = match step_timeout {
+                        Some(t) if request.deadline.map_or(true, |d| tokio::time::Instant::now() < d) => {
+                            format!("Step {step_id} timed out after {}", humanize(t))
+                        }
+                        _ => format!("Step {step_id} was stopped: the task exceeded its time limit"),
+                    };
+                    return StepEnd::Failed { name: "TimeoutError", message };
+                }
                 r = action.run(&mut ctx, input) => r,
             };
             match result {
@@ -484,9 +589,46 @@ impl Runner {
     }
 }
 
+async fn sleep_until_or_forever(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn humanize(d: Duration) -> String {
+    if d.as_secs() >= 1 && d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timeouts_parse_numbers_and_units() {
+        assert_eq!(parse_timeout(&json!(2)), Some(Duration::from_secs(2)));
+        assert_eq!(parse_timeout(&json!("500ms")), Some(Duration::from_millis(500)));
+        assert_eq!(parse_timeout(&json!("5m")), Some(Duration::from_secs(300)));
+        assert_eq!(parse_timeout(&json!("1h")), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_timeout(&json!("soon")), None);
+        assert_eq!(parse_timeout(&json!(-1)), None);
+    }
+
+    #[test]
+    fn status_functions_follow_the_run_state() {
+        assert_eq!(status_functions(&json!("${{ failure() }}"), true), json!("${{ true }}"));
+        assert_eq!(
+            status_functions(&json!("${{ success() }}"), true),
+            json!("${{ false }}")
+        );
+        assert!(runs_after_failure(Some(&json!("${{ always() }}"))));
+        assert!(!runs_after_failure(Some(&json!("${{ success() }}"))));
+        assert!(!runs_after_failure(None));
+    }
 
     #[test]
     fn fake_outputs_follow_the_schema() {

@@ -365,6 +365,7 @@ impl Worker {
             cancel,
             abort: abort.clone(),
             resume,
+            deadline: Some(tokio::time::Instant::now() + Duration::from_secs(self.settings.task_timeout_seconds)),
         };
         let sink = Arc::new(StoreSink {
             store: self.store.clone(),

@@ -38,9 +38,17 @@ impl GitError {
         match self {
             GitError::Failed { command, stderr, .. } if command == "push" => {
                 let stderr = stderr.to_ascii_lowercase();
-                ["rejected", "non-fast-forward", "fetch first", "stale info", "cannot lock ref", "failed to lock", "failed to update ref"]
-                    .iter()
-                    .any(|needle| stderr.contains(needle))
+                [
+                    "rejected",
+                    "non-fast-forward",
+                    "fetch first",
+                    "stale info",
+                    "cannot lock ref",
+                    "failed to lock",
+                    "failed to update ref",
+                ]
+                .iter()
+                .any(|needle| stderr.contains(needle))
             }
             _ => false,
         }
@@ -359,7 +367,12 @@ impl Scratch {
     pub async fn rev_parse(&self, rev: &str) -> Result<Option<String>, GitError> {
         let (code, out) = self
             .git
-            .exec(&self.work, ["rev-parse", "--verify", "--quiet", "--end-of-options", rev], &[], &[1])
+            .exec(
+                &self.work,
+                ["rev-parse", "--verify", "--quiet", "--end-of-options", rev],
+                &[],
+                &[1],
+            )
             .await?;
         Ok((code == 0).then(|| out.trim().to_owned()))
     }
@@ -372,6 +385,15 @@ impl Scratch {
             .exec(&self.work, ["cat-file", "-p", &format!("{rev}:{path}")], &[], &[128])
             .await?;
         Ok((code == 0).then_some(out))
+    }
+
+    /// The tree of the index (what a commit made now would hold).
+    pub async fn write_index_tree(&self) -> Result<String, GitError> {
+        let out = self
+            .git
+            .run(&self.work, [self.git_dir_arg(), "write-tree".into()])
+            .await?;
+        Ok(out.trim().to_owned())
     }
 
     /// The newest commit reachable from `rev` that changed something under

@@ -84,6 +84,9 @@ impl RunSink for MemorySink {
     }
 }
 
+/// A dry-run answers an HTTP request: it may not run for long.
+const DRY_RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 #[derive(Clone)]
 pub struct DryRunService {
     runner: Runner,
@@ -247,6 +250,7 @@ impl DryRunService {
                     cancel: CancellationToken::new(),
                     abort: CancellationToken::new(),
                     resume: Default::default(),
+                    deadline: Some(tokio::time::Instant::now() + DRY_RUN_LIMIT),
                 },
                 sink.clone(),
             )

@@ -195,3 +195,51 @@ async fn retry_of_a_running_task_is_a_conflict_and_unknown_is_404() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
+
+#[tokio::test]
+async fn step_timeouts_cleanup_steps_and_secret_redaction() {
+    let app = spawn_app().await;
+    let (status, body) = app
+        .post_json(
+            "/v2/tasks",
+            &json!({"templateRef": "guarded", "values": {"seconds": 5}, "secrets": {"token": "tok-9f8e7d6c"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    let started = std::time::Instant::now();
+    let events = app.events_until_completion(&id, LIMIT).await;
+    assert!(
+        started.elapsed().as_secs() < 4,
+        "the 300 ms timeout did not stop a 5 s wait"
+    );
+    let statuses = step_statuses(&events);
+    assert!(statuses.contains(&("slow".into(), "failed".into())), "{statuses:?}");
+    assert!(statuses.contains(&("next".into(), "skipped".into())), "{statuses:?}");
+    assert!(
+        statuses.contains(&("cleanup".into(), "completed".into())),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&("report".into(), "completed".into())),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&("celebrate".into(), "skipped".into())),
+        "{statuses:?}"
+    );
+    let completion = events.last().unwrap();
+    assert_eq!(completion["body"]["error"]["name"], "TimeoutError");
+    assert!(completion["body"]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("timed out after 300ms"));
+    // The secret reached the steps (it was redacted, not missing) and never the log.
+    let text = Value::Array(events.clone()).to_string();
+    assert!(!text.contains("tok-9f8e7d6c"), "{text}");
+    assert!(text.contains("token is ***"), "{text}");
+    assert!(text.contains("cleaning up after ***"), "{text}");
+    let task = app.task(&id).await;
+    assert_eq!(task["status"], "failed");
+    assert!(!task.to_string().contains("tok-9f8e7d6c"));
+}

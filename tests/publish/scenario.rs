@@ -108,6 +108,7 @@ async fn run(
         cancel: CancellationToken::new(),
         abort: CancellationToken::new(),
         resume: Default::default(),
+        deadline: None,
     };
     let outcome = runner.run(request, events.clone()).await;
     (outcome, events)

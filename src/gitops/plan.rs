@@ -1,0 +1,310 @@
+//! What a change writes to the GitOps repository, computed from what is
+//! there now (seen through [`RepoView`]) without touching anything.
+
+use std::collections::BTreeMap;
+
+use super::appset::{self, AppSetSource};
+use super::base::{self, BaseFiles, BaseInfo};
+use super::layout;
+use super::overlay::{self, ImageSpec, OverlaySpec, ResourceSpec};
+use super::GitopsError;
+
+/// Read access to the repository's current tree (paths `/`-separated).
+pub trait RepoView {
+    fn read(&self, path: &str) -> Option<String>;
+    fn exists(&self, path: &str) -> bool;
+}
+
+/// Writes to make: directories replaced as a whole, then files.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub replace_dirs: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+impl Plan {
+    pub fn merge(&mut self, other: Plan) {
+        self.replace_dirs.extend(other.replace_dirs);
+        self.files.extend(other.files);
+    }
+
+    /// Every path the plan writes (for logs).
+    pub fn paths(&self) -> Vec<String> {
+        let mut paths: Vec<String> = self
+            .replace_dirs
+            .iter()
+            .flat_map(|(dir, files)| files.keys().map(move |f| format!("{dir}/{f}")))
+            .chain(self.files.keys().cloned())
+            .collect();
+        paths.sort();
+        paths
+    }
+
+    /// Checks that every YAML file the plan writes parses.
+    pub fn check_yaml(&self) -> Result<(), GitopsError> {
+        for (path, bytes) in &self.files {
+            if path.ends_with(".yaml") || path.ends_with(".yml") {
+                base::parse_documents(path, bytes)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The cluster layout for `clusters`. `overwrite_appset` rewrites existing
+/// ApplicationSets (`gitops init`); otherwise only missing files are written
+/// (a registration into a cluster nobody initialised).
+pub fn plan_clusters(
+    clusters: &[String],
+    source: &AppSetSource,
+    overwrite_appset: bool,
+    view: &dyn RepoView,
+) -> Result<Plan, GitopsError> {
+    let mut plan = Plan::default();
+    for cluster in clusters {
+        layout::check_dns_label("cluster", cluster)?;
+        let appset_path = layout::appset_path(cluster);
+        if overwrite_appset || !view.exists(&appset_path) {
+            plan.files
+                .insert(appset_path, appset::render_appset(cluster, source)?.into_bytes());
+        }
+        let cluster_file = layout::cluster_file(cluster);
+        if !view.exists(&cluster_file) {
+            plan.files.insert(
+                cluster_file,
+                appset::render_cluster_file(cluster, source)?.into_bytes(),
+            );
+        }
+        let kustomization = layout::cluster_kustomization(cluster);
+        let existing = view.read(&kustomization);
+        if let Some(text) = appset::cluster_kustomization(existing.as_deref())? {
+            plan.files.insert(kustomization, text.into_bytes());
+        }
+    }
+    Ok(plan)
+}
+
+/// Per-cluster settings of a registration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterSettings {
+    pub cluster: String,
+    pub images: Vec<ImageSpec>,
+    pub replicas: Option<u32>,
+    pub resources: Option<ResourceSpec>,
+}
+
+/// A checked registration of one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub service: String,
+    pub owner: String,
+    pub base: BaseFiles,
+    pub base_info: BaseInfo,
+    pub overlays: Vec<OverlaySpec>,
+    /// Rendered overlays, in the order of `overlays`.
+    rendered: Vec<String>,
+    marker: String,
+}
+
+impl Registration {
+    /// Checks names, the base and every overlay. `clusters` and the
+    /// clusters of `settings` together are the overlays written; `images`
+    /// apply to all of them, under each cluster's own.
+    pub fn new(
+        service: &str,
+        owner: &str,
+        base: BaseFiles,
+        clusters: &[String],
+        images: &[ImageSpec],
+        settings: &[ClusterSettings],
+    ) -> Result<Registration, GitopsError> {
+        layout::check_dns_label("service", service)?;
+        if owner.trim().is_empty() || owner.contains('\n') {
+            return Err(GitopsError::Invalid("owner must be one non-empty line".into()));
+        }
+        let mut names: Vec<String> = Vec::new();
+        for cluster in clusters.iter().chain(settings.iter().map(|s| &s.cluster)) {
+            layout::check_app(service, cluster)?;
+            if !names.contains(cluster) {
+                names.push(cluster.clone());
+            }
+        }
+        if names.is_empty() {
+            return Err(GitopsError::Invalid("Give at least one cluster".into()));
+        }
+        for (i, s) in settings.iter().enumerate() {
+            if settings[..i].iter().any(|o| o.cluster == s.cluster) {
+                return Err(GitopsError::Invalid(format!(
+                    "The cluster {} has two entries in `overlays`",
+                    s.cluster
+                )));
+            }
+        }
+        let base_info = base::inspect(&base)?;
+        let mut overlays = Vec::new();
+        let mut rendered = Vec::new();
+        for cluster in names {
+            let own = settings.iter().find(|s| s.cluster == cluster);
+            let spec = OverlaySpec {
+                images: overlay::merge_images(images, own.map_or(&[][..], |s| &s.images)),
+                replicas: own.and_then(|s| s.replicas),
+                resources: own.and_then(|s| s.resources.clone()),
+                cluster,
+            };
+            let text = overlay::render_overlay(service, &spec, &base_info)?;
+            base::parse_documents("overlay", text.as_bytes())?;
+            rendered.push(text);
+            overlays.push(spec);
+        }
+        Ok(Registration {
+            marker: overlay::render_marker(service, owner)?,
+            service: service.to_owned(),
+            owner: owner.to_owned(),
+            base,
+            base_info,
+            overlays,
+            rendered,
+        })
+    }
+
+    pub fn clusters(&self) -> Vec<String> {
+        self.overlays.iter().map(|o| o.cluster.clone()).collect()
+    }
+
+    pub fn applications(&self) -> Vec<String> {
+        self.overlays
+            .iter()
+            .map(|o| layout::app_name(&self.service, &o.cluster))
+            .collect()
+    }
+
+    pub fn overlay_paths(&self) -> Vec<String> {
+        self.overlays
+            .iter()
+            .map(|o| layout::overlay_dir(&self.service, &o.cluster))
+            .collect()
+    }
+
+    /// The writes of this registration onto the current tree; refuses a
+    /// service registered by another owner.
+    pub fn plan(&self, view: &dyn RepoView) -> Result<Plan, GitopsError> {
+        let marker = view.read(&layout::marker_path(&self.service));
+        overlay::check_owner(
+            &self.service,
+            &self.owner,
+            marker.as_deref(),
+            view.exists(&layout::service_dir(&self.service)),
+        )?;
+        let mut plan = Plan::default();
+        plan.replace_dirs
+            .insert(layout::base_dir(&self.service), self.base.files.clone());
+        plan.files
+            .insert(layout::marker_path(&self.service), self.marker.clone().into_bytes());
+        for (spec, text) in self.overlays.iter().zip(&self.rendered) {
+            plan.files.insert(
+                layout::overlay_path(&self.service, &spec.cluster),
+                text.clone().into_bytes(),
+            );
+        }
+        Ok(plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[derive(Default)]
+    struct Tree(BTreeMap<String, String>);
+
+    impl RepoView for Tree {
+        fn read(&self, path: &str) -> Option<String> {
+            self.0.get(path).cloned()
+        }
+        fn exists(&self, path: &str) -> bool {
+            self.0.keys().any(|k| k == path || k.starts_with(&format!("{path}/")))
+        }
+    }
+
+    fn base() -> BaseFiles {
+        let deploy = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n        - name: app\n          image: app-image\n";
+        BaseFiles {
+            files: [
+                ("kustomization.yaml".to_owned(), b"resources: [deploy.yaml]\n".to_vec()),
+                ("deploy.yaml".to_owned(), deploy.as_bytes().to_vec()),
+            ]
+            .into_iter()
+            .collect(),
+        }
+    }
+
+    fn image(tag: &str) -> ImageSpec {
+        ImageSpec {
+            name: "app-image".into(),
+            new_name: Some("ghcr.io/acme/web".into()),
+            new_tag: Some(tag.into()),
+            digest: None,
+        }
+    }
+
+    #[test]
+    fn a_registration_writes_base_marker_and_overlays() {
+        let settings = [ClusterSettings {
+            cluster: "yc-prod".into(),
+            images: vec![image("v2")],
+            replicas: Some(2),
+            resources: None,
+        }];
+        let reg = Registration::new("web", "team-a", base(), &["onprem-dev".into()], &[image("v1")], &settings)
+            .unwrap();
+        assert_eq!(reg.applications(), ["web-onprem-dev", "web-yc-prod"]);
+        let plan = reg.plan(&Tree::default()).unwrap();
+        plan.check_yaml().unwrap();
+        let paths: BTreeSet<String> = plan.paths().into_iter().collect();
+        for p in [
+            "apps/web/.scaffolder.yaml",
+            "apps/web/base/deploy.yaml",
+            "apps/web/overlays/onprem-dev/kustomization.yaml",
+            "apps/web/overlays/yc-prod/kustomization.yaml",
+        ] {
+            assert!(paths.contains(p), "{p} in {paths:?}");
+        }
+        let prod = String::from_utf8(plan.files["apps/web/overlays/yc-prod/kustomization.yaml"].clone()).unwrap();
+        assert!(prod.contains("newTag: v2"), "{prod}");
+    }
+
+    #[test]
+    fn refusals() {
+        let clusters = ["c".to_owned()];
+        assert!(Registration::new("../x", "o", base(), &clusters, &[], &[]).is_err());
+        assert!(Registration::new("web", "o", base(), &["C".to_owned()], &[], &[]).is_err());
+        assert!(Registration::new("web", "o", base(), &[], &[], &[]).is_err());
+        let reg = Registration::new("web", "team-a", base(), &clusters, &[image("v1")], &[]).unwrap();
+        let mut tree = Tree::default();
+        tree.0.insert("apps/web/base/x.yaml".into(), "{}".into());
+        assert!(matches!(reg.plan(&tree), Err(GitopsError::Conflict(_))));
+        tree.0.insert(
+            "apps/web/.scaffolder.yaml".into(),
+            overlay::render_marker("web", "team-b").unwrap(),
+        );
+        assert!(matches!(reg.plan(&tree), Err(GitopsError::Conflict(_))));
+    }
+
+    #[test]
+    fn clusters_are_written_when_missing() {
+        let source = AppSetSource {
+            repo_url: "file:///r.git".into(),
+            revision: "main".into(),
+            argocd_namespace: "argocd".into(),
+        };
+        let plan = plan_clusters(&["a".into()], &source, false, &Tree::default()).unwrap();
+        assert_eq!(plan.files.len(), 3);
+        let mut tree = Tree::default();
+        for (k, v) in &plan.files {
+            tree.0.insert(k.clone(), String::from_utf8(v.clone()).unwrap());
+        }
+        assert!(plan_clusters(&["a".into()], &source, false, &tree).unwrap().files.is_empty());
+        assert_eq!(plan_clusters(&["a".into()], &source, true, &tree).unwrap().files.len(), 1);
+    }
+}
