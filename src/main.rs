@@ -52,6 +52,11 @@ enum Command {
         #[arg(long, short)]
         verbose: bool,
     },
+    /// Manage the GitOps repository (infra-gitops) Argo CD deploys from.
+    Gitops {
+        #[command(subcommand)]
+        command: scaffolder::gitops::cli::GitopsCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -109,6 +114,13 @@ fn main() -> ExitCode {
                 let store = Store::connect(&settings.database).await.map_err(|e| e.to_string())?;
                 store.migrate().await.map_err(|e| e.to_string())?;
                 tracing::info!("migrations applied");
+                Ok(())
+            }
+            Command::Gitops { command } => {
+                let integrations = scaffolder::scm::ScmIntegrations::from_settings(&settings.integrations)
+                    .map_err(|e| e.to_string())?;
+                let outputs = scaffolder::gitops::cli::run(command, std::sync::Arc::new(integrations)).await?;
+                println!("{}", serde_json::to_string_pretty(&outputs).unwrap_or_default());
                 Ok(())
             }
             Command::Openapi | Command::DryRun { .. } => Ok(()),

@@ -7,6 +7,7 @@ mod context;
 pub mod debug;
 pub mod fetch;
 pub mod fs;
+pub mod gitops;
 pub mod publish;
 mod registry;
 pub mod workspace;
@@ -240,6 +241,8 @@ pub fn builtin_actions_with(deps: &ActionDeps) -> Vec<Arc<dyn Action>> {
         Arc::new(fs::FsDelete),
         Arc::new(fs::FsReadDir),
         Arc::new(fs::FsRename),
+        Arc::new(gitops::GitopsInit::new(deps.integrations.clone())),
+        Arc::new(gitops::GitopsOverlayRegister::new(deps.integrations.clone())),
         Arc::new(publish::PublishGit::new(deps.integrations.clone())),
         Arc::new(publish::PublishGithub::new(deps.integrations.clone())),
         Arc::new(publish::PublishGithubPullRequest::new(deps.integrations.clone())),

@@ -309,3 +309,81 @@ async fn graceful_shutdown_hands_running_tasks_to_another_replica_at_once() {
         .unwrap();
     assert_eq!(task["status"], "completed");
 }
+
+async fn ready(client: &reqwest::Client, base: &str) -> bool {
+    let root = base.trim_end_matches("/api/scaffolder");
+    client
+        .get(format!("{root}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+}
+
+/// Polls readiness until it equals `want`; readiness is what an orchestrator polls too.
+async fn wait_ready(client: &reqwest::Client, base: &str, want: bool) {
+    let deadline = Instant::now() + LIMIT;
+    while ready(client, base).await != want {
+        assert!(Instant::now() < deadline, "readiness never became {want}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn losing_the_database_under_load_leaves_no_task_stuck() {
+    let db = fresh_db();
+    let db_name = db.rsplit('/').next().unwrap().to_owned();
+    let replica = start_replica(&db, &[]).await;
+    let client = reqwest::Client::new();
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        ids.push(create(&client, &replica.base, json!({"seconds": 1})).await);
+    }
+    wait_for_step(&client, &replica.base, &ids[0], "wait", "processing").await;
+
+    let admin = sqlx::PgPool::connect(&format!("{}/postgres", admin_url())).await.unwrap();
+    // A restart, as the server sees it: every connection dropped, no new ones for a while.
+    sqlx::query(&format!("ALTER DATABASE {db_name} ALLOW_CONNECTIONS false"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&db_name)
+        .execute(&admin)
+        .await
+        .unwrap();
+    wait_ready(&client, &replica.base, false).await;
+    sqlx::query(&format!("ALTER DATABASE {db_name} ALLOW_CONNECTIONS true"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    wait_ready(&client, &replica.base, true).await;
+
+    for id in &ids {
+        let events = events_until_completion(&client, &replica.base, id).await;
+        assert_eq!(events.iter().filter(|e| e["type"] == "completion").count(), 1);
+        let task: Value = client
+            .get(format!("{}/v2/tasks/{id}", replica.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(
+            task["status"] == "completed" || task["status"] == "failed",
+            "{id} ended {}",
+            task["status"]
+        );
+        assert_ne!(task["status"], "processing");
+    }
+    // Nothing is left running or waiting.
+    let res: Value = client
+        .get(format!("{}/v2/tasks?status=open&status=processing", replica.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(res["totalTasks"], 0, "{res}");
+}

@@ -1,7 +1,6 @@
 //! `gitops:init`: creates or updates the cluster layout of the GitOps
 //! repository (`clusters/<cluster>/…` with one ApplicationSet per cluster).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -176,10 +175,6 @@ impl ActionHandler for GitopsInit {
             ctx.logger
                 .info(format!("The layout is up to date on {}; nothing to commit", input.branch))
                 .await;
-        }
-        let mut by_cluster = BTreeMap::new();
-        for (cluster, path) in clusters.iter().zip(&appsets) {
-            by_cluster.insert(cluster.clone(), path.clone());
         }
         ctx.output("commitHash", json!(commit));
         ctx.output("commitUrl", json!(repo.commit_url(&commit)));
