@@ -106,8 +106,8 @@ async fn wait_all(client: &reqwest::Client, base: &str, n: usize) -> i64 {
 }
 
 async fn transactions(admin: &sqlx::PgPool, db: &str) -> i64 {
-    // Statistics reach the shared counters within about a second.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Idle backends publish their statistics within ten seconds (PostgreSQL 15+).
+    tokio::time::sleep(Duration::from_millis(11_000)).await;
     let (n,): (i64,) =
         sqlx::query_as("SELECT (xact_commit + xact_rollback)::bigint FROM pg_stat_database WHERE datname = $1")
             .bind(db)
@@ -118,7 +118,10 @@ async fn transactions(admin: &sqlx::PgPool, db: &str) -> i64 {
 }
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(async {
         let client = reqwest::Client::new();
         let admin = sqlx::PgPool::connect(&format!("{}/postgres", admin_url())).await.expect("admin");
