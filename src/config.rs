@@ -27,6 +27,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub integrations: IntegrationSettings,
     pub catalog: CatalogSettings,
+    pub auth: AuthSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -42,6 +43,102 @@ pub struct ServerSettings {
     pub sse_keepalive_seconds: u64,
     /// Seconds to let in-flight requests finish on shutdown.
     pub shutdown_grace_seconds: u64,
+    /// Cross-origin access for browser clients (Backstage's `backend.cors`); unset: no CORS headers.
+    pub cors: Option<CorsSettings>,
+}
+
+/// Backstage's `backend.cors`: which browser origins may call the API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsSettings {
+    /// Allowed origins (`http://localhost:3000`); `*` allows any origin.
+    pub origins: Vec<String>,
+    /// Allowed methods.
+    pub methods: Vec<String>,
+    /// Allowed request headers; empty: any header the preflight asks for.
+    pub headers: Vec<String>,
+    /// Whether credentials (cookies, `Authorization`) may be sent.
+    pub credentials: bool,
+    /// How long browsers may cache a preflight answer.
+    pub max_age_seconds: Option<usize>,
+}
+
+impl Default for CorsSettings {
+    fn default() -> Self {
+        CorsSettings {
+            origins: Vec::new(),
+            methods: ["GET", "HEAD", "PATCH", "POST", "PUT", "DELETE"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            headers: Vec::new(),
+            credentials: true,
+            max_age_seconds: None,
+        }
+    }
+}
+
+/// Who may call the API. The modes combine: Backstage user tokens, static
+/// bearer tokens and anonymous access.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// Accept requests without credentials (they see every task). Default:
+    /// only while bound to a loopback address and no other mode is configured.
+    pub allow_anonymous: Option<bool>,
+    /// Verify Backstage user tokens (ES256) against the auth backend's JWKS.
+    pub backstage: Option<BackstageAuthSettings>,
+    /// Static bearer tokens for services and scripts.
+    pub tokens: Vec<StaticTokenSettings>,
+    /// User entity refs that see, cancel and retry every task.
+    pub admins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackstageAuthSettings {
+    /// The Backstage backend, e.g. `http://backstage:7007`.
+    pub base_url: String,
+    /// Default `<base_url>/api/auth/.well-known/jwks.json`.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// Required `iss` claim, when set (Backstage: `<base_url>/api/auth`).
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// Required `aud` claim, when set (Backstage: `backstage`).
+    #[serde(default)]
+    pub audience: Option<String>,
+    /// Least time between two JWKS downloads triggered by unknown key ids.
+    #[serde(default = "default_jwks_refresh")]
+    pub jwks_min_refresh_seconds: u64,
+}
+
+fn default_jwks_refresh() -> u64 {
+    30
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticTokenSettings {
+    /// The token itself…
+    #[serde(default)]
+    pub token: Option<String>,
+    /// …or a file holding it (surrounding whitespace is ignored).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// Who the caller is, e.g. `service:ci` or `user:default/robot`; tasks it creates carry it as `createdBy`.
+    pub subject: String,
+    /// `own` (default): only tasks it created; `all`: every task.
+    #[serde(default)]
+    pub access: TokenAccess,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenAccess {
+    #[default]
+    Own,
+    All,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -59,6 +156,25 @@ pub struct DatabaseSettings {
 pub struct TemplateSettings {
     /// Directories scanned for `*/template.yaml`.
     pub dirs: Vec<PathBuf>,
+    /// Template files at git URLs (`https://github.com/o/r/blob/main/t/template.yaml`,
+    /// or the local git host `https://git.local/o/r/blob/main/t/template.yaml`), read at start.
+    pub urls: Vec<String>,
+    /// Where fetched templates and skeletons are cached (by commit); default
+    /// `$XDG_CACHE_HOME/scaffolder`, else the system temp dir.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl TemplateSettings {
+    /// The cache directory, resolving the default from the environment.
+    pub fn cache_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.cache_dir {
+            return dir.clone();
+        }
+        match std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+            Some(base) => PathBuf::from(base).join("scaffolder"),
+            None => std::env::temp_dir().join("scaffolder-cache"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -197,6 +313,7 @@ impl Default for ServerSettings {
             long_poll_seconds: 30,
             sse_keepalive_seconds: 15,
             shutdown_grace_seconds: 30,
+            cors: None,
         }
     }
 }
@@ -215,6 +332,8 @@ impl Default for TemplateSettings {
     fn default() -> Self {
         TemplateSettings {
             dirs: vec![PathBuf::from("templates")],
+            urls: Vec::new(),
+            cache_dir: None,
         }
     }
 }
@@ -304,6 +423,45 @@ impl Settings {
         if let Some(url) = &self.catalog.base_url {
             check_http_url("catalog.base_url", url)?;
         }
+        self.validate_auth()?;
+        Ok(())
+    }
+
+    fn validate_auth(&self) -> Result<(), ConfigError> {
+        if let Some(backstage) = &self.auth.backstage {
+            check_http_url("auth.backstage.base_url", &backstage.base_url)?;
+            if let Some(url) = &backstage.jwks_url {
+                check_http_url("auth.backstage.jwks_url", url)?;
+            }
+        }
+        for (i, token) in self.auth.tokens.iter().enumerate() {
+            if token.subject.trim().is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "auth.tokens[{i}].subject must not be empty"
+                )));
+            }
+            match (&token.token, &token.token_file) {
+                (Some(t), None) if t.len() >= 8 => {}
+                (Some(_), None) => {
+                    return Err(ConfigError::Invalid(format!(
+                        "auth.tokens[{i}].token must be at least 8 characters"
+                    )))
+                }
+                (None, Some(_)) => {}
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "auth.tokens[{i}] needs exactly one of token and token_file"
+                    )))
+                }
+            }
+        }
+        if let Some(cors) = &self.server.cors {
+            if cors.origins.is_empty() {
+                return Err(ConfigError::Invalid(
+                    "server.cors.origins must list at least one origin".into(),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -387,12 +545,16 @@ fn set_path(tree: &mut Value, path: &[&str], value: Value) {
     if let Value::Object(map) = node {
         // List-valued keys take a comma-separated string from the environment.
         let value = match (&value, map.get(*last)) {
-            (Value::String(s), Some(Value::Array(_))) | (Value::String(s), None) if *last == "dirs" => Value::Array(
-                s.split(',')
-                    .filter(|p| !p.is_empty())
-                    .map(|p| Value::String(p.into()))
-                    .collect(),
-            ),
+            (Value::String(s), Some(Value::Array(_))) | (Value::String(s), None)
+                if matches!(*last, "dirs" | "urls" | "admins" | "origins" | "methods" | "headers") =>
+            {
+                Value::Array(
+                    s.split(',')
+                        .filter(|p| !p.is_empty())
+                        .map(|p| Value::String(p.into()))
+                        .collect(),
+                )
+            }
             _ => value,
         };
         map.insert(last.to_string(), value);

@@ -1,6 +1,7 @@
 //! A Backstage-compatible scaffolder backend. See ARCHITECTURE.md for the map.
 
 pub mod actions;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod engine;

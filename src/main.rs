@@ -12,6 +12,8 @@ struct Cli {
     /// Configuration file (YAML); environment variables override it.
     #[arg(long, global = true, env = "SCAFFOLDER_CONFIG")]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    client: scaffolder::cli::ClientOptions,
     #[command(subcommand)]
     command: Command,
 }
@@ -52,6 +54,8 @@ enum Command {
         #[arg(long, short)]
         verbose: bool,
     },
+    #[command(flatten)]
+    Cli(scaffolder::cli::CliCommand),
     /// Manage the GitOps repository (infra-gitops) Argo CD deploys from.
     Gitops {
         #[command(subcommand)]
@@ -64,6 +68,9 @@ fn main() -> ExitCode {
     if let Command::Openapi = cli.command {
         print!("{}", scaffolder::http::openapi::yaml());
         return ExitCode::SUCCESS;
+    }
+    if let Command::Cli(command) = cli.command {
+        return scaffolder::cli::main(command, cli.client, cli.config);
     }
     if let Command::DryRun {
         template,
@@ -123,7 +130,7 @@ fn main() -> ExitCode {
                 println!("{}", serde_json::to_string_pretty(&outputs).unwrap_or_default());
                 Ok(())
             }
-            Command::Openapi | Command::DryRun { .. } => Ok(()),
+            Command::Openapi | Command::DryRun { .. } | Command::Cli(_) => Ok(()),
         }
     });
     match result {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{from_fn, Condition};
 use actix_web::{web, App, HttpServer};
 use tokio_util::sync::CancellationToken;
 
@@ -16,6 +16,8 @@ use crate::engine::{Runner, Worker};
 use crate::http::{self, AppState};
 use crate::service::{DryRunService, EventHub, TaskService};
 use crate::store::Store;
+use crate::template::catalog::CatalogTemplateSource;
+use crate::template::git::GitTemplateSource;
 use crate::template::{DirTemplateSource, TemplateSource, Templates};
 use crate::templating::Renderer;
 
@@ -31,6 +33,8 @@ pub enum StartupError {
     Integration(#[from] crate::scm::IntegrationError),
     #[error("invalid catalog configuration: {0}")]
     Catalog(#[from] crate::actions::catalog::CatalogError),
+    #[error("invalid auth configuration: {0}")]
+    Auth(#[from] crate::auth::AuthConfigError),
 }
 
 pub struct Application {
@@ -43,12 +47,15 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        // Refuse an unprotected public bind before touching the database.
+        crate::auth::Authenticator::from_settings(&settings)?;
         let store = Store::connect(&settings.database).await?;
         store.migrate().await?;
         Application::build_with_store(settings, store).await
     }
 
     pub async fn build_with_store(settings: Settings, store: Store) -> Result<Application, StartupError> {
+        let auth = Arc::new(crate::auth::Authenticator::from_settings(&settings)?);
         let listener = TcpListener::bind(&settings.server.bind).map_err(|source| StartupError::Bind {
             addr: settings.server.bind.clone(),
             source,
@@ -61,9 +68,26 @@ impl Application {
         }
         let names: Vec<String> = dir_source.templates().map(|t| t.entity_ref.to_string()).collect();
         tracing::info!(count = names.len(), templates = ?names, "templates loaded");
-        let templates = Templates::new(vec![Arc::new(dir_source) as Arc<dyn TemplateSource>]);
-
         let deps = action_deps(&settings)?;
+        let reader = Arc::new(crate::scm::reader::UrlReader::new(
+            deps.integrations.clone(),
+            settings.templates.cache_dir(),
+        ));
+        // Fetch actions read remote skeletons (GitHub, the local git host) through it.
+        crate::actions::fetch::install_reader(reader.clone());
+        let mut sources: Vec<Arc<dyn TemplateSource>> = vec![Arc::new(dir_source)];
+        if !settings.templates.urls.is_empty() {
+            let git_source = GitTemplateSource::load(&settings.templates.urls, &reader).await;
+            for (url, problem) in &git_source.problems {
+                tracing::warn!(url = %url, problem = %problem, "template skipped");
+            }
+            sources.push(Arc::new(git_source));
+        }
+        if let Some(catalog) = &deps.catalog {
+            sources.push(Arc::new(CatalogTemplateSource::new(catalog.clone())));
+        }
+        let templates = Templates::new(sources);
+
         let renderer = Arc::new(Renderer::builder().integrations(deps.integrations.templating()).build());
         let actions = ActionRegistry::new(builtin_actions_with(&deps));
         let runner = Runner::new(actions.clone(), renderer.clone());
@@ -76,18 +100,25 @@ impl Application {
             .then(|| Worker::new(store.clone(), runner, settings.worker.clone()));
         let state = web::Data::new(AppState {
             settings: settings.clone(),
-            tasks: TaskService::new(store.clone(), templates, renderer),
+            tasks: TaskService::new(store.clone(), templates, renderer).with_catalog(deps.catalog.clone()),
             dry_run,
             events: EventHub::start(store.clone(), shutdown.clone()),
             actions,
             worker_health: worker.as_ref().map(|w| (w.health(), w.health_window())),
+            auth,
         });
 
         let body_limit = settings.server.body_limit_bytes;
+        let cors = settings.server.cors.clone();
         let server = HttpServer::new(move || {
             App::new()
+                .wrap(from_fn(http::auth::authenticate))
                 .wrap(from_fn(http::error::with_request_info))
                 .wrap(tracing_actix())
+                .wrap(Condition::new(
+                    cors.is_some(),
+                    http::cors(&cors.clone().unwrap_or_default()),
+                ))
                 .app_data(state.clone())
                 .configure(|cfg| http::configure(cfg, body_limit))
         })

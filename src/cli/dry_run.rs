@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde_json::{json, Value};
 
-use super::progress::Progress;
+use super::progress::{Display, DisplaySink};
+use super::values::{load_secrets, load_values};
 use crate::actions::{builtin_actions_with, ActionRegistry};
 use crate::config::Settings;
 use crate::engine::Runner;
@@ -27,13 +28,6 @@ pub struct DryRunArgs {
     pub config: Option<PathBuf>,
 }
 
-fn key_value(raw: &str) -> Result<(String, Value), String> {
-    let (key, value) = raw.split_once('=').ok_or_else(|| format!("'{raw}' is not key=value"))?;
-    // `--set replicas=3` and `--set tags=[a,b]` take YAML scalars/lists.
-    let parsed: Value = serde_yaml::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
-    Ok((key.to_owned(), parsed))
-}
-
 pub async fn run(args: DryRunArgs) -> Result<bool, String> {
     let file = if args.template.is_dir() {
         args.template.join("template.yaml")
@@ -43,30 +37,9 @@ pub async fn run(args: DryRunArgs) -> Result<bool, String> {
     let mut templates = load_template_file(&file).map_err(|e| format!("{}: {e}", file.display()))?;
     let template = templates.remove(0);
 
-    let mut values: Map<String, Value> = match &args.values {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            match serde_yaml::from_str::<Value>(&text).map_err(|e| format!("{}: {e}", path.display()))? {
-                Value::Object(map) => map,
-                Value::Null => Map::new(),
-                _ => return Err(format!("{}: values must be a mapping", path.display())),
-            }
-        }
-        None => Map::new(),
-    };
-    for raw in &args.set {
-        let (key, value) = key_value(raw)?;
-        values.insert(key, value);
-    }
-    let mut secrets = Map::new();
-    for raw in &args.secrets {
-        let (key, value) = key_value(raw)?;
-        let text = match value {
-            Value::String(s) => s,
-            other => other.to_string(),
-        };
-        secrets.insert(key, Value::String(text));
-    }
+    let values = load_values(args.values.as_deref(), &args.set)?;
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let secrets = load_secrets(&env, &args.secrets)?;
 
     let (workspace, _scratch) = match &args.out {
         Some(out) => {
@@ -83,7 +56,12 @@ pub async fn run(args: DryRunArgs) -> Result<bool, String> {
     let renderer = Renderer::builder().integrations(deps.integrations.templating()).build();
     let runner = Runner::new(ActionRegistry::new(builtin_actions_with(&deps)), Arc::new(renderer));
     let service = DryRunService::new(runner, None);
-    let progress = Arc::new(Progress::new(args.verbose));
+    let display = Display::new(
+        &template.task_spec(&Value::Object(values.clone()), &json!({})),
+        args.verbose,
+    );
+    let ticker = display.start_ticker();
+    let progress = Arc::new(DisplaySink(display.clone()));
     let outcome = service
         .run_template(&template, &Value::Object(values), &secrets, &workspace, Some(progress))
         .await
@@ -99,7 +77,10 @@ pub async fn run(args: DryRunArgs) -> Result<bool, String> {
                 )
             }
             other => other.to_string(),
-        })?;
+        });
+    ticker.cancel();
+    display.finish();
+    let outcome = outcome?;
     match outcome {
         Ok(result) => {
             eprintln!();

@@ -1,4 +1,267 @@
-//! Command-line front ends that run the engine without a server.
+//! Command-line front ends: `run` and `dry-run` reuse the engine without a
+//! server; `create`, `tasks`, `templates` and `actions` talk to a running
+//! server (`--server`).
 
+pub mod client;
 pub mod dry_run;
-mod progress;
+pub mod progress;
+pub mod run;
+pub mod values;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+/// The task completed (or the command did what it was asked).
+pub const EXIT_OK: u8 = 0;
+/// The task failed, or the server answered with an error.
+pub const EXIT_FAILED: u8 = 1;
+/// Bad usage or parameter values that fail the template's schema.
+pub const EXIT_USAGE: u8 = 2;
+/// Interrupted (Ctrl-C) or the task was cancelled.
+pub const EXIT_CANCELLED: u8 = 130;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum OutputFormat {
+    /// Progress on stderr, the result for people on stdout.
+    #[default]
+    Text,
+    /// One JSON object on stdout at the end, nothing else on stdout.
+    Json,
+}
+
+/// Where the client commands find the server.
+#[derive(Debug, Clone, Args)]
+pub struct ClientOptions {
+    /// URL of a running scaffolder for create/tasks/templates/actions
+    /// (default http://127.0.0.1:7007).
+    #[arg(long, global = true, env = "SCAFFOLDER_SERVER")]
+    pub server: Option<String>,
+    /// Bearer token sent to the server.
+    #[arg(long, global = true, env = "SCAFFOLDER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CliCommand {
+    /// Run a template for real on this machine (no server, no database).
+    ///
+    /// Every step runs; publishing goes to the configured integrations (by
+    /// default the local git host). Exit code 0 completed, 1 failed, 130
+    /// cancelled, 2 usage or invalid values.
+    Run {
+        /// Template file, a directory holding `template.yaml`, or a template
+        /// reference (`template:default/x`, `x`) looked up in `templates.dirs`.
+        template: String,
+        /// YAML file with the parameter values.
+        #[arg(long)]
+        values: Option<PathBuf>,
+        /// A value `key=value` (YAML scalar or list), after `--values`; repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// A secret `key=value` (also `SCAFFOLDER_SECRET_<NAME>`); repeatable.
+        #[arg(long = "secret", value_name = "KEY=VALUE")]
+        secrets: Vec<String>,
+        /// Keep the workspace in this directory (new or empty).
+        #[arg(long)]
+        workspace: Option<PathBuf>,
+        /// Show the actions' log lines under each step.
+        #[arg(long, short)]
+        verbose: bool,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Start a task on the server and follow it to its end.
+    Create {
+        /// Template reference: `template:default/x`, `default/x` or `x`.
+        template_ref: String,
+        /// YAML file with the parameter values.
+        #[arg(long)]
+        values: Option<PathBuf>,
+        /// A value `key=value` (YAML scalar or list), after `--values`; repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// A secret `key=value` (also `SCAFFOLDER_SECRET_<NAME>`); repeatable.
+        #[arg(long = "secret", value_name = "KEY=VALUE")]
+        secrets: Vec<String>,
+        /// Show the actions' log lines under each step.
+        #[arg(long, short)]
+        verbose: bool,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Tasks on the server.
+    Tasks {
+        #[command(subcommand)]
+        command: TasksCommand,
+    },
+    /// Templates on the server.
+    Templates {
+        #[command(subcommand)]
+        command: TemplatesCommand,
+    },
+    /// Actions installed on the server.
+    Actions {
+        #[command(subcommand)]
+        command: ActionsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TasksCommand {
+    /// Tasks, newest first.
+    List {
+        /// Only tasks with this status (open, processing, completed, failed, cancelled); repeatable.
+        #[arg(long)]
+        status: Vec<String>,
+        /// At most this many tasks.
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// A task: status, parameters, steps, output.
+    Show {
+        id: String,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// A task's log; `--follow` waits for its end.
+    Logs {
+        id: String,
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Cancel a task.
+    Cancel { id: String },
+    /// Run a finished task again.
+    Retry {
+        id: String,
+        /// Follow the new attempt to its end.
+        #[arg(long, short)]
+        follow: bool,
+        #[arg(long, short)]
+        verbose: bool,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplatesCommand {
+    /// A template's parameters (its form).
+    Show {
+        /// Template reference: `template:default/x`, `default/x` or `x`.
+        template_ref: String,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ActionsCommand {
+    /// The installed actions.
+    List {
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+}
+
+/// Runs one of these commands to its exit code.
+pub fn main(command: CliCommand, options: ClientOptions, config: Option<PathBuf>) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("scaffolder: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(dispatch(command, options, config));
+    // Do not wait for blocked reads of stdin or lingering connections.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    ExitCode::from(code)
+}
+
+async fn dispatch(command: CliCommand, options: ClientOptions, config: Option<PathBuf>) -> u8 {
+    let client_command = match command {
+        CliCommand::Run {
+            template,
+            values,
+            set,
+            secrets,
+            workspace,
+            verbose,
+            output,
+        } => {
+            return run::run(run::RunArgs {
+                template,
+                values,
+                set,
+                secrets,
+                workspace,
+                config,
+                verbose,
+                output,
+            })
+            .await
+        }
+        other => other,
+    };
+    let client = match client::Client::new(options.server.as_deref(), options.token) {
+        Ok(c) => c,
+        Err(e) => {
+            e.report();
+            return e.exit_code();
+        }
+    };
+    let result = match client_command {
+        CliCommand::Run { .. } => Ok(EXIT_USAGE),
+        CliCommand::Create {
+            template_ref,
+            values,
+            set,
+            secrets,
+            verbose,
+            output,
+        } => {
+            client::create(
+                &client,
+                client::CreateArgs {
+                    template_ref,
+                    values,
+                    set,
+                    secrets,
+                    verbose,
+                    output,
+                },
+            )
+            .await
+        }
+        CliCommand::Tasks { command } => match command {
+            TasksCommand::List { status, limit, output } => client::tasks_list(&client, &status, limit, output).await,
+            TasksCommand::Show { id, output } => client::tasks_show(&client, &id, output).await,
+            TasksCommand::Logs { id, follow } => client::tasks_logs(&client, &id, follow).await,
+            TasksCommand::Cancel { id } => client::tasks_cancel(&client, &id).await,
+            TasksCommand::Retry {
+                id,
+                follow,
+                verbose,
+                output,
+            } => client::tasks_retry(&client, &id, follow, verbose, output).await,
+        },
+        CliCommand::Templates {
+            command: TemplatesCommand::Show { template_ref, output },
+        } => client::templates_show(&client, &template_ref, output).await,
+        CliCommand::Actions {
+            command: ActionsCommand::List { output },
+        } => client::actions_list(&client, output).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            e.report();
+            e.exit_code()
+        }
+    }
+}

@@ -16,7 +16,11 @@ pub fn key_value(raw: &str) -> Result<(String, Value), String> {
     }
     let parsed: Value = serde_yaml::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
     // An empty value is the empty string, not YAML's null.
-    let parsed = if value.is_empty() { Value::String(String::new()) } else { parsed };
+    let parsed = if value.is_empty() {
+        Value::String(String::new())
+    } else {
+        parsed
+    };
     Ok((key.to_owned(), parsed))
 }
 
@@ -219,7 +223,19 @@ pub fn prompt(key: &str, schema: &Value) -> Option<Value> {
             Ok(0) | Err(_) => return None,
             Ok(_) => {}
         }
-        match parse_answer(schema, &line) {
+        let checked = parse_answer(schema, &line).and_then(|value| {
+            // The answer alone against the property's schema, so a bad one
+            // is asked again rather than failing the whole run.
+            match crate::validation::validate(schema, &value) {
+                Ok(()) => Ok(value),
+                Err(errors) => Err(errors
+                    .iter()
+                    .filter_map(|e| e.get("message").and_then(Value::as_str))
+                    .collect::<Vec<_>>()
+                    .join("; ")),
+            }
+        });
+        match checked {
             Ok(value) => return Some(value),
             Err(problem) => {
                 let _ = writeln!(err, "  {problem}");
@@ -274,7 +290,10 @@ mod tests {
             json!(["a", "b"])
         );
         assert_eq!(parse_answer(&json!({}), " hi ").unwrap(), json!("hi"));
-        assert_eq!(parse_answer(&json!({"type": "object"}), "{a: 1}").unwrap(), json!({"a": 1}));
+        assert_eq!(
+            parse_answer(&json!({"type": "object"}), "{a: 1}").unwrap(),
+            json!({"a": 1})
+        );
         assert!(prompt_text("clusters", &json!({"type": "array", "items": {"enum": ["x", "y"]}})).contains("x, y"));
     }
 }

@@ -53,10 +53,8 @@ impl Redactor {
             return;
         }
         match value {
-            Value::String(s) => {
-                if self.needles.iter().any(|n| s.contains(n.as_str())) {
-                    *s = self.redact_str(s);
-                }
+            Value::String(s) if self.needles.iter().any(|n| s.contains(n.as_str())) => {
+                *s = self.redact_str(s);
             }
             Value::Array(items) => items.iter_mut().for_each(|v| self.redact(v)),
             Value::Object(map) => map.values_mut().for_each(|v| self.redact(v)),

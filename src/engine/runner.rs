@@ -87,6 +87,15 @@ pub struct Runner {
     renderer: Arc<Renderer>,
 }
 
+/// One step to run, and where the run stands.
+struct StepCall<'a> {
+    step: &'a Step,
+    id: &'a str,
+    template_base: &'a Url,
+    /// An earlier step failed (only `always()`/`failure()` steps get here then).
+    after_failure: bool,
+}
+
 enum StepEnd {
     Done,
     Failed { name: &'static str, message: String },
@@ -304,17 +313,13 @@ impl Runner {
             })))
             .await;
 
-            let end = self
-                .run_step(
-                    step,
-                    &step_id,
-                    &template_base,
-                    request,
-                    &mut context,
-                    sink.clone(),
-                    failure.is_some(),
-                )
-                .await;
+            let call = StepCall {
+                step,
+                id: &step_id,
+                template_base: &template_base,
+                after_failure: failure.is_some(),
+            };
+            let end = self.run_step(call, request, &mut context, sink.clone()).await;
             match end {
                 StepEnd::Done => {}
                 StepEnd::Failed { name, message } => {
@@ -404,14 +409,17 @@ impl Runner {
 
     async fn run_step(
         &self,
-        step: &Step,
-        step_id: &str,
-        template_base: &Url,
+        call: StepCall<'_>,
         request: &RunRequest,
         context: &mut Value,
         sink: Arc<dyn RunSink>,
-        after_failure: bool,
     ) -> StepEnd {
+        let StepCall {
+            step,
+            id: step_id,
+            template_base,
+            after_failure,
+        } = call;
         if let Some(condition) = &step.if_ {
             let condition = status_functions(condition, after_failure);
             let rendered = self.renderer.render_value(&condition, context);

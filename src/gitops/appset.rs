@@ -114,7 +114,9 @@ pub fn cluster_kustomization(existing: Option<&str>) -> Result<Option<String>, G
     let mut doc: Value = serde_yaml::from_str(text)
         .map_err(|e| GitopsError::Invalid(format!("the cluster's kustomization.yaml is not valid YAML: {e}")))?;
     let Some(map) = doc.as_object_mut() else {
-        return Err(GitopsError::Invalid("the cluster's kustomization.yaml is not a mapping".into()));
+        return Err(GitopsError::Invalid(
+            "the cluster's kustomization.yaml is not a mapping".into(),
+        ));
     };
     let resources = map.entry("resources").or_insert_with(|| json!([]));
     let Some(list) = resources.as_array_mut() else {
@@ -161,7 +163,9 @@ mod tests {
     fn the_cluster_kustomization_is_created_or_extended() {
         let fresh = cluster_kustomization(None).unwrap().unwrap();
         assert_eq!(cluster_kustomization(Some(&fresh)).unwrap(), None);
-        let extended = cluster_kustomization(Some("resources:\n  - ingress.yaml\n")).unwrap().unwrap();
+        let extended = cluster_kustomization(Some("resources:\n  - ingress.yaml\n"))
+            .unwrap()
+            .unwrap();
         let doc: Value = serde_yaml::from_str(&extended).unwrap();
         assert_eq!(doc["resources"], json!(["ingress.yaml", APPSET_RELATIVE]));
         assert!(cluster_kustomization(Some("resources: 3\n")).is_err());

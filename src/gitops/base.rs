@@ -40,8 +40,7 @@ fn parent(path: &str) -> &str {
 
 /// Every document of a YAML file.
 pub fn parse_documents(path: &str, bytes: &[u8]) -> Result<Vec<Value>, GitopsError> {
-    let text = std::str::from_utf8(bytes)
-        .map_err(|_| GitopsError::Invalid(format!("{path} is not UTF-8 text")))?;
+    let text = std::str::from_utf8(bytes).map_err(|_| GitopsError::Invalid(format!("{path} is not UTF-8 text")))?;
     let mut docs = Vec::new();
     for doc in serde_yaml::Deserializer::from_str(text) {
         let value = <Value as serde::Deserialize>::deserialize(doc)
@@ -161,8 +160,8 @@ fn check_kustomization(base: &BaseFiles, path: &str, doc: &Value) -> Result<(), 
             ))
         })?;
         let normalized = normalized.to_string_lossy().replace('\\', "/");
-        let exists = base.files.contains_key(&normalized)
-            || base.files.keys().any(|f| f.starts_with(&format!("{normalized}/")));
+        let exists =
+            base.files.contains_key(&normalized) || base.files.keys().any(|f| f.starts_with(&format!("{normalized}/")));
         if !exists {
             return Err(GitopsError::Invalid(format!(
                 "The base's {path} refers to {reference:?}, which is not in the base"
@@ -204,7 +203,10 @@ mod tests {
 
     fn base(files: &[(&str, &str)]) -> BaseFiles {
         BaseFiles {
-            files: files.iter().map(|(p, c)| (p.to_string(), c.as_bytes().to_vec())).collect(),
+            files: files
+                .iter()
+                .map(|(p, c)| (p.to_string(), c.as_bytes().to_vec()))
+                .collect(),
         }
     }
 
@@ -229,7 +231,10 @@ mod tests {
             info.images.iter().map(String::as_str).collect::<Vec<_>>(),
             ["app-image", "busybox", "registry:5000/team/side"]
         );
-        assert_eq!(info.deployments, vec![("web".into(), vec!["app".into(), "side".into()])]);
+        assert_eq!(
+            info.deployments,
+            vec![("web".into(), vec!["app".into(), "side".into()])]
+        );
     }
 
     #[test]
@@ -237,16 +242,28 @@ mod tests {
         for (files, needle) in [
             (vec![("deploy.yaml", DEPLOY)], "no kustomization.yaml"),
             (
-                vec![("kustomization.yaml", "resources: [deploy.yaml]\nimages:\n  - name: a\n"), ("deploy.yaml", DEPLOY)],
+                vec![
+                    ("kustomization.yaml", "resources: [deploy.yaml]\nimages:\n  - name: a\n"),
+                    ("deploy.yaml", DEPLOY),
+                ],
                 "sets `images:`",
             ),
-            (vec![("kustomization.yaml", "resources: [../../secrets]\n")], "outside the base"),
-            (vec![("kustomization.yaml", "resources: [missing.yaml]\n")], "not in the base"),
+            (
+                vec![("kustomization.yaml", "resources: [../../secrets]\n")],
+                "outside the base",
+            ),
+            (
+                vec![("kustomization.yaml", "resources: [missing.yaml]\n")],
+                "not in the base",
+            ),
             (
                 vec![("kustomization.yaml", "resources: [https://example.com/x.yaml]\n")],
                 "remote",
             ),
-            (vec![("kustomization.yaml", "resources: [a.yaml]\n"), ("a.yaml", "a: [\n")], "not valid YAML"),
+            (
+                vec![("kustomization.yaml", "resources: [a.yaml]\n"), ("a.yaml", "a: [\n")],
+                "not valid YAML",
+            ),
         ] {
             let err = inspect(&base(&files)).unwrap_err();
             assert!(err.to_string().contains(needle), "{err} (wanted {needle})");

@@ -20,7 +20,9 @@ pub fn check_dns_label(kind: &str, name: &str) -> Result<(), GitopsError> {
     let bytes = name.as_bytes();
     let valid = !bytes.is_empty()
         && bytes.len() <= 63
-        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
         && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
         && bytes.last().is_some_and(u8::is_ascii_alphanumeric);
     if valid {
@@ -103,12 +105,27 @@ mod tests {
         for ok in ["webapp", "yc-prod", "a", "a1-b2", &"x".repeat(63)] {
             assert!(check_dns_label("service", ok).is_ok(), "{ok}");
         }
-        for bad in ["", "-a", "a-", "A", "a_b", "a.b", "../x", "a/b", "é", &"x".repeat(64), "a b"] {
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "A",
+            "a_b",
+            "a.b",
+            "../x",
+            "a/b",
+            "é",
+            &"x".repeat(64),
+            "a b",
+        ] {
             assert!(check_dns_label("service", bad).is_err(), "{bad}");
         }
         assert_eq!(check_app("webapp", "yc-prod").unwrap(), "webapp-yc-prod");
         assert!(check_app(&"s".repeat(40), &"c".repeat(30)).is_err());
-        assert_eq!(overlay_path("webapp", "yc-prod"), "apps/webapp/overlays/yc-prod/kustomization.yaml");
+        assert_eq!(
+            overlay_path("webapp", "yc-prod"),
+            "apps/webapp/overlays/yc-prod/kustomization.yaml"
+        );
         assert_eq!(appset_path("yc-prod"), "clusters/yc-prod/argocd/apps-appset.yaml");
     }
 }

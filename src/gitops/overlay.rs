@@ -73,7 +73,10 @@ fn quantity_re() -> &'static Regex {
 }
 fn resource_name_re() -> &'static Regex {
     static CELL: OnceLock<Regex> = OnceLock::new();
-    regex(&CELL, r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)?$")
+    regex(
+        &CELL,
+        r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)?$",
+    )
 }
 
 /// Checks one image entry's syntax.
@@ -143,8 +146,7 @@ pub fn merge_images(shared: &[ImageSpec], specific: &[ImageSpec]) -> Vec<ImageSp
 }
 
 fn to_yaml(header: &str, value: &Value) -> Result<String, GitopsError> {
-    let body = serde_yaml::to_string(value)
-        .map_err(|e| GitopsError::Invalid(format!("cannot write YAML: {e}")))?;
+    let body = serde_yaml::to_string(value).map_err(|e| GitopsError::Invalid(format!("cannot write YAML: {e}")))?;
     Ok(format!("{header}{body}"))
 }
 
@@ -167,7 +169,11 @@ pub fn render_overlay(service: &str, spec: &OverlaySpec, base: &BaseInfo) -> Res
                 "The overlay for {} sets the image {:?}, which no container of the base uses (the base uses: {})",
                 spec.cluster,
                 image.name,
-                if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
             )));
         }
     }
@@ -181,7 +187,10 @@ pub fn render_overlay(service: &str, spec: &OverlaySpec, base: &BaseInfo) -> Res
         json!([{"pairs": {"backstage.io/kubernetes-id": service}, "includeTemplates": true}]),
     );
     if !spec.images.is_empty() {
-        doc.insert("images".into(), serde_json::to_value(&spec.images).unwrap_or(Value::Null));
+        doc.insert(
+            "images".into(),
+            serde_json::to_value(&spec.images).unwrap_or(Value::Null),
+        );
     }
     let mut patches = Vec::new();
     if let Some(replicas) = spec.replicas {
@@ -304,9 +313,15 @@ mod tests {
         let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
         assert_eq!(doc["resources"][0], serde_yaml::Value::from("../../base"));
         assert_eq!(doc["images"][0]["newTag"], serde_yaml::Value::from("v1"));
-        assert_eq!(doc["labels"][0]["pairs"]["backstage.io/kubernetes-id"], serde_yaml::Value::from("web"));
+        assert_eq!(
+            doc["labels"][0]["pairs"]["backstage.io/kubernetes-id"],
+            serde_yaml::Value::from("web")
+        );
         assert_eq!(doc["patches"].as_sequence().map(Vec::len), Some(2));
-        assert!(text.starts_with("# web on yc-prod: Argo CD application web-yc-prod."), "{text}");
+        assert!(
+            text.starts_with("# web on yc-prod: Argo CD application web-yc-prod."),
+            "{text}"
+        );
         // Deterministic: the same spec gives the same bytes.
         assert_eq!(text, render_overlay("web", &spec, &info()).unwrap());
     }
@@ -329,7 +344,10 @@ mod tests {
             digest: Some("sha256:0123456789abcdef0123456789abcdef".into()),
             ..image("app-image", "v1")
         }];
-        assert!(render_overlay("web", &spec, &info()).unwrap_err().to_string().contains("both"));
+        assert!(render_overlay("web", &spec, &info())
+            .unwrap_err()
+            .to_string()
+            .contains("both"));
     }
 
     #[test]

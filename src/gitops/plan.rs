@@ -70,10 +70,8 @@ pub fn plan_clusters(
         }
         let cluster_file = layout::cluster_file(cluster);
         if !view.exists(&cluster_file) {
-            plan.files.insert(
-                cluster_file,
-                appset::render_cluster_file(cluster, source)?.into_bytes(),
-            );
+            plan.files
+                .insert(cluster_file, appset::render_cluster_file(cluster, source)?.into_bytes());
         }
         let kustomization = layout::cluster_kustomization(cluster);
         let existing = view.read(&kustomization);
@@ -256,8 +254,15 @@ mod tests {
             replicas: Some(2),
             resources: None,
         }];
-        let reg = Registration::new("web", "team-a", base(), &["onprem-dev".into()], &[image("v1")], &settings)
-            .unwrap();
+        let reg = Registration::new(
+            "web",
+            "team-a",
+            base(),
+            &["onprem-dev".into()],
+            &[image("v1")],
+            &settings,
+        )
+        .unwrap();
         assert_eq!(reg.applications(), ["web-onprem-dev", "web-yc-prod"]);
         let plan = reg.plan(&Tree::default()).unwrap();
         plan.check_yaml().unwrap();
@@ -304,7 +309,13 @@ mod tests {
         for (k, v) in &plan.files {
             tree.0.insert(k.clone(), String::from_utf8(v.clone()).unwrap());
         }
-        assert!(plan_clusters(&["a".into()], &source, false, &tree).unwrap().files.is_empty());
-        assert_eq!(plan_clusters(&["a".into()], &source, true, &tree).unwrap().files.len(), 1);
+        assert!(plan_clusters(&["a".into()], &source, false, &tree)
+            .unwrap()
+            .files
+            .is_empty());
+        assert_eq!(
+            plan_clusters(&["a".into()], &source, true, &tree).unwrap().files.len(),
+            1
+        );
     }
 }

@@ -4,7 +4,9 @@
 //! new tip after a jittered backoff, up to a bound. Nothing is committed
 //! when the plan changes nothing.
 
+use std::collections::HashMap;
 use std::path::{Component, Path};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use rand::Rng;
@@ -24,7 +26,11 @@ pub enum SyncError {
     #[error("{context}: {source}")]
     Io { context: String, source: std::io::Error },
     #[error("gave up after {attempts} attempts to push to {branch}: others kept pushing first ({last})")]
-    Contended { attempts: u32, branch: String, last: GitError },
+    Contended {
+        attempts: u32,
+        branch: String,
+        last: GitError,
+    },
     #[error("the branch {0} does not exist in the GitOps repository")]
     MissingBase(String),
     #[error("the GitOps change was cancelled")]
@@ -60,9 +66,34 @@ impl Default for PushRetry {
 impl PushRetry {
     /// Full jitter: a random wait up to `min(cap, base·2^attempt)`.
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let ceiling = self.base.saturating_mul(2u32.saturating_pow(attempt.min(16))).min(self.cap);
+        let ceiling = self
+            .base
+            .saturating_mul(2u32.saturating_pow(attempt.min(16)))
+            .min(self.cap);
         let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX).max(1);
         Duration::from_millis(rand::thread_rng().gen_range(0..=millis))
+    }
+}
+
+/// Writers of this process take turns per repository: tasks of one
+/// replica queue instead of racing each other's pushes (which the retry
+/// loop would also resolve, at the price of wasted attempts). Other
+/// replicas are still raced, and the retry loop handles them.
+#[derive(Default)]
+pub struct RepoLocks {
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl RepoLocks {
+    /// The locks of this process.
+    pub fn shared() -> Arc<RepoLocks> {
+        static SHARED: OnceLock<Arc<RepoLocks>> = OnceLock::new();
+        SHARED.get_or_init(Arc::default).clone()
+    }
+
+    fn lock_for(&self, remote: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        locks.entry(remote.to_owned()).or_default().clone()
     }
 }
 
@@ -133,7 +164,9 @@ fn check_repo_path(path: &str) -> Result<(), GitopsError> {
 
 fn remove_any(path: &Path) -> Result<(), SyncError> {
     match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(path).map_err(io(format!("cannot remove {}", path.display()))),
+        Ok(meta) if meta.is_dir() => {
+            std::fs::remove_dir_all(path).map_err(io(format!("cannot remove {}", path.display())))
+        }
         Ok(_) => std::fs::remove_file(path).map_err(io(format!("cannot remove {}", path.display()))),
         Err(_) => Ok(()),
     }
@@ -181,6 +214,7 @@ async fn sleep(cancel: &CancellationToken, wait: Duration) -> Result<(), SyncErr
 pub async fn commit_plan<F>(
     git: &Git,
     cancel: &CancellationToken,
+    locks: &RepoLocks,
     request: &CommitRequest<'_>,
     retry: &PushRetry,
     branch_guard: &BranchGuard<'_>,
@@ -190,6 +224,11 @@ where
     F: FnMut(&dyn RepoView) -> Result<Plan, GitopsError>,
 {
     let target = request.push_branch.unwrap_or(request.base_branch);
+    let lock = locks.lock_for(request.remote);
+    let _turn = tokio::select! {
+        _ = cancel.cancelled() => return Err(SyncError::Cancelled),
+        turn = lock.lock() => turn,
+    };
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -229,7 +268,9 @@ where
     let target = request.push_branch.unwrap_or(request.base_branch);
     let scratch = git.scratch().await?;
     if base_head.is_some() {
-        scratch.checkout_remote(request.remote, request.base_branch, target).await?;
+        scratch
+            .checkout_remote(request.remote, request.base_branch, target)
+            .await?;
     } else if request.push_branch.is_some() {
         return Err(SyncError::MissingBase(request.base_branch.to_owned()));
     }
@@ -238,7 +279,9 @@ where
     let mut lease = None;
     if let Some(branch) = request.push_branch {
         if let Some(head) = head_of(branch) {
-            scratch.fetch(request.remote, &format!("refs/heads/{branch}"), Some(1)).await?;
+            scratch
+                .fetch(request.remote, &format!("refs/heads/{branch}"), Some(1))
+                .await?;
             let guarded = match request.guard_path {
                 Some(path) => scratch.show_file(&head, path).await?,
                 None => None,
@@ -258,7 +301,10 @@ where
                 scratch
                     .fetch(request.remote, &format!("refs/heads/{}", request.base_branch), None)
                     .await?;
-                scratch.last_commit_touching("FETCH_HEAD", path).await?.or(base_head.clone())
+                scratch
+                    .last_commit_touching("FETCH_HEAD", path)
+                    .await?
+                    .or(base_head.clone())
             }
             _ => base_head.clone(),
         };
@@ -300,7 +346,15 @@ mod tests {
 
     #[test]
     fn repo_paths_stay_inside_and_out_of_git() {
-        for bad in ["", "/etc/passwd", "../x", "a/../../x", ".git/config", "apps/.git/x", "a\\b"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            ".git/config",
+            "apps/.git/x",
+            "a\\b",
+        ] {
             assert!(check_repo_path(bad).is_err(), "{bad}");
         }
         assert!(check_repo_path("apps/web/base/deploy.yaml").is_ok());

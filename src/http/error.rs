@@ -27,6 +27,12 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     Unsupported(String),
+    /// Missing or invalid credentials (401).
+    #[error("{0}")]
+    Unauthenticated(#[from] crate::auth::AuthError),
+    /// The caller may not do this (403).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("invalid parameter values")]
     Validation(Vec<Value>),
     /// A template step failed during a dry-run; Backstage answers with the
@@ -46,6 +52,8 @@ impl ApiError {
             ApiError::Conflict(_) => "ConflictError",
             ApiError::PayloadTooLarge(_) => "PayloadTooLargeError",
             ApiError::Unsupported(_) => "NotSupportedError",
+            ApiError::Unauthenticated(_) => "AuthenticationError",
+            ApiError::Forbidden(_) => "NotAllowedError",
             ApiError::Internal(_) => "Error",
             ApiError::Step { .. } => "Error",
         }
@@ -73,6 +81,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Input(m) => ApiError::Input(m),
             ServiceError::Validation(errors) => ApiError::Validation(errors),
             ServiceError::Conflict(m) => ApiError::Conflict(m),
+            ServiceError::Forbidden(m) => ApiError::Forbidden(m),
             e @ (ServiceError::Store(_) | ServiceError::TemplateSource(_)) => ApiError::Internal(e.to_string()),
         }
     }
@@ -86,6 +95,8 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unsupported(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Step { name, .. } => match name.as_str() {
                 "InputError" => StatusCode::BAD_REQUEST,
@@ -116,6 +127,14 @@ impl ApiError {
             "error": { "name": self.name_owned(), "message": self.public_message() },
             "response": { "statusCode": self.status_code().as_u16() },
         });
+        if let (ApiError::Unauthenticated(auth), Some(obj)) = (self, body.as_object_mut()) {
+            if let (Some(cause), Some(Value::Object(error))) = (auth.cause(), obj.get_mut("error")) {
+                error.insert(
+                    "cause".into(),
+                    json!({ "name": "AuthenticationError", "message": cause }),
+                );
+            }
+        }
         if let (Some(method), Some(url), Some(obj)) = (method, url, body.as_object_mut()) {
             obj.insert("request".into(), json!({ "method": method, "url": url }));
         }

@@ -11,6 +11,7 @@ use utoipa::IntoParams;
 use super::error::ApiError;
 use super::schemas::{ErrorBody, EventSchema};
 use super::AppState;
+use crate::auth::Caller;
 use crate::model::TaskEvent;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -44,11 +45,12 @@ fn parse_after(raw: Option<&str>) -> Result<Option<i64>, ApiError> {
 )]
 pub async fn events(
     state: web::Data<AppState>,
+    caller: Caller,
     path: web::Path<String>,
     query: web::Query<AfterQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let after = parse_after(query.after.as_deref())?;
-    let task = state.tasks.get(&path).await?;
+    let task = state.tasks.get(&caller, &path).await?;
     let mut watch = state.events.watch(task.id, after);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(state.settings.server.long_poll_seconds);
     let events = watch
@@ -86,6 +88,7 @@ fn sse_frame(event: &TaskEvent) -> Bytes {
 )]
 pub async fn eventstream(
     state: web::Data<AppState>,
+    caller: Caller,
     req: HttpRequest,
     path: web::Path<String>,
     query: web::Query<AfterQuery>,
@@ -99,7 +102,7 @@ pub async fn eventstream(
         Some(id) => parse_after(Some(&id))?,
         None => parse_after(query.after.as_deref())?,
     };
-    let task = state.tasks.get(&path).await?;
+    let task = state.tasks.get(&caller, &path).await?;
     let mut watch = state.events.watch(task.id, after);
     let keepalive = Duration::from_secs(state.settings.server.sse_keepalive_seconds);
 

@@ -25,12 +25,13 @@ use super::AppState;
 )]
 pub async fn parameter_schema(
     state: web::Data<AppState>,
+    caller: crate::auth::Caller,
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (namespace, kind, name) = path.into_inner();
     let schema = state
         .tasks
-        .parameter_schema(&format!("{kind}:{namespace}/{name}"))
+        .parameter_schema(&caller, &format!("{kind}:{namespace}/{name}"))
         .await?;
     Ok(HttpResponse::Ok().json(schema))
 }

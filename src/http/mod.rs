@@ -1,6 +1,7 @@
 //! Thin actix-web handlers: extract, call one service function, map the
 //! result. No SQL and no business rules live here.
 
+pub mod auth;
 mod dry_run;
 pub mod error;
 mod events;
@@ -16,7 +17,8 @@ use std::time::Duration;
 use actix_web::web;
 
 use crate::actions::ActionRegistry;
-use crate::config::Settings;
+use crate::auth::Authenticator;
+use crate::config::{CorsSettings, Settings};
 use crate::engine::WorkerHealth;
 use crate::service::{DryRunService, EventHub, TaskService};
 
@@ -28,6 +30,42 @@ pub struct AppState {
     pub actions: ActionRegistry,
     /// The in-process worker's health and the age after which it counts as stuck.
     pub worker_health: Option<(Arc<WorkerHealth>, Duration)>,
+    /// Turns `Authorization` headers into callers.
+    pub auth: Arc<Authenticator>,
+}
+
+/// The CORS middleware for `server.cors` (Backstage's `backend.cors`):
+/// preflights are answered before authentication, and every answer (event
+/// streams and errors included) carries the CORS headers.
+pub fn cors(settings: &CorsSettings) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default();
+    if settings.origins.iter().any(|o| o == "*") {
+        cors = cors.allow_any_origin();
+    } else {
+        for origin in &settings.origins {
+            cors = cors.allowed_origin(origin.trim_end_matches('/'));
+        }
+    }
+    let methods: Vec<actix_web::http::Method> = settings
+        .methods
+        .iter()
+        .filter_map(|m| actix_web::http::Method::from_bytes(m.trim().to_ascii_uppercase().as_bytes()).ok())
+        .collect();
+    cors = cors.allowed_methods(methods);
+    if settings.headers.is_empty() {
+        cors = cors.allow_any_header();
+    } else {
+        let headers: Vec<actix_web::http::header::HeaderName> = settings
+            .headers
+            .iter()
+            .filter_map(|h| actix_web::http::header::HeaderName::from_bytes(h.trim().as_bytes()).ok())
+            .collect();
+        cors = cors.allowed_headers(headers);
+    }
+    if settings.credentials {
+        cors = cors.supports_credentials();
+    }
+    cors.max_age(settings.max_age_seconds)
 }
 
 /// Routes under `/api/scaffolder` plus the health endpoints.

@@ -9,6 +9,7 @@ use super::schemas::{
     CancelResponse, CreateTaskRequest, ErrorBody, TaskIdResponse, TaskList, TaskSchema, ValidationErrors,
 };
 use super::AppState;
+use crate::auth::Caller;
 use crate::model::TaskStatus;
 use crate::service::CreateTask;
 use crate::store::{CancelOutcome, ListQuery, SortField};
@@ -71,9 +72,13 @@ fn parse_create(body: &Value) -> Result<CreateTask, ApiError> {
         (status = 413, description = "Request body too large", body = ErrorBody),
     )
 )]
-pub async fn create(state: web::Data<AppState>, body: web::Json<Value>) -> Result<HttpResponse, ApiError> {
+pub async fn create(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, ApiError> {
     let request = parse_create(&body)?;
-    let id = state.tasks.create(request).await?;
+    let id = state.tasks.create(&caller, request).await?;
     Ok(HttpResponse::Created().json(json!({ "id": id })))
 }
 
@@ -148,10 +153,11 @@ struct TaskListBody<'a> {
 )]
 pub async fn list(
     state: web::Data<AppState>,
+    caller: Caller,
     query: web::Query<Vec<(String, String)>>,
 ) -> Result<HttpResponse, ApiError> {
     let params = parse_list(&query)?;
-    let (tasks, total) = state.tasks.list(&params.query).await?;
+    let (tasks, total) = state.tasks.list(&caller, &params.query).await?;
     Ok(HttpResponse::Ok().json(TaskListBody {
         tasks: &tasks,
         total_tasks: total,
@@ -167,8 +173,12 @@ pub async fn list(
         (status = 404, description = "No such task", body = ErrorBody),
     )
 )]
-pub async fn get(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let task = state.tasks.get(&path).await?;
+pub async fn get(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let task = state.tasks.get(&caller, &path).await?;
     Ok(HttpResponse::Ok().json(task))
 }
 
@@ -182,8 +192,12 @@ pub async fn get(state: web::Data<AppState>, path: web::Path<String>) -> Result<
         (status = 404, description = "No such task", body = ErrorBody),
     )
 )]
-pub async fn cancel(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let outcome = state.tasks.cancel(&path).await?;
+pub async fn cancel(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let outcome = state.tasks.cancel(&caller, &path).await?;
     let body = match outcome {
         CancelOutcome::CancelledBeforeStart | CancelOutcome::Requested => json!({ "status": "cancelled" }),
         CancelOutcome::AlreadyFinished(status) => json!({
@@ -210,6 +224,7 @@ pub async fn cancel(state: web::Data<AppState>, path: web::Path<String>) -> Resu
 )]
 pub async fn retry(
     state: web::Data<AppState>,
+    caller: Caller,
     path: web::Path<String>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
@@ -226,7 +241,7 @@ pub async fn retry(
             Some(s) => Some(object_of_strings(s, "secrets")?),
         }
     };
-    let id = state.tasks.retry(&path, secrets).await?;
+    let id = state.tasks.retry(&caller, &path, secrets).await?;
     Ok(HttpResponse::Created().json(json!({ "id": id })))
 }
 

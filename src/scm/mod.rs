@@ -7,5 +7,6 @@
 pub mod git;
 pub mod github;
 pub mod integrations;
+pub mod reader;
 
 pub use integrations::{IntegrationError, LocalGitHost, ScmIntegrations, ScmTarget};

@@ -25,6 +25,9 @@ pub enum ServiceError {
     Validation(Vec<Value>),
     #[error("{0}")]
     Conflict(String),
+    /// The caller may not do this (403).
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

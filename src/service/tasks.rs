@@ -1,6 +1,8 @@
 use serde_json::{json, Map, Value};
 
 use super::ServiceError;
+use crate::actions::catalog::CatalogClient;
+use crate::auth::Caller;
 use crate::model::{Task, TaskId};
 use crate::store::{CancelOutcome, ListQuery, RetryOutcome, Store};
 use crate::template::{validate_parameters, EntityRef, LoadedTemplate, Templates};
@@ -20,6 +22,8 @@ pub struct TaskService {
     store: Store,
     templates: Templates,
     renderer: std::sync::Arc<Renderer>,
+    /// Where `spec.user.entity` comes from, when configured.
+    catalog: Option<std::sync::Arc<CatalogClient>>,
 }
 
 impl TaskService {
@@ -28,7 +32,14 @@ impl TaskService {
             store,
             templates,
             renderer,
+            catalog: None,
         }
+    }
+
+    /// Reads the creating user's entity from this catalog into `spec.user.entity`.
+    pub fn with_catalog(mut self, catalog: Option<std::sync::Arc<CatalogClient>>) -> TaskService {
+        self.catalog = catalog;
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -37,6 +48,11 @@ impl TaskService {
 
     /// Finds a template by a (possibly short) reference.
     pub async fn template(&self, raw_ref: &str) -> Result<LoadedTemplate, ServiceError> {
+        self.template_for(&Caller::anonymous(), raw_ref).await
+    }
+
+    /// Finds a template as `caller` (whose Backstage token the catalog source forwards).
+    pub async fn template_for(&self, caller: &Caller, raw_ref: &str) -> Result<LoadedTemplate, ServiceError> {
         let entity_ref =
             EntityRef::parse(raw_ref, "template", "default").map_err(|e| ServiceError::Input(e.to_string()))?;
         if !entity_ref.kind.eq_ignore_ascii_case("template") {
@@ -46,14 +62,14 @@ impl TaskService {
             )));
         }
         self.templates
-            .find(&entity_ref)
+            .find_as(&entity_ref, caller.backstage_token())
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("Template {entity_ref} not found")))
     }
 
     /// `{title, description, steps:[{title, description?, schema}]}` for the form.
-    pub async fn parameter_schema(&self, raw_ref: &str) -> Result<Value, ServiceError> {
-        let template = self.template(raw_ref).await?;
+    pub async fn parameter_schema(&self, caller: &Caller, raw_ref: &str) -> Result<Value, ServiceError> {
+        let template = self.template_for(caller, raw_ref).await?;
         let metadata = template.metadata();
         let steps: Vec<Value> = template
             .spec
@@ -111,44 +127,109 @@ impl TaskService {
         .map_err(ServiceError::Validation)
     }
 
-    pub async fn create(&self, request: CreateTask) -> Result<TaskId, ServiceError> {
-        let template = self.template(&request.template_ref).await?;
+    /// Starts a task as `caller`: `createdBy` and `spec.user.ref` are the
+    /// caller's, and a user's Backstage token travels along as
+    /// `secrets.backstageToken` (as Backstage's scaffolder does).
+    pub async fn create(&self, caller: &Caller, mut request: CreateTask) -> Result<TaskId, ServiceError> {
+        if let Some(subject) = caller.subject() {
+            request.created_by = Some(subject.to_owned());
+        }
+        let template = self.template_for(caller, &request.template_ref).await?;
         let values = self.validate_values(&template, &request.values)?;
-        let user = match &request.created_by {
-            Some(user_ref) => json!({ "ref": user_ref }),
-            None => json!({}),
-        };
-        let spec = template.task_spec(&values, &user);
-        let secrets = request.secrets.map(Value::Object);
+        let mut user = Map::new();
+        if let Some(user_ref) = &request.created_by {
+            if caller.is_user() {
+                if let Some(entity) = self.user_entity(user_ref, caller.backstage_token()).await {
+                    user.insert("entity".into(), entity);
+                }
+            }
+            user.insert("ref".into(), json!(user_ref));
+        }
+        let spec = template.task_spec(&values, &Value::Object(user));
+        let mut secrets = request.secrets;
+        if let Some(token) = caller.backstage_token() {
+            secrets
+                .get_or_insert_with(Map::new)
+                .entry("backstageToken")
+                .or_insert_with(|| json!(token));
+        }
+        let secrets = secrets.map(Value::Object);
         let id = self
             .store
             .create_task(&spec, secrets.as_ref(), request.created_by.as_deref())
             .await?;
-        tracing::info!(task_id = %id, template = %template.entity_ref, "task created");
+        tracing::info!(task_id = %id, template = %template.entity_ref, created_by = ?request.created_by, "task created");
         Ok(id)
     }
 
-    pub async fn get(&self, id: &str) -> Result<Task, ServiceError> {
-        let not_found = || ServiceError::NotFound(format!("No task with id '{id}' found"));
-        let task_id = TaskId::parse(id).ok_or_else(not_found)?;
-        self.store.get_task(task_id).await?.ok_or_else(not_found)
+    /// The user's entity from the catalog; `None` (logged) when there is no
+    /// catalog or it cannot answer: a task does not fail for it.
+    async fn user_entity(&self, user_ref: &str, token: Option<&str>) -> Option<Value> {
+        let catalog = self.catalog.as_ref()?;
+        let entity_ref = EntityRef::parse(user_ref, "user", "default").ok()?;
+        match catalog.entity(&entity_ref, token).await {
+            Ok(entity) => entity,
+            Err(e) => {
+                tracing::warn!(user = %user_ref, error = %e, "cannot read the user entity from the catalog");
+                None
+            }
+        }
     }
 
-    pub async fn list(&self, query: &ListQuery) -> Result<(Vec<Task>, i64), ServiceError> {
-        Ok(self.store.list_tasks(query).await?)
+    /// A task the caller may see; a task hidden from the caller is reported
+    /// exactly like a missing one.
+    pub async fn get(&self, caller: &Caller, id: &str) -> Result<Task, ServiceError> {
+        let not_found = || ServiceError::NotFound(format!("No task with id '{id}' found"));
+        let task_id = TaskId::parse(id).ok_or_else(not_found)?;
+        let task = self.store.get_task(task_id).await?.ok_or_else(not_found)?;
+        if !caller.may_see(task.created_by.as_deref()) {
+            return Err(not_found());
+        }
+        Ok(task)
+    }
+
+    /// Tasks the caller may see: for callers limited to their own tasks the
+    /// `createdBy` filter is forced to them in SQL; asking for someone
+    /// else's tasks is refused.
+    pub async fn list(&self, caller: &Caller, query: &ListQuery) -> Result<(Vec<Task>, i64), ServiceError> {
+        match caller.list_restriction() {
+            None => Ok(self.store.list_tasks(query).await?),
+            Some(own) => {
+                if let Some(other) = query.created_by.iter().find(|c| c.as_str() != own) {
+                    return Err(ServiceError::Forbidden(format!(
+                        "{own} may only list their own tasks, not those of {other}"
+                    )));
+                }
+                let mut query = query.clone();
+                query.created_by = vec![own.to_owned()];
+                Ok(self.store.list_tasks(&query).await?)
+            }
+        }
     }
 
     /// Cancels a task. A finished task is left as it is and the answer says so.
-    pub async fn cancel(&self, id: &str) -> Result<CancelOutcome, ServiceError> {
-        let task = self.get(id).await?;
+    pub async fn cancel(&self, caller: &Caller, id: &str) -> Result<CancelOutcome, ServiceError> {
+        let task = self.get(caller, id).await?;
         match self.store.cancel_task(task.id).await? {
             CancelOutcome::NotFound => Err(ServiceError::NotFound(format!("No task with id '{id}' found"))),
             outcome => Ok(outcome),
         }
     }
 
-    pub async fn retry(&self, id: &str, secrets: Option<Map<String, Value>>) -> Result<TaskId, ServiceError> {
-        let task = self.get(id).await?;
+    pub async fn retry(
+        &self,
+        caller: &Caller,
+        id: &str,
+        secrets: Option<Map<String, Value>>,
+    ) -> Result<TaskId, ServiceError> {
+        let task = self.get(caller, id).await?;
+        let mut secrets = secrets;
+        if let Some(token) = caller.backstage_token() {
+            secrets
+                .get_or_insert_with(Map::new)
+                .entry("backstageToken")
+                .or_insert_with(|| json!(token));
+        }
         let secrets = secrets.map(Value::Object);
         match self.store.retry_task(task.id, secrets.as_ref()).await? {
             RetryOutcome::Retried => Ok(task.id),

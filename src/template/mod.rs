@@ -1,7 +1,9 @@
 //! The `scaffolder.backstage.io/v1beta3` template model, where templates come
 //! from (`TemplateSource`), and parameter validation.
 
+pub mod catalog;
 mod entity_ref;
+pub mod git;
 mod model;
 mod params;
 pub mod source;

@@ -19,6 +19,16 @@ pub enum TemplateSourceError {
 #[async_trait]
 pub trait TemplateSource: Send + Sync {
     async fn find(&self, entity_ref: &EntityRef) -> Result<Option<LoadedTemplate>, TemplateSourceError>;
+
+    /// As [`TemplateSource::find`], on behalf of a caller with this Backstage
+    /// token (sources that ask the catalog forward it).
+    async fn find_as(
+        &self,
+        entity_ref: &EntityRef,
+        _token: Option<&str>,
+    ) -> Result<Option<LoadedTemplate>, TemplateSourceError> {
+        self.find(entity_ref).await
+    }
 }
 
 /// Templates read once at start from directories (`<dir>/*/template.yaml`).
@@ -128,8 +138,17 @@ impl Templates {
     }
 
     pub async fn find(&self, entity_ref: &EntityRef) -> Result<Option<LoadedTemplate>, TemplateSourceError> {
+        self.find_as(entity_ref, None).await
+    }
+
+    /// The first source that knows `entity_ref`, asked with the caller's token.
+    pub async fn find_as(
+        &self,
+        entity_ref: &EntityRef,
+        token: Option<&str>,
+    ) -> Result<Option<LoadedTemplate>, TemplateSourceError> {
         for source in &self.sources {
-            if let Some(found) = source.find(entity_ref).await? {
+            if let Some(found) = source.find_as(entity_ref, token).await? {
                 return Ok(Some(found));
             }
         }

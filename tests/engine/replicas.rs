@@ -340,7 +340,9 @@ async fn losing_the_database_under_load_leaves_no_task_stuck() {
     }
     wait_for_step(&client, &replica.base, &ids[0], "wait", "processing").await;
 
-    let admin = sqlx::PgPool::connect(&format!("{}/postgres", admin_url())).await.unwrap();
+    let admin = sqlx::PgPool::connect(&format!("{}/postgres", admin_url()))
+        .await
+        .unwrap();
     // A restart, as the server sees it: every connection dropped, no new ones for a while.
     sqlx::query(&format!("ALTER DATABASE {db_name} ALLOW_CONNECTIONS false"))
         .execute(&admin)

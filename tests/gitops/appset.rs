@@ -174,7 +174,10 @@ fn appset_schema() -> Value {
 
 fn schema_errors(doc: &Value) -> Vec<String> {
     let validator = jsonschema::validator_for(&appset_schema()).expect("the schema compiles");
-    validator.iter_errors(doc).map(|e| format!("{} at {}", e, e.instance_path)).collect()
+    validator
+        .iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect()
 }
 
 /// Go-template evaluation of what the ApplicationSet's templates use:
@@ -187,7 +190,9 @@ fn go_template(template: &str, path: &str) -> Result<String, String> {
     while let Some(start) = rest.find("{{") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find("}}").ok_or_else(|| format!("unclosed action in {template:?}"))?;
+        let end = after
+            .find("}}")
+            .ok_or_else(|| format!("unclosed action in {template:?}"))?;
         let words: Vec<&str> = after[..end].split_whitespace().collect();
         let value = match words.as_slice() {
             [".path.path"] => path.to_owned(),
@@ -229,9 +234,11 @@ fn read_yaml(path: &std::path::Path) -> Value {
 
 #[test]
 fn the_schema_and_the_template_evaluator_refuse_what_they_should() {
-    assert!(!schema_errors(&json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet",
+    assert!(
+        !schema_errors(&json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "ApplicationSet",
         "metadata": {"name": "x"}, "spec": {"generators": []}}))
-    .is_empty());
+        .is_empty()
+    );
     assert_eq!(
         go_template("{{ index .path.segments 1 }}-{{ .path.basename }}", "apps/a/overlays/b").unwrap(),
         "a-b"
@@ -373,7 +380,15 @@ fn the_cli_initialises_a_repository_idempotently() {
 
     // Invalid names are refused with a clear message.
     let out = Command::new(env!("CARGO_BIN_EXE_scaffolder"))
-        .args(["gitops", "init", "--repo", LOCAL_URL, "--cluster", "Bad_Name", "--config"])
+        .args([
+            "gitops",
+            "init",
+            "--repo",
+            LOCAL_URL,
+            "--cluster",
+            "Bad_Name",
+            "--config",
+        ])
         .arg(&config)
         .output()
         .unwrap();

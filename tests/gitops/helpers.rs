@@ -209,7 +209,10 @@ pub fn bare_repo(path: &Path, with_commit: bool) {
 pub fn export(repo: &Path, branch: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     let tar = dir.path().join("tree.tar");
-    git(repo, &["archive", "--format=tar", "-o", &tar.display().to_string(), branch]);
+    git(
+        repo,
+        &["archive", "--format=tar", "-o", &tar.display().to_string(), branch],
+    );
     let status = Command::new("tar")
         .arg("-xf")
         .arg(&tar)
@@ -224,7 +227,10 @@ pub fn export(repo: &Path, branch: &str) -> tempfile::TempDir {
 
 /// Number of commits on `branch`.
 pub fn commit_count(repo: &Path, branch: &str) -> usize {
-    git(repo, &["rev-list", "--count", branch]).trim().parse().expect("count")
+    git(repo, &["rev-list", "--count", branch])
+        .trim()
+        .parse()
+        .expect("count")
 }
 
 /// The local host's repository `acme/infra-gitops` under `dir`.

@@ -106,7 +106,10 @@ async fn registers_a_service_and_every_overlay_renders_with_kustomize() {
     );
     let message = git(&repo, &["log", "-1", "--format=%B", "main"]);
     assert!(message.starts_with("feat(webapp): deploy"), "{message}");
-    assert!(message.contains(&format!("Scaffolder-Task: {}", task.task_id)), "{message}");
+    assert!(
+        message.contains(&format!("Scaffolder-Task: {}", task.task_id)),
+        "{message}"
+    );
 
     let tree = export(&repo, "main");
     let root = tree.path();
@@ -127,19 +130,40 @@ async fn registers_a_service_and_every_overlay_renders_with_kustomize() {
 
     // Every overlay renders, with its own image, replicas and resources.
     let expected = [
-        ("onprem-dev", "ghcr.io/acme/webapp:main", "ghcr.io/acme/sidecar:1.0.0", 2),
+        (
+            "onprem-dev",
+            "ghcr.io/acme/webapp:main",
+            "ghcr.io/acme/sidecar:1.0.0",
+            2,
+        ),
         ("yc-prod", "ghcr.io/acme/webapp:v1.2.3", "ghcr.io/acme/sidecar:1.0.0", 3),
-        ("sber-prod", &format!("ghcr.io/acme/webapp@{DIGEST}"), "ghcr.io/acme/sidecar:2.0.0", 2),
+        (
+            "sber-prod",
+            &format!("ghcr.io/acme/webapp@{DIGEST}"),
+            "ghcr.io/acme/sidecar:2.0.0",
+            2,
+        ),
     ];
     for (cluster, app, sidecar, replicas) in expected {
         let docs = kustomize(&root.join(format!("apps/webapp/overlays/{cluster}")));
         let deploy = deployment(&docs, "webapp");
         assert_eq!(container(deploy, "app")["image"].as_str(), Some(app), "{cluster}");
-        assert_eq!(container(deploy, "sidecar")["image"].as_str(), Some(sidecar), "{cluster}");
+        assert_eq!(
+            container(deploy, "sidecar")["image"].as_str(),
+            Some(sidecar),
+            "{cluster}"
+        );
         assert_eq!(deploy["spec"]["replicas"].as_u64(), Some(replicas), "{cluster}");
         assert_eq!(deploy["metadata"]["namespace"].as_str(), Some("default"));
-        for labels in [&deploy["metadata"]["labels"], &deploy["spec"]["template"]["metadata"]["labels"]] {
-            assert_eq!(labels["backstage.io/kubernetes-id"].as_str(), Some("webapp"), "{cluster}");
+        for labels in [
+            &deploy["metadata"]["labels"],
+            &deploy["spec"]["template"]["metadata"]["labels"],
+        ] {
+            assert_eq!(
+                labels["backstage.io/kubernetes-id"].as_str(),
+                Some("webapp"),
+                "{cluster}"
+            );
         }
         // Selectors stay as the base has them (they are immutable).
         assert!(deploy["spec"]["selector"]["matchLabels"]["backstage.io/kubernetes-id"].is_null());
@@ -280,7 +304,10 @@ async fn a_service_of_another_owner_is_refused() {
         )
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("was not registered by the scaffolder"), "{err}");
+    assert!(
+        err.to_string().contains("was not registered by the scaffolder"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -321,7 +348,10 @@ async fn hostile_names_paths_and_bases_are_refused_before_anything_is_pushed() {
         (with("service", json!("x".repeat(64))), "Invalid service name"),
         (with("clusters", json!(["yc-prod/../../x"])), "Invalid cluster name"),
         (with("clusters", json!(["Prod"])), "Invalid cluster name"),
-        (with("clusters", json!([format!("c{}", "x".repeat(60))])), "longer than 63"),
+        (
+            with("clusters", json!([format!("c{}", "x".repeat(60))])),
+            "longer than 63",
+        ),
         (with("clusters", json!([])), "at least one cluster"),
         (with("basePath", json!("../outside")), "outside its parent"),
         (with("basePath", json!("/etc")), "absolute"),
@@ -332,15 +362,24 @@ async fn hostile_names_paths_and_bases_are_refused_before_anything_is_pushed() {
         (with("basePath", json!("escaping/base")), "outside the base"),
         (with("basePath", json!("missing")), "not a directory"),
         (
-            with("images", json!([{"name": "other-image", "newName": "x/y", "newTag": "1"}])),
+            with(
+                "images",
+                json!([{"name": "other-image", "newName": "x/y", "newTag": "1"}]),
+            ),
             "no container of the base uses",
         ),
         (
-            with("images", json!([{"name": "app-image", "newName": "x/y", "newTag": "1\nkind: Secret"}])),
+            with(
+                "images",
+                json!([{"name": "app-image", "newName": "x/y", "newTag": "1\nkind: Secret"}]),
+            ),
             "Invalid newTag",
         ),
         (
-            with("overlays", json!([{"cluster": "yc-prod", "resources": {"limits": {"cpu": "lots"}}}])),
+            with(
+                "overlays",
+                json!([{"cluster": "yc-prod", "resources": {"limits": {"cpu": "lots"}}}]),
+            ),
             "Invalid resource",
         ),
         (with("repoUrl", json!("git.local?owner=..&repo=x")), "Invalid owner"),

@@ -39,7 +39,7 @@ impl ActionHandler for FetchPlainFile {
     async fn handle(&self, ctx: &mut ActionContext, input: Input) -> Result<(), ActionError> {
         ctx.logger.info("Fetching plain content from remote URL").await;
         let output = resolve_safe_child_path(&ctx.workspace, &input.target_path)?;
-        let source = local_source(ctx, &input.url)?;
+        let source = local_source(ctx, &input.url).await?;
         if source.is_dir() {
             return Err(ActionError::Failed(format!(
                 "EISDIR: illegal operation on a directory, copyfile '{}' -> '{}'",

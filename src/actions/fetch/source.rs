@@ -1,8 +1,11 @@
 //! Where a fetch action's `url` points.
 
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use url::Url;
+
+use crate::scm::reader::{Fetched, ReadError, UrlReader};
 
 use crate::actions::workspace::OUTSIDE_PARENT;
 use crate::actions::{ActionContext, ActionError};
@@ -23,8 +26,7 @@ pub enum FetchLocation {
 /// template is a `file:` location (`./skeleton`, `../shared/skeleton`,
 /// `skeleton`) and as a URL otherwise.
 ///
-/// Remote sources are where git/HTTP fetching plugs in; for now
-/// [`local_source`] refuses them.
+/// Remote sources are downloaded by [`local_source`].
 pub fn resolve_fetch_url(template_base: &Url, url: &str) -> Result<FetchLocation, ActionError> {
     // Backstage tests "absolute" with `new URL(url)`: any scheme counts.
     if let Ok(absolute) = Url::parse(url) {
@@ -82,9 +84,52 @@ fn resolve_path(dir: &Path, relative: &str) -> PathBuf {
     resolved
 }
 
-/// The local path of a fetch action's `url`, which must exist. Remote URLs
-/// are refused with a clear message until a git/HTTP reader exists.
-pub(super) fn local_source(ctx: &ActionContext, url: &str) -> Result<PathBuf, ActionError> {
+/// Readers of remote locations, most recent last. Every application built in
+/// this process installs its own; a URL is read by the newest one that knows
+/// its host (actions see no installation-wide state otherwise).
+static READERS: std::sync::Mutex<Vec<Arc<UrlReader>>> = std::sync::Mutex::new(Vec::new());
+
+/// Makes remote skeletons (GitHub and local git host URLs) readable by the
+/// fetch actions of this process.
+pub fn install_reader(reader: Arc<UrlReader>) {
+    if let Ok(mut readers) = READERS.lock() {
+        readers.push(reader);
+        let excess = readers.len().saturating_sub(32);
+        readers.drain(..excess);
+    }
+}
+
+fn reader_for(url: &Url) -> Option<Arc<UrlReader>> {
+    let readers = READERS.lock().ok()?;
+    readers.iter().rev().find(|r| r.knows(url)).cloned()
+}
+
+/// A fetch source on the local disk: the template's own directory, or a
+/// remote location downloaded into a temporary directory that lives as long
+/// as this value.
+#[derive(Debug)]
+pub(super) struct FetchedSource {
+    path: PathBuf,
+    _temp: Option<Fetched>,
+}
+
+impl std::ops::Deref for FetchedSource {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for FetchedSource {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// The local path of a fetch action's `url`, which must exist. Remote git
+/// URLs (GitHub and the local git host, `…/tree|blob/<ref>/<path>`) are
+/// downloaded first; then the copy and render code runs as for local files.
+pub(super) async fn local_source(ctx: &ActionContext, url: &str) -> Result<FetchedSource, ActionError> {
     match resolve_fetch_url(&ctx.template_base, url)? {
         FetchLocation::Local(path) => {
             if std::fs::symlink_metadata(&path).is_err() {
@@ -93,12 +138,30 @@ pub(super) fn local_source(ctx: &ActionContext, url: &str) -> Result<PathBuf, Ac
                     path.display()
                 )));
             }
-            Ok(path)
+            Ok(FetchedSource { path, _temp: None })
         }
-        FetchLocation::Remote(remote) => Err(ActionError::Fetch(format!(
-            "Fetching remote content is not available in this build: cannot fetch {remote}. \
-             Only paths relative to the template and file: URLs can be fetched"
-        ))),
+        FetchLocation::Remote(remote) => {
+            let reader = reader_for(&remote).ok_or_else(|| {
+                ActionError::Fetch(format!(
+                    "Cannot fetch {remote}: only paths relative to the template and git URLs of a configured \
+                     integration (https://<host>/<owner>/<repo>/tree/<ref>/<path>) can be fetched"
+                ))
+            })?;
+            let fetched = reader
+                .read_tree(&remote, None, &ctx.cancel)
+                .await
+                .map_err(|e| match e {
+                    ReadError::Cancelled => ActionError::Cancelled,
+                    e => ActionError::Fetch(format!("Cannot fetch {remote}: {e}")),
+                })?;
+            ctx.logger
+                .info(format!("Fetched {remote} at commit {}", fetched.commit))
+                .await;
+            Ok(FetchedSource {
+                path: fetched.path.clone(),
+                _temp: Some(fetched),
+            })
+        }
     }
 }
 

@@ -244,7 +244,7 @@ impl ActionHandler for FetchTemplate {
         }
 
         ctx.logger.info("Fetching template content from remote URL").await;
-        let template_dir = local_source(ctx, &input.url)?;
+        let template_dir = local_source(ctx, &input.url).await?;
         if !template_dir.is_dir() {
             return Err(ActionError::Failed(format!(
                 "ENOTDIR: not a directory, scandir '{}'",

@@ -68,7 +68,7 @@ impl ActionHandler for FetchTemplateFile {
                 .await;
             return Ok(());
         }
-        let source = local_source(ctx, &input.url)?;
+        let source = local_source(ctx, &input.url).await?;
         if source.is_dir() {
             return Err(ActionError::Failed(format!(
                 "EISDIR: illegal operation on a directory, read '{}'",

@@ -12,13 +12,14 @@ use super::{open_repo, signature, strings};
 use crate::actions::{ActionContext, ActionError, ActionExample, ActionHandler};
 use crate::gitops::layout;
 use crate::gitops::plan::{plan_clusters, RepoView};
-use crate::gitops::repo::{commit_plan, CommitRequest, PushRetry};
+use crate::gitops::repo::{commit_plan, CommitRequest, PushRetry, RepoLocks};
 use crate::scm::git::with_task_trailer;
 use crate::scm::ScmIntegrations;
 
 pub struct GitopsInit {
     integrations: Arc<ScmIntegrations>,
     retry: PushRetry,
+    locks: Arc<RepoLocks>,
 }
 
 impl GitopsInit {
@@ -26,6 +27,7 @@ impl GitopsInit {
         GitopsInit {
             integrations,
             retry: PushRetry::default(),
+            locks: RepoLocks::shared(),
         }
     }
 }
@@ -155,6 +157,7 @@ impl ActionHandler for GitopsInit {
         let outcome = commit_plan(
             &repo.git,
             &ctx.cancel,
+            &self.locks,
             &request,
             &self.retry,
             &|_| Ok(()),
@@ -173,7 +176,10 @@ impl ActionHandler for GitopsInit {
                 .await;
         } else {
             ctx.logger
-                .info(format!("The layout is up to date on {}; nothing to commit", input.branch))
+                .info(format!(
+                    "The layout is up to date on {}; nothing to commit",
+                    input.branch
+                ))
                 .await;
         }
         ctx.output("commitHash", json!(commit));

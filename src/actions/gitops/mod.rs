@@ -47,7 +47,10 @@ impl From<SyncError> for ActionError {
 
 fn signature(name: Option<&str>, email: Option<&str>) -> Signature {
     Signature {
-        name: name.filter(|n| !n.trim().is_empty()).unwrap_or(DEFAULT_AUTHOR_NAME).to_owned(),
+        name: name
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or(DEFAULT_AUTHOR_NAME)
+            .to_owned(),
         email: email
             .filter(|e| !e.trim().is_empty())
             .unwrap_or(DEFAULT_AUTHOR_EMAIL)
@@ -61,7 +64,7 @@ enum Kind {
     Local { path: PathBuf, url: String },
     /// A repository of a GitHub host.
     Github {
-        client: Option<GithubClient>,
+        client: Option<Box<GithubClient>>,
         html_url: String,
         owner: String,
         repo: String,
@@ -128,7 +131,9 @@ async fn open_repo(
     branch: &str,
     connect: bool,
 ) -> Result<GitopsRepo, ActionError> {
-    let spec = integrations.parse_repo_url(repo_url).map_err(ActionError::InvalidInput)?;
+    let spec = integrations
+        .parse_repo_url(repo_url)
+        .map_err(ActionError::InvalidInput)?;
     let owner = spec
         .owner
         .clone()
@@ -195,7 +200,7 @@ async fn open_repo(
                 remote: info.clone_url.clone(),
                 clone_url: info.clone_url.clone(),
                 kind: Kind::Github {
-                    client: Some(client),
+                    client: Some(Box::new(client)),
                     html_url: info.html_url,
                     owner,
                     repo,

@@ -17,7 +17,7 @@ use crate::actions::{ActionContext, ActionError, ActionExample, ActionHandler};
 use crate::gitops::base::BaseFiles;
 use crate::gitops::overlay::{check_owner, ImageSpec, ResourceSpec};
 use crate::gitops::plan::{plan_clusters, ClusterSettings, Plan, Registration, RepoView};
-use crate::gitops::repo::{commit_plan, CommitRequest, PushRetry};
+use crate::gitops::repo::{commit_plan, CommitRequest, PushRetry, RepoLocks};
 use crate::gitops::{layout, GitopsError};
 use crate::scm::git::with_task_trailer;
 use crate::scm::ScmIntegrations;
@@ -28,6 +28,7 @@ const MAX_BASE_BYTES: u64 = 5 * 1024 * 1024;
 pub struct GitopsOverlayRegister {
     integrations: Arc<ScmIntegrations>,
     retry: PushRetry,
+    locks: Arc<RepoLocks>,
 }
 
 impl GitopsOverlayRegister {
@@ -35,7 +36,15 @@ impl GitopsOverlayRegister {
         GitopsOverlayRegister {
             integrations,
             retry: PushRetry::default(),
+            locks: RepoLocks::shared(),
         }
+    }
+
+    /// The same action taking turns with the writers of `locks` only (the
+    /// tests simulate several replicas with it).
+    pub fn with_locks(mut self, locks: Arc<RepoLocks>) -> GitopsOverlayRegister {
+        self.locks = locks;
+        self
     }
 
     /// The same action with another push retry policy.
@@ -58,10 +67,8 @@ fn yes() -> bool {
 #[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
-    /// Push to the branch directly
     #[default]
     Commit,
-    /// Push the branch `scaffolder/<service>` and open a pull request
     PullRequest,
 }
 
@@ -230,14 +237,7 @@ impl ActionHandler for GitopsOverlayRegister {
                 resources: o.resources.clone(),
             })
             .collect();
-        let registration = Registration::new(
-            &input.service,
-            &owner,
-            base,
-            &input.clusters,
-            &input.images,
-            &settings,
-        )?;
+        let registration = Registration::new(&input.service, &owner, base, &input.clusters, &input.images, &settings)?;
         let clusters = registration.clusters();
         for image in registration.base_info.images.iter() {
             let set = registration
@@ -246,7 +246,9 @@ impl ActionHandler for GitopsOverlayRegister {
                 .all(|o| o.images.iter().any(|i| &i.name == image));
             if !set {
                 ctx.logger
-                    .warn(format!("The base's image {image} is not set by every overlay; it is deployed as written in the base"))
+                    .warn(format!(
+                        "The base's image {image} is not set by every overlay; it is deployed as written in the base"
+                    ))
                     .await;
             }
         }
@@ -292,11 +294,7 @@ impl ActionHandler for GitopsOverlayRegister {
             return Ok(());
         }
 
-        let default_message = format!(
-            "gitops: register {} on {}",
-            input.service,
-            clusters.join(", ")
-        );
+        let default_message = format!("gitops: register {} on {}", input.service, clusters.join(", "));
         let message = with_task_trailer(
             input
                 .commit_message
@@ -321,7 +319,16 @@ impl ActionHandler for GitopsOverlayRegister {
         let service = input.service.clone();
         let guard_owner = owner.clone();
         let guard = move |marker: Option<&str>| check_owner(&service, &guard_owner, marker, false);
-        let outcome = commit_plan(&repo.git, &ctx.cancel, &request, &self.retry, &guard, planner).await?;
+        let outcome = commit_plan(
+            &repo.git,
+            &ctx.cancel,
+            &self.locks,
+            &request,
+            &self.retry,
+            &guard,
+            planner,
+        )
+        .await?;
         let commit = outcome.commit.clone().unwrap_or_default();
         if outcome.changed {
             ctx.logger
@@ -393,5 +400,25 @@ impl ActionHandler for GitopsOverlayRegister {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actions::Action;
+
+    #[test]
+    fn the_schema_names_the_inputs_and_the_examples_parse() {
+        let action = GitopsOverlayRegister::new(Arc::default());
+        let schema = Action::input_schema(&action);
+        assert_eq!(schema["required"], json!(["repoUrl", "service", "basePath"]));
+        assert_eq!(schema["properties"]["mode"]["enum"], json!(["commit", "pull-request"]));
+        assert_eq!(schema["properties"]["branch"]["default"], json!("main"));
+        assert!(Action::supports_dry_run(&action));
+        for example in Action::examples(&action) {
+            let parsed: serde_yaml::Value = serde_yaml::from_str(example.example).unwrap();
+            assert_eq!(parsed["steps"][0]["action"].as_str(), Some("gitops:overlay:register"));
+        }
     }
 }

@@ -1,0 +1,359 @@
+//! Who is calling: Backstage user tokens (ES256 JWTs checked against the
+//! auth backend's JWKS), static bearer tokens for services, and anonymous
+//! access (by default only on a loopback address). The HTTP layer asks
+//! [`Authenticator::authenticate`] for a [`Caller`]; the services apply the
+//! ownership rules with it.
+
+mod jwks;
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use crate::config::{Settings, TokenAccess};
+
+pub use jwks::{parse_jwks, JwksVerifier, UserClaims};
+
+/// Missing or invalid credentials (401 `AuthenticationError`).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AuthError {
+    #[error("Missing credentials")]
+    Missing,
+    #[error("Could not resolve credentials; caused by AuthenticationError: {0}")]
+    Invalid(String),
+}
+
+impl AuthError {
+    pub fn invalid(message: impl Into<String>) -> AuthError {
+        AuthError::Invalid(message.into())
+    }
+
+    /// The underlying reason, reported as the error's `cause`.
+    pub fn cause(&self) -> Option<&str> {
+        match self {
+            AuthError::Missing => None,
+            AuthError::Invalid(m) => Some(m),
+        }
+    }
+}
+
+/// A configuration that would serve the API to anyone (or to no one).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct AuthConfigError(pub String);
+
+/// How the caller proved who it is.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// No credentials, where anonymous access is allowed.
+    Anonymous,
+    /// A Backstage user token: `sub` and the ownership refs (`ent`).
+    User {
+        entity_ref: String,
+        ownership: Vec<String>,
+        token: String,
+    },
+    /// A static token from `auth.tokens`.
+    Service { subject: String },
+}
+
+/// The authenticated caller of one request.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub identity: Identity,
+    /// Sees, cancels and retries every task (admins, `access: all` tokens,
+    /// anonymous callers where they are allowed).
+    pub sees_all: bool,
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.identity {
+            Identity::Anonymous => write!(f, "Caller(anonymous)"),
+            Identity::User { entity_ref, .. } => write!(f, "Caller(user {entity_ref}, all: {})", self.sees_all),
+            Identity::Service { subject } => write!(f, "Caller(service {subject}, all: {})", self.sees_all),
+        }
+    }
+}
+
+impl Caller {
+    pub fn anonymous() -> Caller {
+        Caller {
+            identity: Identity::Anonymous,
+            sees_all: true,
+        }
+    }
+
+    /// What tasks created by this caller carry as `createdBy`.
+    pub fn subject(&self) -> Option<&str> {
+        match &self.identity {
+            Identity::Anonymous => None,
+            Identity::User { entity_ref, .. } => Some(entity_ref),
+            Identity::Service { subject } => Some(subject),
+        }
+    }
+
+    /// The user's Backstage token, forwarded to the catalog.
+    pub fn backstage_token(&self) -> Option<&str> {
+        match &self.identity {
+            Identity::User { token, .. } => Some(token),
+            _ => None,
+        }
+    }
+
+    pub fn is_user(&self) -> bool {
+        matches!(self.identity, Identity::User { .. })
+    }
+
+    /// Whether a task created by `created_by` is visible to this caller.
+    pub fn may_see(&self, created_by: Option<&str>) -> bool {
+        self.sees_all || (created_by.is_some() && created_by == self.subject())
+    }
+
+    /// The `createdBy` every list query of this caller is limited to; `None`
+    /// for callers that see everything.
+    pub fn list_restriction(&self) -> Option<&str> {
+        if self.sees_all {
+            None
+        } else {
+            self.subject()
+        }
+    }
+}
+
+struct StaticToken {
+    token: String,
+    subject: String,
+    access: TokenAccess,
+}
+
+/// Turns an `Authorization` header into a [`Caller`].
+pub struct Authenticator {
+    allow_anonymous: bool,
+    backstage: Option<JwksVerifier>,
+    tokens: Vec<StaticToken>,
+    admins: HashSet<String>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("allow_anonymous", &self.allow_anonymous)
+            .field("backstage", &self.backstage.is_some())
+            .field("tokens", &self.tokens.len())
+            .field("admins", &self.admins)
+            .finish()
+    }
+}
+
+/// Whether `bind` (`host:port`) listens on a loopback address only.
+pub fn is_loopback_bind(bind: &str) -> bool {
+    let host = match bind.rsplit_once(':') {
+        Some((host, _)) => host,
+        None => bind,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+impl Authenticator {
+    /// Reads token files and checks that the configuration does not expose
+    /// the API to anyone by accident: binding a non-loopback address needs
+    /// an auth mode or an explicit `auth.allow_anonymous: true`.
+    pub fn from_settings(settings: &Settings) -> Result<Authenticator, AuthConfigError> {
+        let auth = &settings.auth;
+        let mut tokens = Vec::new();
+        for (i, t) in auth.tokens.iter().enumerate() {
+            let token = match (&t.token, &t.token_file) {
+                (Some(token), _) => token.clone(),
+                (None, Some(file)) => std::fs::read_to_string(file)
+                    .map_err(|e| {
+                        AuthConfigError(format!(
+                            "cannot read auth.tokens[{i}].token_file {}: {e}",
+                            file.display()
+                        ))
+                    })?
+                    .trim()
+                    .to_owned(),
+                (None, None) => String::new(),
+            };
+            if token.len() < 8 {
+                return Err(AuthConfigError(format!(
+                    "auth.tokens[{i}] ({}) has no token of at least 8 characters",
+                    t.subject
+                )));
+            }
+            tokens.push(StaticToken {
+                token,
+                subject: t.subject.clone(),
+                access: t.access,
+            });
+        }
+        let backstage = match &auth.backstage {
+            Some(b) => Some(JwksVerifier::new(b).map_err(AuthConfigError)?),
+            None => None,
+        };
+        let has_mode = backstage.is_some() || !tokens.is_empty();
+        let loopback = is_loopback_bind(&settings.server.bind);
+        let allow_anonymous = auth.allow_anonymous.unwrap_or(loopback && !has_mode);
+        if !has_mode && !allow_anonymous {
+            return Err(AuthConfigError(if loopback {
+                "auth.allow_anonymous is false but no auth mode is configured: nobody could call the API. \
+                 Configure auth.backstage or auth.tokens"
+                    .into()
+            } else {
+                format!(
+                    "refusing to serve on {} without authentication: anyone who reaches this address could run \
+                     templates. Configure auth.backstage (Backstage user tokens) or auth.tokens, or set \
+                     auth.allow_anonymous: true (SCAFFOLDER__AUTH__ALLOW_ANONYMOUS=true) to accept anonymous \
+                     callers on purpose",
+                    settings.server.bind
+                )
+            }));
+        }
+        Ok(Authenticator {
+            allow_anonymous,
+            backstage,
+            tokens,
+            admins: auth.admins.iter().cloned().collect(),
+        })
+    }
+
+    /// Whether any credentials are checked at all (else the header is ignored).
+    pub fn enabled(&self) -> bool {
+        self.backstage.is_some() || !self.tokens.is_empty()
+    }
+
+    pub fn allows_anonymous(&self) -> bool {
+        self.allow_anonymous
+    }
+
+    /// The caller behind an `Authorization` header value (if any).
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, AuthError> {
+        if !self.enabled() {
+            return Ok(Caller::anonymous());
+        }
+        let Some(header) = authorization.map(str::trim).filter(|h| !h.is_empty()) else {
+            return if self.allow_anonymous {
+                Ok(Caller::anonymous())
+            } else {
+                Err(AuthError::Missing)
+            };
+        };
+        let token = match header.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => token.trim(),
+            _ => {
+                return Err(AuthError::invalid(
+                    "Illegal authorization header: expected 'Bearer <token>'",
+                ))
+            }
+        };
+        if let Some(t) = self
+            .tokens
+            .iter()
+            .find(|t| constant_time_eq(t.token.as_bytes(), token.as_bytes()))
+        {
+            return Ok(Caller {
+                identity: Identity::Service {
+                    subject: t.subject.clone(),
+                },
+                sees_all: t.access == TokenAccess::All,
+            });
+        }
+        let Some(verifier) = &self.backstage else {
+            return Err(AuthError::invalid("Illegal token"));
+        };
+        if token.split('.').count() != 3 {
+            return Err(AuthError::invalid("Illegal token"));
+        }
+        let claims = verifier.verify(token).await?;
+        let sees_all = self.admins.contains(&claims.sub);
+        Ok(Caller {
+            identity: Identity::User {
+                entity_ref: claims.sub,
+                ownership: claims.ent,
+                token: token.to_owned(),
+            },
+            sees_all,
+        })
+    }
+}
+
+/// Equality whose time does not depend on where the inputs differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StaticTokenSettings;
+
+    fn settings(bind: &str) -> Settings {
+        let mut s = Settings::default();
+        s.server.bind = bind.into();
+        s
+    }
+
+    #[test]
+    fn loopback_binds_are_recognised() {
+        for bind in ["127.0.0.1:7007", "127.0.0.1:0", "localhost:7007", "[::1]:7007"] {
+            assert!(is_loopback_bind(bind), "{bind}");
+        }
+        for bind in ["0.0.0.0:7007", "[::]:7007", "10.0.0.1:80", "example.com:7007"] {
+            assert!(!is_loopback_bind(bind), "{bind}");
+        }
+    }
+
+    #[test]
+    fn anonymous_access_needs_loopback_or_an_explicit_yes() {
+        assert!(Authenticator::from_settings(&settings("127.0.0.1:7007"))
+            .unwrap()
+            .allows_anonymous());
+        let err = Authenticator::from_settings(&settings("0.0.0.0:7007")).unwrap_err();
+        assert!(err.to_string().contains("allow_anonymous"), "{err}");
+        let mut s = settings("0.0.0.0:7007");
+        s.auth.allow_anonymous = Some(true);
+        assert!(Authenticator::from_settings(&s).unwrap().allows_anonymous());
+        let mut s = settings("0.0.0.0:7007");
+        s.auth.tokens.push(StaticTokenSettings {
+            token: Some("0123456789".into()),
+            token_file: None,
+            subject: "service:ci".into(),
+            access: TokenAccess::All,
+        });
+        assert!(!Authenticator::from_settings(&s).unwrap().allows_anonymous());
+    }
+
+    #[tokio::test]
+    async fn static_tokens_and_missing_credentials() {
+        let mut s = settings("127.0.0.1:7007");
+        s.auth.tokens.push(StaticTokenSettings {
+            token: Some("0123456789".into()),
+            token_file: None,
+            subject: "service:ci".into(),
+            access: TokenAccess::Own,
+        });
+        let auth = Authenticator::from_settings(&s).unwrap();
+        let caller = auth.authenticate(Some("Bearer 0123456789")).await.unwrap();
+        assert_eq!(caller.subject(), Some("service:ci"));
+        assert!(!caller.sees_all);
+        assert!(caller.may_see(Some("service:ci")));
+        assert!(!caller.may_see(None));
+        assert!(matches!(auth.authenticate(None).await, Err(AuthError::Missing)));
+        assert!(matches!(
+            auth.authenticate(Some("Bearer nope")).await,
+            Err(AuthError::Invalid(_))
+        ));
+        assert!(matches!(
+            auth.authenticate(Some("Basic 0123456789")).await,
+            Err(AuthError::Invalid(_))
+        ));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+    }
+}

@@ -1,0 +1,9 @@
+//! Authentication (Backstage user tokens, static tokens, anonymous access),
+//! task ownership, catalog and git template sources, and CORS.
+
+mod cors;
+mod helpers;
+mod jwt;
+mod ownership;
+mod sources;
+mod startup;
