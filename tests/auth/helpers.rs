@@ -109,11 +109,14 @@ async fn fake_handler(req: HttpRequest, state: web::Data<FakeState>) -> HttpResp
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let path = percent_encoding::percent_decode_str(req.path())
+        .decode_utf8_lossy()
+        .into_owned();
     state.requests.lock().expect("lock").push(Recorded {
-        path: req.path().to_owned(),
+        path: path.clone(),
         authorization,
     });
-    let body = state.routes.lock().expect("lock").get(req.path()).cloned();
+    let body = state.routes.lock().expect("lock").get(&path).cloned();
     match body {
         Some(body) => HttpResponse::Ok().json(body),
         None => HttpResponse::NotFound().json(json!({"error": {"name": "NotFoundError", "message": "nope"}})),
