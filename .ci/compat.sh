@@ -23,8 +23,9 @@ cp -r "$SHARED/compat/." "$WORK/compat"
 (cd "$WORK/compat" && npm ci --no-audit --no-fund --silent)
 
 cargo build --locked --release --bin scaffolder
+BIN=${CARGO_TARGET_DIR:-target}/release/scaffolder
 DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" SCAFFOLDER__LOG__FORMAT=pretty \
-    ./target/release/scaffolder serve --bind "127.0.0.1:$PORT" --templates "$SHARED/fixtures/compat-templates" \
+    "$BIN" serve --bind "127.0.0.1:$PORT" --templates "$SHARED/fixtures/compat-templates" \
     >"$LOG" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 100); do
@@ -52,7 +53,7 @@ TOKEN=$(head -n 1 "$WORK/token")
 [[ -n $TOKEN ]] || { echo "no token from .ci/mint-token.mjs" >&2; exit 1; }
 DATABASE_URL="postgres://postgres@127.0.0.1:5432/${DB}_auth" SCAFFOLDER__LOG__FORMAT=pretty \
     SCAFFOLDER__AUTH__BACKSTAGE__BASE_URL="http://127.0.0.1:$JWKS_PORT" \
-    ./target/release/scaffolder serve --bind "127.0.0.1:$AUTH_PORT" --templates "$SHARED/fixtures/compat-templates" \
+    "$BIN" serve --bind "127.0.0.1:$AUTH_PORT" --templates "$SHARED/fixtures/compat-templates" \
     >"$AUTH_LOG" 2>&1 &
 AUTH_PID=$!
 for _ in $(seq 1 100); do

@@ -609,6 +609,35 @@ mod tests {
     }
 
     #[test]
+    fn auth_and_cors_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.yaml");
+        std::fs::write(
+            &file,
+            "auth:\n  backstage:\n    base_url: http://backstage:7007\n  tokens:\n    - token: abcdefgh12\n      subject: service:ci\n      access: all\n  admins: [user:default/admin]\nserver:\n  cors:\n    origins: [http://localhost:3000]\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(Some(&file), &env(&[("SCAFFOLDER__AUTH__ALLOW_ANONYMOUS", "true")])).unwrap();
+        assert_eq!(s.auth.allow_anonymous, Some(true));
+        assert_eq!(s.auth.tokens[0].access, TokenAccess::All);
+        assert_eq!(s.auth.admins, vec!["user:default/admin".to_owned()]);
+        assert_eq!(s.auth.backstage.as_ref().map(|b| b.jwks_min_refresh_seconds), Some(30));
+        let cors = s.server.cors.unwrap();
+        assert!(cors.credentials);
+        assert_eq!(cors.origins, vec!["http://localhost:3000".to_owned()]);
+        for (yaml, needle) in [
+            ("auth:\n  tokens:\n    - token: short\n      subject: s\n", "8 characters"),
+            ("auth:\n  tokens:\n    - subject: s\n", "exactly one"),
+            ("auth:\n  backstage:\n    base_url: nope\n", "auth.backstage.base_url"),
+            ("server:\n  cors:\n    origins: [not an origin]\n", "server.cors.origins"),
+        ] {
+            std::fs::write(&file, yaml).unwrap();
+            let err = Settings::load_from(Some(&file), &[]).unwrap_err();
+            assert!(err.to_string().contains(needle), "{yaml}: {err}");
+        }
+    }
+
+    #[test]
     fn integrations_default_to_the_local_git_host_and_no_catalog() {
         let s = Settings::load_from(None, &[]).unwrap();
         assert!(s.integrations.github.is_empty());

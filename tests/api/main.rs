@@ -1,5 +1,6 @@
 //! One test binary for the HTTP API (see helpers::spawn_app).
 
+mod app_base;
 mod dry_run;
 mod errors;
 mod events;

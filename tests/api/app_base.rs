@@ -1,0 +1,101 @@
+//! The platform's own template end to end through the HTTP API: a task of
+//! `app-base-go-react` on the local git host publishes the service repository
+//! and registers its overlays in `infra-gitops`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::helpers::{spawn_app_with, step_statuses, LIMIT};
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn clone(bare: &Path, into: &Path) -> PathBuf {
+    assert!(bare.is_dir(), "{} does not exist", bare.display());
+    let target = into.join(bare.file_stem().expect("repo name"));
+    git(into, &["clone", "-q", &bare.to_string_lossy(), &target.to_string_lossy()]);
+    target
+}
+
+#[tokio::test]
+async fn a_task_creates_the_service_repository_and_its_gitops_overlays() {
+    let data = tempfile::tempdir().unwrap();
+    let git_dir = data.path().join("git");
+    let templates = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates");
+    let app = spawn_app_with(|s| {
+        s.integrations.local_git.dir = Some(git_dir.clone());
+        s.templates.dirs.push(templates);
+    })
+    .await;
+
+    let id = app
+        .create_task(
+            "template:default/app-base-go-react",
+            json!({
+                "name": "orders-api",
+                "description": "Orders service",
+                "owner": "group:default/team-a",
+                "repoUrl": "git.local?owner=soft-yt&repo=orders-api",
+                "clusters": ["onprem-dev", "yc-prod"],
+                "gitopsRepoUrl": "git.local?owner=soft-yt&repo=infra-gitops",
+            }),
+        )
+        .await;
+    let events = app.events_until_completion(&id, LIMIT * 4).await;
+    let completion = events.last().unwrap();
+    assert_eq!(
+        completion["body"]["message"], "Run completed with status: completed",
+        "{:#?}",
+        step_statuses(&events)
+    );
+    let statuses = step_statuses(&events);
+    for step in ["fetch", "publish", "gitops"] {
+        assert!(statuses.contains(&(step.to_owned(), "completed".to_owned())), "{step}: {statuses:?}");
+    }
+
+    // The service repository: rendered files, GitHub's own expressions intact.
+    let work = tempfile::tempdir().unwrap();
+    let service = clone(&git_dir.join("soft-yt/orders-api.git"), work.path());
+    let go_mod = std::fs::read_to_string(service.join("backend/go.mod")).unwrap();
+    assert!(go_mod.contains("github.com/soft-yt/orders-api/backend"), "{go_mod}");
+    assert!(service.join("frontend/package-lock.json").is_file());
+    let workflow = std::fs::read_to_string(service.join(".github/workflows/ci.yml")).unwrap();
+    assert!(workflow.contains("${{ github.sha }}"), "GitHub expressions were rendered away");
+    let catalog = std::fs::read_to_string(service.join("catalog-info.yaml")).unwrap();
+    assert!(catalog.contains("backstage.io/kubernetes-id: orders-api"), "{catalog}");
+    assert!(!catalog.contains("${{"), "{catalog}");
+    assert_eq!(git(&service, &["rev-list", "--count", "HEAD"]).trim(), "1");
+
+    // infra-gitops: the vendored base and one overlay per chosen cluster.
+    let gitops = clone(&git_dir.join("soft-yt/infra-gitops.git"), work.path());
+    assert!(gitops.join("apps/orders-api/base/kustomization.yaml").is_file());
+    for cluster in ["onprem-dev", "yc-prod"] {
+        let overlay =
+            std::fs::read_to_string(gitops.join(format!("apps/orders-api/overlays/{cluster}/kustomization.yaml")))
+                .unwrap();
+        assert!(overlay.contains("ghcr.io/soft-yt/orders-api-backend"), "{overlay}");
+        assert!(gitops.join(format!("clusters/{cluster}/argocd/apps-appset.yaml")).is_file());
+    }
+    assert!(!gitops.join("apps/orders-api/overlays/sber-prod").exists());
+
+    // The task's output points at both.
+    let output = &completion["body"]["output"];
+    let links = output["links"].as_array().unwrap();
+    let repo_link = links.iter().find(|l| l["title"] == "Repository").expect("repository link");
+    assert!(repo_link["url"].as_str().unwrap().contains("orders-api"), "{repo_link}");
+    let gitops_link = links.iter().find(|l| l["title"] == "GitOps commit").expect("gitops link");
+    assert!(gitops_link["url"].as_str().unwrap().contains("infra-gitops"), "{gitops_link}");
+    let text = output["text"][0]["content"].as_str().unwrap();
+    assert!(text.contains("orders-api-onprem-dev") && text.contains("orders-api-yc-prod"), "{text}");
+}
