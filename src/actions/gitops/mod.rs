@@ -12,6 +12,7 @@ use serde_json::Value;
 pub use init::GitopsInit;
 pub use register::GitopsOverlayRegister;
 
+use crate::actions::publish::local_name;
 use crate::actions::{ActionContext, ActionError};
 use crate::gitops::appset::AppSetSource;
 use crate::gitops::repo::SyncError;
@@ -100,23 +101,6 @@ impl GitopsRepo {
             revision: revision.to_owned(),
             argocd_namespace: namespace.to_owned(),
         }
-    }
-}
-
-/// A name usable as one directory of the local git host.
-fn local_name(kind: &str, name: &str) -> Result<(), ActionError> {
-    let valid = !name.is_empty()
-        && !name.starts_with('.')
-        && name.len() <= 100
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if valid {
-        Ok(())
-    } else {
-        Err(ActionError::InvalidInput(format!(
-            "Invalid {kind} '{name}' for the local git host: use letters, digits, '-', '_' and '.' (not first)"
-        )))
     }
 }
 

@@ -80,7 +80,7 @@ fn destination<'a>(
 }
 
 /// A name usable as one directory of the local git host.
-fn local_name(kind: &str, name: &str) -> Result<(), ActionError> {
+pub(crate) fn local_name(kind: &str, name: &str) -> Result<(), ActionError> {
     let valid = !name.is_empty()
         && !name.starts_with('.')
         && name.len() <= 100
