@@ -626,10 +626,16 @@ mod tests {
         assert!(cors.credentials);
         assert_eq!(cors.origins, vec!["http://localhost:3000".to_owned()]);
         for (yaml, needle) in [
-            ("auth:\n  tokens:\n    - token: short\n      subject: s\n", "8 characters"),
+            (
+                "auth:\n  tokens:\n    - token: short\n      subject: s\n",
+                "8 characters",
+            ),
             ("auth:\n  tokens:\n    - subject: s\n", "exactly one"),
             ("auth:\n  backstage:\n    base_url: nope\n", "auth.backstage.base_url"),
-            ("server:\n  cors:\n    origins: [not an origin]\n", "server.cors.origins"),
+            (
+                "server:\n  cors:\n    origins: [not an origin]\n",
+                "server.cors.origins",
+            ),
         ] {
             std::fs::write(&file, yaml).unwrap();
             let err = Settings::load_from(Some(&file), &[]).unwrap_err();

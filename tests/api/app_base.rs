@@ -17,14 +17,21 @@ fn git(dir: &Path, args: &[&str]) -> String {
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .output()
         .expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn clone(bare: &Path, into: &Path) -> PathBuf {
     assert!(bare.is_dir(), "{} does not exist", bare.display());
     let target = into.join(bare.file_stem().expect("repo name"));
-    git(into, &["clone", "-q", &bare.to_string_lossy(), &target.to_string_lossy()]);
+    git(
+        into,
+        &["clone", "-q", &bare.to_string_lossy(), &target.to_string_lossy()],
+    );
     target
 }
 
@@ -55,13 +62,17 @@ async fn a_task_creates_the_service_repository_and_its_gitops_overlays() {
     let events = app.events_until_completion(&id, LIMIT * 4).await;
     let completion = events.last().unwrap();
     assert_eq!(
-        completion["body"]["message"], "Run completed with status: completed",
+        completion["body"]["message"],
+        "Run completed with status: completed",
         "{:#?}",
         step_statuses(&events)
     );
     let statuses = step_statuses(&events);
     for step in ["fetch", "publish", "gitops"] {
-        assert!(statuses.contains(&(step.to_owned(), "completed".to_owned())), "{step}: {statuses:?}");
+        assert!(
+            statuses.contains(&(step.to_owned(), "completed".to_owned())),
+            "{step}: {statuses:?}"
+        );
     }
 
     // The service repository: rendered files, GitHub's own expressions intact.
@@ -71,7 +82,10 @@ async fn a_task_creates_the_service_repository_and_its_gitops_overlays() {
     assert!(go_mod.contains("github.com/soft-yt/orders-api/backend"), "{go_mod}");
     assert!(service.join("frontend/package-lock.json").is_file());
     let workflow = std::fs::read_to_string(service.join(".github/workflows/ci.yml")).unwrap();
-    assert!(workflow.contains("${{ github.sha }}"), "GitHub expressions were rendered away");
+    assert!(
+        workflow.contains("${{ github.sha }}"),
+        "GitHub expressions were rendered away"
+    );
     let catalog = std::fs::read_to_string(service.join("catalog-info.yaml")).unwrap();
     assert!(catalog.contains("backstage.io/kubernetes-id: orders-api"), "{catalog}");
     assert!(!catalog.contains("${{"), "{catalog}");
@@ -85,17 +99,31 @@ async fn a_task_creates_the_service_repository_and_its_gitops_overlays() {
             std::fs::read_to_string(gitops.join(format!("apps/orders-api/overlays/{cluster}/kustomization.yaml")))
                 .unwrap();
         assert!(overlay.contains("ghcr.io/soft-yt/orders-api-backend"), "{overlay}");
-        assert!(gitops.join(format!("clusters/{cluster}/argocd/apps-appset.yaml")).is_file());
+        assert!(gitops
+            .join(format!("clusters/{cluster}/argocd/apps-appset.yaml"))
+            .is_file());
     }
     assert!(!gitops.join("apps/orders-api/overlays/sber-prod").exists());
 
     // The task's output points at both.
     let output = &completion["body"]["output"];
     let links = output["links"].as_array().unwrap();
-    let repo_link = links.iter().find(|l| l["title"] == "Repository").expect("repository link");
+    let repo_link = links
+        .iter()
+        .find(|l| l["title"] == "Repository")
+        .expect("repository link");
     assert!(repo_link["url"].as_str().unwrap().contains("orders-api"), "{repo_link}");
-    let gitops_link = links.iter().find(|l| l["title"] == "GitOps commit").expect("gitops link");
-    assert!(gitops_link["url"].as_str().unwrap().contains("infra-gitops"), "{gitops_link}");
+    let gitops_link = links
+        .iter()
+        .find(|l| l["title"] == "GitOps commit")
+        .expect("gitops link");
+    assert!(
+        gitops_link["url"].as_str().unwrap().contains("infra-gitops"),
+        "{gitops_link}"
+    );
     let text = output["text"][0]["content"].as_str().unwrap();
-    assert!(text.contains("orders-api-onprem-dev") && text.contains("orders-api-yc-prod"), "{text}");
+    assert!(
+        text.contains("orders-api-onprem-dev") && text.contains("orders-api-yc-prod"),
+        "{text}"
+    );
 }
