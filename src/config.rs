@@ -461,6 +461,9 @@ impl Settings {
                     "server.cors.origins must list at least one origin".into(),
                 ));
             }
+            for origin in cors.origins.iter().filter(|o| o.as_str() != "*") {
+                check_http_url("server.cors.origins", origin)?;
+            }
         }
         Ok(())
     }
