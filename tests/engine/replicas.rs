@@ -148,6 +148,18 @@ async fn wait_for_step(client: &reqwest::Client, base: &str, id: &str, step: &st
     }
 }
 
+/// GET a URL and parse its JSON body.
+async fn get_json<T: serde::de::DeserializeOwned>(client: &reqwest::Client, url: String) -> T {
+    client
+        .get(url)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON body")
+}
+
 /// How often a step really ran to its end (not counting reuse of a journal entry).
 fn ran(events: &[Value], step: &str) -> usize {
     events
@@ -187,14 +199,7 @@ async fn two_replicas_run_every_step_of_200_tasks_exactly_once() {
             assert_eq!(count(&events, step, "completed"), 1, "{id} {step}");
         }
         assert_eq!(events.iter().filter(|e| e["type"] == "completion").count(), 1);
-        let task: Value = client
-            .get(format!("{}/v2/tasks/{id}", b.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let task: Value = get_json(&client, format!("{}/v2/tasks/{id}", b.base)).await;
         *per_status
             .entry(task["status"].as_str().unwrap().to_owned())
             .or_default() += 1;
@@ -260,14 +265,7 @@ async fn cancel_during_a_wait_ends_within_a_second() {
     events_until_completion(&client, &replica.base, &id).await;
     let took = asked.elapsed();
     assert!(took < Duration::from_secs(1), "cancel took {took:?}");
-    let task: Value = client
-        .get(format!("{}/v2/tasks/{id}", replica.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let task: Value = get_json(&client, format!("{}/v2/tasks/{id}", replica.base)).await;
     assert_eq!(task["status"], "cancelled");
 }
 
@@ -299,14 +297,7 @@ async fn graceful_shutdown_hands_running_tasks_to_another_replica_at_once() {
     assert_eq!(ran(&events, "hello"), 1);
     assert_eq!(count(&events, "wait", "processing"), 2);
     assert!(events.iter().any(|e| e["type"] == "recovered"));
-    let task: Value = client
-        .get(format!("{}/v2/tasks/{id}", other.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let task: Value = get_json(&client, format!("{}/v2/tasks/{id}", other.base)).await;
     assert_eq!(task["status"], "completed");
 }
 
@@ -363,14 +354,7 @@ async fn losing_the_database_under_load_leaves_no_task_stuck() {
     for id in &ids {
         let events = events_until_completion(&client, &replica.base, id).await;
         assert_eq!(events.iter().filter(|e| e["type"] == "completion").count(), 1);
-        let task: Value = client
-            .get(format!("{}/v2/tasks/{id}", replica.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let task: Value = get_json(&client, format!("{}/v2/tasks/{id}", replica.base)).await;
         assert!(
             task["status"] == "completed" || task["status"] == "failed",
             "{id} ended {}",
@@ -379,13 +363,10 @@ async fn losing_the_database_under_load_leaves_no_task_stuck() {
         assert_ne!(task["status"], "processing");
     }
     // Nothing is left running or waiting.
-    let res: Value = client
-        .get(format!("{}/v2/tasks?status=open&status=processing", replica.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let res: Value = get_json(
+        &client,
+        format!("{}/v2/tasks?status=open&status=processing", replica.base),
+    )
+    .await;
     assert_eq!(res["totalTasks"], 0, "{res}");
 }
