@@ -41,6 +41,9 @@ pub struct Application {
     port: u16,
     server: Server,
     worker: Option<Worker>,
+    /// How long shutdown waits for the worker: its grace period plus time
+    /// to release what is still running.
+    worker_stop_limit: Duration,
     shutdown: CancellationToken,
     store: Store,
 }
@@ -131,6 +134,7 @@ impl Application {
             port,
             server,
             worker,
+            worker_stop_limit: Duration::from_secs(settings.worker.shutdown_grace_seconds.saturating_add(30)),
             shutdown,
             store,
         })
@@ -154,7 +158,8 @@ impl Application {
     pub async fn run_until_stopped(self) -> Result<(), std::io::Error> {
         let handle = self.server.handle();
         let shutdown = self.shutdown.clone();
-        let worker = self.worker.map(|w| tokio::spawn(w.run(shutdown.clone())));
+        let worker_stop_limit = self.worker_stop_limit;
+        let mut worker = self.worker.map(|w| tokio::spawn(w.run(shutdown.clone())));
         let mut server = tokio::spawn(self.server);
         let result = tokio::select! {
             r = &mut server => {
@@ -164,12 +169,20 @@ impl Application {
             }
             _ = shutdown.cancelled() => {
                 tracing::info!("shutting down");
+                // The worker goes first. Releasing its tasks needs pooled
+                // connections, and a connection opened by a request lives on
+                // that HTTP worker's runtime: once the server stops, it is dead.
+                // Requests keep being answered meanwhile; readiness already
+                // reports the process as leaving.
+                if let Some(worker) = worker.take() {
+                    let _ = tokio::time::timeout(worker_stop_limit, worker).await;
+                }
                 handle.stop(true).await;
                 server.await.unwrap_or(Ok(()))
             }
         };
         if let Some(worker) = worker {
-            let _ = tokio::time::timeout(Duration::from_secs(120), worker).await;
+            let _ = tokio::time::timeout(worker_stop_limit, worker).await;
         }
         result
     }

@@ -329,10 +329,21 @@ impl Worker {
         }
         if outcome.aborted {
             if self.abort_all.is_cancelled() {
-                match self.store.release_task(id, &self.owner).await {
-                    Ok(true) => tracing::info!(task_id = %id, "task released for another replica"),
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(task_id = %id, error = %e, "cannot release task; its lease will expire"),
+                // A second try gets a fresh connection if the pool handed out
+                // one that died with its runtime or its server.
+                for attempt in 1..=2 {
+                    match self.store.release_task(id, &self.owner).await {
+                        Ok(true) => tracing::info!(task_id = %id, "task released for another replica"),
+                        Ok(false) => {}
+                        Err(e) if attempt == 1 => {
+                            tracing::debug!(task_id = %id, error = %e, "release failed; trying again");
+                            continue;
+                        }
+                        Err(e) => {
+                            tracing::warn!(task_id = %id, error = %e, "cannot release task; its lease will expire")
+                        }
+                    }
+                    break;
                 }
             }
             return;
