@@ -28,6 +28,75 @@ pub struct Settings {
     pub integrations: IntegrationSettings,
     pub catalog: CatalogSettings,
     pub auth: AuthSettings,
+    pub secrets: SecretsSettings,
+    pub limits: LimitsSettings,
+}
+
+/// How task secrets are encrypted at rest (see `crate::secrets`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsSettings {
+    /// `id:base64key` entries (32-byte keys); the first encrypts, all decrypt.
+    pub keys: Vec<String>,
+    /// Used when `keys` is empty: a key file created (mode 0600) on first start.
+    /// Default `$XDG_DATA_HOME/scaffolder/secrets.key`, else `./data/secrets.key`.
+    pub key_file: Option<PathBuf>,
+}
+
+impl SecretsSettings {
+    /// The key file, resolving the default from the environment.
+    pub fn key_file(&self) -> PathBuf {
+        if let Some(file) = &self.key_file {
+            return file.clone();
+        }
+        match std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+            Some(base) => PathBuf::from(base).join("scaffolder/secrets.key"),
+            None => PathBuf::from("data/secrets.key"),
+        }
+    }
+}
+
+/// Bounds on what one request, template or task may consume.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSettings {
+    /// Files in a dry-run's `directoryContents`.
+    pub dry_run_files: usize,
+    /// Total decoded size of a dry-run's `directoryContents`, in bytes.
+    pub dry_run_bytes: u64,
+    /// Longest a dry-run may run.
+    pub dry_run_timeout_seconds: u64,
+    /// Files (and directories) in one skeleton read by `fetch:template`/`fetch:plain`.
+    pub skeleton_files: usize,
+    /// Total size of one skeleton, in bytes.
+    pub skeleton_bytes: u64,
+    /// Total size of a task's workspace, checked after every step, in bytes.
+    pub workspace_bytes: u64,
+    /// Instruction budget of one template render.
+    pub template_fuel: u64,
+    /// Largest text one render may produce, in bytes.
+    pub template_output_bytes: usize,
+    /// Events one task may write; beyond it, log events are dropped after one marker event.
+    pub events_per_task: u64,
+    /// Event streams (`GET …/eventstream`) open at once per client (principal, else peer IP) and process.
+    pub sse_streams_per_client: usize,
+}
+
+impl Default for LimitsSettings {
+    fn default() -> Self {
+        LimitsSettings {
+            dry_run_files: 1000,
+            dry_run_bytes: 8 * 1024 * 1024,
+            dry_run_timeout_seconds: 120,
+            skeleton_files: 10_000,
+            skeleton_bytes: 100 * 1024 * 1024,
+            workspace_bytes: 1024 * 1024 * 1024,
+            template_fuel: crate::templating::DEFAULT_FUEL,
+            template_output_bytes: crate::templating::DEFAULT_OUTPUT_LIMIT,
+            events_per_task: 10_000,
+            sse_streams_per_client: 20,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -420,10 +489,37 @@ impl Settings {
             return Err(ConfigError::Invalid("server.body_limit_bytes must be positive".into()));
         }
         self.validate_integrations()?;
+        self.validate_limits()?;
         if let Some(url) = &self.catalog.base_url {
             check_http_url("catalog.base_url", url)?;
         }
         self.validate_auth()?;
+        Ok(())
+    }
+
+    fn validate_limits(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        for (key, value) in [
+            ("dry_run_files", l.dry_run_files as u64),
+            ("dry_run_bytes", l.dry_run_bytes),
+            ("dry_run_timeout_seconds", l.dry_run_timeout_seconds),
+            ("skeleton_files", l.skeleton_files as u64),
+            ("skeleton_bytes", l.skeleton_bytes),
+            ("workspace_bytes", l.workspace_bytes),
+            ("template_fuel", l.template_fuel),
+            ("template_output_bytes", l.template_output_bytes as u64),
+            ("events_per_task", l.events_per_task),
+            ("sse_streams_per_client", l.sse_streams_per_client as u64),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!("limits.{key} must be positive")));
+            }
+        }
+        if l.events_per_task < 10 {
+            return Err(ConfigError::Invalid(
+                "limits.events_per_task must be at least 10".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -549,7 +645,10 @@ fn set_path(tree: &mut Value, path: &[&str], value: Value) {
         // List-valued keys take a comma-separated string from the environment.
         let value = match (&value, map.get(*last)) {
             (Value::String(s), Some(Value::Array(_))) | (Value::String(s), None)
-                if matches!(*last, "dirs" | "urls" | "admins" | "origins" | "methods" | "headers") =>
+                if matches!(
+                    *last,
+                    "dirs" | "urls" | "admins" | "origins" | "methods" | "headers" | "keys"
+                ) =>
             {
                 Value::Array(
                     s.split(',')

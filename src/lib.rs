@@ -9,6 +9,7 @@ pub mod gitops;
 pub mod http;
 pub mod model;
 pub mod scm;
+pub mod secrets;
 pub mod service;
 pub mod startup;
 pub mod store;

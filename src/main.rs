@@ -56,6 +56,11 @@ enum Command {
     },
     #[command(flatten)]
     Cli(scaffolder::cli::CliCommand),
+    /// Keys of the task secrets stored encrypted in the database.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
     /// Manage the GitOps repository (infra-gitops) Argo CD deploys from.
     Gitops {
         #[command(subcommand)]
@@ -63,10 +68,30 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Print a new `id:base64key` entry for `secrets.keys`.
+    GenerateKey {
+        /// The key id (letters, digits, `-`, `_`, `.`).
+        #[arg(long, default_value = "key")]
+        id: String,
+    },
+    /// Re-encrypt every stored secret with the first key of `secrets.keys`
+    /// (and encrypt any left in plaintext), so older keys can be removed.
+    Rotate,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Openapi = cli.command {
         print!("{}", scaffolder::http::openapi::yaml());
+        return ExitCode::SUCCESS;
+    }
+    if let Command::Secrets {
+        command: SecretsCommand::GenerateKey { id },
+    } = &cli.command
+    {
+        println!("{}", scaffolder::secrets::generate_key_entry(id));
         return ExitCode::SUCCESS;
     }
     if let Command::Cli(command) = cli.command {
@@ -130,7 +155,29 @@ fn main() -> ExitCode {
                 println!("{}", serde_json::to_string_pretty(&outputs).unwrap_or_default());
                 Ok(())
             }
-            Command::Openapi | Command::DryRun { .. } | Command::Cli(_) => Ok(()),
+            Command::Secrets {
+                command: SecretsCommand::Rotate,
+            } => {
+                let keyring =
+                    scaffolder::secrets::Keyring::from_settings(&settings.secrets).map_err(|e| e.to_string())?;
+                let store = Store::connect(&settings.database).await.map_err(|e| e.to_string())?;
+                store.migrate().await.map_err(|e| e.to_string())?;
+                let report = keyring.reseal_stored(&store, false).await.map_err(|e| e.to_string())?;
+                println!(
+                    "re-encrypted {} task secrets with key '{}'; {} could not be opened with the configured keys",
+                    report.resealed,
+                    keyring.primary_id(),
+                    report.unreadable
+                );
+                if report.unreadable > 0 {
+                    return Err(format!(
+                        "{} task secrets could not be re-encrypted; keep the old keys until those tasks end",
+                        report.unreadable
+                    ));
+                }
+                Ok(())
+            }
+            Command::Openapi | Command::DryRun { .. } | Command::Cli(_) | Command::Secrets { .. } => Ok(()),
         }
     });
     match result {

@@ -35,6 +35,8 @@ pub enum StartupError {
     Catalog(#[from] crate::actions::catalog::CatalogError),
     #[error("invalid auth configuration: {0}")]
     Auth(#[from] crate::auth::AuthConfigError),
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretsError),
 }
 
 pub struct Application {
@@ -59,6 +61,13 @@ impl Application {
 
     pub async fn build_with_store(settings: Settings, store: Store) -> Result<Application, StartupError> {
         let auth = Arc::new(crate::auth::Authenticator::from_settings(&settings)?);
+        let keyring = Arc::new(crate::secrets::Keyring::from_settings(&settings.secrets)?);
+        // Secrets stored before encryption existed are sealed now; a worker
+        // never runs a task with plaintext secrets.
+        let sealed = keyring.reseal_stored(&store, true).await?;
+        if sealed.resealed > 0 {
+            tracing::info!(tasks = sealed.resealed, "encrypted task secrets stored in plaintext");
+        }
         let listener = TcpListener::bind(&settings.server.bind).map_err(|source| StartupError::Bind {
             addr: settings.server.bind.clone(),
             source,
@@ -91,24 +100,33 @@ impl Application {
         }
         let templates = Templates::new(sources);
 
-        let renderer = Arc::new(Renderer::builder().integrations(deps.integrations.templating()).build());
+        let limits = &settings.limits;
+        let renderer = Arc::new(
+            Renderer::builder()
+                .integrations(deps.integrations.templating())
+                .fuel(limits.template_fuel)
+                .output_limit(limits.template_output_bytes)
+                .build(),
+        );
         let actions = ActionRegistry::new(builtin_actions_with(&deps));
-        let runner = Runner::new(actions.clone(), renderer.clone());
-        let dry_run = DryRunService::new(runner.clone(), settings.worker.work_dir.clone());
+        let runner = Runner::new(actions.clone(), renderer.clone()).with_limits(limits);
+        let dry_run = DryRunService::new(runner.clone(), settings.worker.work_dir.clone()).with_limits(limits);
         let shutdown = CancellationToken::new();
 
-        let worker = settings
-            .worker
-            .enabled
-            .then(|| Worker::new(store.clone(), runner, settings.worker.clone()));
+        let worker = settings.worker.enabled.then(|| {
+            Worker::new(store.clone(), runner, settings.worker.clone())
+                .with_keyring(keyring.clone())
+                .with_event_limit(limits.events_per_task)
+        });
         let state = web::Data::new(AppState {
             settings: settings.clone(),
-            tasks: TaskService::new(store.clone(), templates, renderer).with_catalog(deps.catalog.clone()),
+            tasks: TaskService::new(store.clone(), templates, renderer, keyring).with_catalog(deps.catalog.clone()),
             dry_run,
             events: EventHub::start(store.clone(), shutdown.clone()),
             actions,
             worker_health: worker.as_ref().map(|w| (w.health(), w.health_window())),
             auth,
+            streams: crate::service::StreamLimiter::new(limits.sse_streams_per_client),
         });
 
         let body_limit = settings.server.body_limit_bytes;

@@ -60,6 +60,38 @@ pub struct ActionContext {
     pub integrations: crate::templating::Integrations,
     /// Outputs set so far (`steps.<id>.output`).
     pub outputs: Map<String, Value>,
+    /// Bounds on skeletons and renders (`limits.*`).
+    pub limits: ActionLimits,
+}
+
+/// The `limits` an action applies itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActionLimits {
+    /// Files and directories in one fetched skeleton.
+    pub skeleton_files: usize,
+    /// Total size of one fetched skeleton, in bytes.
+    pub skeleton_bytes: u64,
+    /// Instruction budget of one render.
+    pub template_fuel: u64,
+    /// Largest text one render may produce.
+    pub template_output_bytes: usize,
+}
+
+impl Default for ActionLimits {
+    fn default() -> Self {
+        ActionLimits::from(&crate::config::LimitsSettings::default())
+    }
+}
+
+impl From<&crate::config::LimitsSettings> for ActionLimits {
+    fn from(l: &crate::config::LimitsSettings) -> Self {
+        ActionLimits {
+            skeleton_files: l.skeleton_files,
+            skeleton_bytes: l.skeleton_bytes,
+            template_fuel: l.template_fuel,
+            template_output_bytes: l.template_output_bytes,
+        }
+    }
 }
 
 impl ActionContext {

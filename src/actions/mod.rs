@@ -21,7 +21,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use context::{ActionContext, LogSink, StepLogger};
+pub use context::{ActionContext, ActionLimits, LogSink, StepLogger};
 pub use registry::{ActionInfo, ActionRegistry};
 
 #[derive(Debug, thiserror::Error)]

@@ -295,6 +295,7 @@ pub(crate) mod testing {
                 cancel: CancellationToken::new(),
                 integrations: Default::default(),
                 outputs: Map::new(),
+                limits: Default::default(),
             }
         }
 

@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::actions::{ActionContext, ActionError, ActionRegistry, LogSink, StepLogger};
+use crate::actions::{ActionContext, ActionError, ActionLimits, ActionRegistry, LogSink, StepLogger};
 use crate::model::{EventType, NewEvent, TaskStatus};
 use crate::template::Step;
 use crate::templating::Renderer;
@@ -85,6 +85,9 @@ impl RunOutcome {
 pub struct Runner {
     actions: ActionRegistry,
     renderer: Arc<Renderer>,
+    limits: ActionLimits,
+    /// `limits.workspace_bytes`, checked after every step.
+    workspace_bytes: u64,
 }
 
 /// One step to run, and where the run stands.
@@ -208,7 +211,20 @@ pub fn fake_output(schema: &Value) -> Value {
 
 impl Runner {
     pub fn new(actions: ActionRegistry, renderer: Arc<Renderer>) -> Runner {
-        Runner { actions, renderer }
+        let defaults = crate::config::LimitsSettings::default();
+        Runner {
+            actions,
+            renderer,
+            limits: ActionLimits::from(&defaults),
+            workspace_bytes: defaults.workspace_bytes,
+        }
+    }
+
+    /// The configured `limits` (skeletons, renders, workspace size).
+    pub fn with_limits(mut self, limits: &crate::config::LimitsSettings) -> Runner {
+        self.limits = ActionLimits::from(limits);
+        self.workspace_bytes = limits.workspace_bytes;
+        self
     }
 
     pub fn actions(&self) -> &ActionRegistry {
@@ -537,6 +553,7 @@ impl Runner {
                 cancel: request.cancel.child_token(),
                 integrations: self.renderer.integrations().clone(),
                 outputs: Map::new(),
+                limits: self.limits,
             };
             if request.dry_run {
                 let mut shown = input.clone();
@@ -582,6 +599,15 @@ impl Runner {
                 }
             }
         }
+        if let Some(size) = workspace_size_over(&request.workspace, self.workspace_bytes) {
+            return StepEnd::Failed {
+                name: "Error",
+                message: format!(
+                    "The task workspace holds more than {} bytes ({size} bytes after step {step_id}; limits.workspace_bytes)",
+                    self.workspace_bytes
+                ),
+            };
+        }
         let step_output = Value::Object(step_output);
         if !request.dry_run {
             sink.step_finished(step_id, &step_output).await;
@@ -595,6 +621,21 @@ impl Runner {
         .await;
         StepEnd::Done
     }
+}
+
+/// The workspace's size when it exceeds `limit` (symbolic links are not followed).
+fn workspace_size_over(workspace: &std::path::Path, limit: u64) -> Option<u64> {
+    let mut total = 0u64;
+    for entry in walkdir::WalkDir::new(workspace)
+        .follow_links(false)
+        .into_iter()
+        .flatten()
+    {
+        if entry.file_type().is_file() {
+            total = total.saturating_add(entry.metadata().map(|m| m.len()).unwrap_or(0));
+        }
+    }
+    (total > limit).then_some(total)
 }
 
 async fn sleep_until_or_forever(deadline: Option<tokio::time::Instant>) {
@@ -615,6 +656,16 @@ fn humanize(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workspace_size_is_measured_against_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("a")).unwrap();
+        std::fs::write(dir.path().join("a/f"), vec![0u8; 600]).unwrap();
+        std::fs::write(dir.path().join("g"), vec![0u8; 500]).unwrap();
+        assert_eq!(workspace_size_over(dir.path(), 1099), Some(1100));
+        assert_eq!(workspace_size_over(dir.path(), 1100), None);
+    }
 
     #[test]
     fn timeouts_parse_numbers_and_units() {

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::runner::{RunOutcome, RunRequest, RunSink, Runner};
 use crate::config::WorkerSettings;
 use crate::model::{EventType, NewEvent, TaskId, TaskStatus};
+use crate::secrets::Keyring;
 use crate::store::{ClaimedTask, Store, StoreError, CANCEL_CHANNEL, TASKS_CHANNEL};
 
 /// Liveness of the claim loop, read by `/readyz`.
@@ -63,6 +64,9 @@ struct StoreSink {
     owner: String,
     /// Fired when a write finds the lease gone.
     lost: CancellationToken,
+    /// Events the task has written (all attempts) and the most it may write.
+    written: AtomicU64,
+    limit: u64,
 }
 
 impl StoreSink {
@@ -95,6 +99,25 @@ impl StoreSink {
 #[async_trait]
 impl RunSink for StoreSink {
     async fn emit(&self, event: NewEvent) {
+        // `limits.events_per_task` protects the database from a task that
+        // logs without end: beyond it, log lines are dropped after one marker
+        // event. Step status changes (bounded by the template) still land.
+        let is_status = event.body.get("status").is_some();
+        let written = self.written.fetch_add(1, Ordering::Relaxed);
+        let event = if is_status || written < self.limit {
+            event
+        } else if written == self.limit {
+            tracing::warn!(task_id = %self.task_id, limit = self.limit, "task reached its event limit; dropping its log lines");
+            NewEvent::log(json!({
+                "message": format!(
+                    "This task reached the limit of {} events (limits.events_per_task); further log lines are dropped",
+                    self.limit
+                ),
+                "stepId": event.body.get("stepId").cloned().unwrap_or(Value::Null),
+            }))
+        } else {
+            return;
+        };
         self.with_retry("a task event", || async {
             Ok(self
                 .store
@@ -124,6 +147,9 @@ pub struct Worker {
     task_finished: Arc<Notify>,
     /// Fired after the shutdown grace period: running tasks stop and are released.
     abort_all: CancellationToken,
+    /// Opens the tasks' sealed secrets; without it a task with secrets fails.
+    keyring: Option<Arc<Keyring>>,
+    events_per_task: u64,
 }
 
 impl Worker {
@@ -142,7 +168,21 @@ impl Worker {
             running: Arc::new(Mutex::new(HashMap::new())),
             task_finished: Arc::new(Notify::new()),
             abort_all: CancellationToken::new(),
+            keyring: None,
+            events_per_task: crate::config::LimitsSettings::default().events_per_task,
         }
+    }
+
+    /// The keys that open the tasks' secrets.
+    pub fn with_keyring(mut self, keyring: Arc<Keyring>) -> Worker {
+        self.keyring = Some(keyring);
+        self
+    }
+
+    /// `limits.events_per_task`.
+    pub fn with_event_limit(mut self, events_per_task: u64) -> Worker {
+        self.events_per_task = events_per_task;
+        self
     }
 
     pub fn health(&self) -> Arc<WorkerHealth> {
@@ -357,16 +397,26 @@ impl Worker {
             Ok(journal) => journal,
             Err(e) => return failure(format!("cannot read the step journal: {e}")),
         };
+        // Opened here and kept only in this run's memory; the column is
+        // wiped when the task ends. No key, no run: never a plaintext fallback.
+        let secrets: Map<String, Value> = match (&claimed.secrets, &self.keyring) {
+            (None, _) => Map::new(),
+            (Some(sealed), Some(keyring)) => match keyring.open(id, sealed) {
+                Ok(secrets) => secrets,
+                Err(e) => return failure(format!("cannot read the task's secrets: {e}")),
+            },
+            (Some(_), None) => return failure("cannot read the task's secrets: no key is configured".into()),
+        };
+        let written = match self.store.count_events(id).await {
+            Ok(n) => n,
+            Err(e) => return failure(format!("cannot count the task's events: {e}")),
+        };
         let workspace = self.workspace_for(id);
         // A previous attempt on this machine may have left files behind.
         let _ = tokio::fs::remove_dir_all(&workspace).await;
         if let Err(e) = tokio::fs::create_dir_all(&workspace).await {
             return failure(format!("cannot create the task workspace: {e}"));
         }
-        let secrets: Map<String, Value> = match &claimed.secrets {
-            Some(Value::Object(map)) => map.clone(),
-            _ => Map::new(),
-        };
         let request = RunRequest {
             task_id: id.to_string(),
             spec: claimed.task.spec.clone(),
@@ -383,6 +433,8 @@ impl Worker {
             task_id: id,
             owner: self.owner.clone(),
             lost: abort,
+            written: AtomicU64::new(written),
+            limit: self.events_per_task,
         });
         let outcome = self.runner.run(request, sink).await;
         let _ = tokio::fs::remove_dir_all(&workspace).await;

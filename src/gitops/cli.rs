@@ -101,6 +101,7 @@ pub async fn run(command: GitopsCommand, integrations: Arc<ScmIntegrations>) -> 
         cancel,
         integrations: integrations.templating(),
         outputs: Map::new(),
+        limits: Default::default(),
     };
     let action = GitopsInit::new(integrations.clone());
     action.run(&mut ctx, input).await.map_err(|e| e.to_string())?;

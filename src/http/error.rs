@@ -33,6 +33,9 @@ pub enum ApiError {
     /// The caller may not do this (403).
     #[error("{0}")]
     Forbidden(String),
+    /// Over a per-client limit (429).
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error("invalid parameter values")]
     Validation(Vec<Value>),
     /// A template step failed during a dry-run; Backstage answers with the
@@ -54,6 +57,7 @@ impl ApiError {
             ApiError::Unsupported(_) => "NotSupportedError",
             ApiError::Unauthenticated(_) => "AuthenticationError",
             ApiError::Forbidden(_) => "NotAllowedError",
+            ApiError::TooManyRequests(_) => "TooManyRequestsError",
             ApiError::Internal(_) => "Error",
             ApiError::Step { .. } => "Error",
         }
@@ -82,7 +86,10 @@ impl From<ServiceError> for ApiError {
             ServiceError::Validation(errors) => ApiError::Validation(errors),
             ServiceError::Conflict(m) => ApiError::Conflict(m),
             ServiceError::Forbidden(m) => ApiError::Forbidden(m),
-            e @ (ServiceError::Store(_) | ServiceError::TemplateSource(_)) => ApiError::Internal(e.to_string()),
+            ServiceError::TooManyRequests(m) => ApiError::TooManyRequests(m),
+            e @ (ServiceError::Store(_) | ServiceError::TemplateSource(_) | ServiceError::Secrets(_)) => {
+                ApiError::Internal(e.to_string())
+            }
         }
     }
 }
@@ -97,6 +104,7 @@ impl ResponseError for ApiError {
             ApiError::Unsupported(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Step { name, .. } => match name.as_str() {
                 "InputError" => StatusCode::BAD_REQUEST,

@@ -84,6 +84,7 @@ fn sse_frame(event: &TaskEvent) -> Bytes {
         (status = 200, description = "`text/event-stream`: frames `event: <type>\\nid: <id>\\ndata: <TaskEvent JSON>\\n\\n`", content_type = "text/event-stream", body = String),
         (status = 400, description = "Invalid `after`", body = ErrorBody),
         (status = 404, description = "No such task", body = ErrorBody),
+        (status = 429, description = "The client already holds `limits.sse_streams_per_client` open streams", body = ErrorBody),
     )
 )]
 pub async fn eventstream(
@@ -103,12 +104,19 @@ pub async fn eventstream(
         None => parse_after(query.after.as_deref())?,
     };
     let task = state.tasks.get(&caller, &path).await?;
+    let client = match caller.subject() {
+        Some(subject) => subject.to_owned(),
+        None => req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
+    };
+    // Held by the streaming task: the slot is freed when the stream ends.
+    let permit = state.streams.acquire(&client)?;
     let mut watch = state.events.watch(task.id, after);
     let keepalive = Duration::from_secs(state.settings.server.sse_keepalive_seconds);
 
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     let task_id = task.id;
     tokio::spawn(async move {
+        let _permit = permit;
         loop {
             let deadline = tokio::time::Instant::now() + keepalive;
             let batch = tokio::select! {

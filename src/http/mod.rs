@@ -32,6 +32,8 @@ pub struct AppState {
     pub worker_health: Option<(Arc<WorkerHealth>, Duration)>,
     /// Turns `Authorization` headers into callers.
     pub auth: Arc<Authenticator>,
+    /// Open event streams per client (`limits.sse_streams_per_client`).
+    pub streams: Arc<crate::service::StreamLimiter>,
 }
 
 /// The CORS middleware for `server.cors` (Backstage's `backend.cors`):

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use super::ServiceError;
+use crate::engine::redact::Redactor;
 use crate::engine::runner::redact_secrets;
 use crate::engine::{RunRequest, RunSink, Runner};
 use crate::model::{NewEvent, TaskStatus};
@@ -84,13 +85,16 @@ impl RunSink for MemorySink {
     }
 }
 
-/// A dry-run answers an HTTP request: it may not run for long.
-const DRY_RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
-
 #[derive(Clone)]
 pub struct DryRunService {
     runner: Runner,
     work_dir: Option<PathBuf>,
+    /// `limits.dry_run_files`, `limits.dry_run_bytes`.
+    max_files: usize,
+    max_bytes: u64,
+    /// A dry-run answers an HTTP request: it may not run for long
+    /// (`limits.dry_run_timeout_seconds`).
+    timeout: std::time::Duration,
 }
 
 /// Splits `../../a/b` into (2, `a/b`) and refuses anything else that leaves
@@ -118,7 +122,9 @@ fn split_parent_prefix(path: &str) -> Option<(usize, PathBuf)> {
     Some((ups, rest.iter().collect()))
 }
 
-fn serialize_workspace(root: &Path) -> Result<Vec<OutputFile>, std::io::Error> {
+/// The workspace's files; text files are scrubbed of secrets, as the log is
+/// (the answer goes back to a browser).
+fn serialize_workspace(root: &Path, redactor: &Redactor) -> Result<Vec<OutputFile>, std::io::Error> {
     use std::os::unix::fs::PermissionsExt;
     let mut files = Vec::new();
     for entry in walkdir::WalkDir::new(root).follow_links(false) {
@@ -133,7 +139,12 @@ fn serialize_workspace(root: &Path) -> Result<Vec<OutputFile>, std::io::Error> {
             .collect::<Vec<_>>()
             .join("/");
         let mode = entry.metadata().map_err(std::io::Error::other)?.permissions().mode();
-        let content = std::fs::read(entry.path())?;
+        let mut content = std::fs::read(entry.path())?;
+        if !redactor.is_empty() {
+            if let Ok(text) = std::str::from_utf8(&content) {
+                content = redactor.redact_str(text).into_bytes();
+            }
+        }
         files.push(OutputFile {
             path,
             executable: mode & 0o111 != 0,
@@ -146,10 +157,45 @@ fn serialize_workspace(root: &Path) -> Result<Vec<OutputFile>, std::io::Error> {
 
 impl DryRunService {
     pub fn new(runner: Runner, work_dir: Option<PathBuf>) -> DryRunService {
-        DryRunService { runner, work_dir }
+        let defaults = crate::config::LimitsSettings::default();
+        DryRunService {
+            runner,
+            work_dir,
+            max_files: defaults.dry_run_files,
+            max_bytes: defaults.dry_run_bytes,
+            timeout: std::time::Duration::from_secs(defaults.dry_run_timeout_seconds),
+        }
+    }
+
+    /// The configured dry-run limits.
+    pub fn with_limits(mut self, limits: &crate::config::LimitsSettings) -> DryRunService {
+        self.max_files = limits.dry_run_files;
+        self.max_bytes = limits.dry_run_bytes;
+        self.timeout = std::time::Duration::from_secs(limits.dry_run_timeout_seconds);
+        self
+    }
+
+    /// `directoryContents` within `limits.dry_run_files` and `limits.dry_run_bytes`.
+    fn check_upload(&self, files: &[InlineFile]) -> Result<(), ServiceError> {
+        if files.len() > self.max_files {
+            return Err(ServiceError::Input(format!(
+                "directoryContents has {} files; at most {} are accepted (limits.dry_run_files)",
+                files.len(),
+                self.max_files
+            )));
+        }
+        let total: u64 = files.iter().map(|f| f.content.len() as u64).sum();
+        if total > self.max_bytes {
+            return Err(ServiceError::Input(format!(
+                "directoryContents holds {total} bytes; at most {} are accepted (limits.dry_run_bytes)",
+                self.max_bytes
+            )));
+        }
+        Ok(())
     }
 
     pub async fn run(&self, request: DryRunRequest) -> Result<Result<DryRunResult, DryRunFailure>, ServiceError> {
+        self.check_upload(&request.files)?;
         let template = &request.template;
         let is_template = template.get("kind").and_then(Value::as_str) == Some("Template")
             && template.get("apiVersion").and_then(Value::as_str) == Some(API_VERSION);
@@ -250,7 +296,7 @@ impl DryRunService {
                     cancel: CancellationToken::new(),
                     abort: CancellationToken::new(),
                     resume: Default::default(),
-                    deadline: Some(tokio::time::Instant::now() + DRY_RUN_LIMIT),
+                    deadline: Some(tokio::time::Instant::now() + self.timeout),
                 },
                 sink.clone(),
             )
@@ -266,7 +312,7 @@ impl DryRunService {
                 message: error["message"].as_str().unwrap_or_default().to_owned(),
             }));
         }
-        let directory_contents = serialize_workspace(workspace)
+        let directory_contents = serialize_workspace(workspace, &Redactor::new(secrets))
             .map_err(|e| ServiceError::Input(format!("cannot read the dry-run workspace: {e}")))?;
         let log = sink.log.lock().map(|l| l.clone()).unwrap_or_default();
         Ok(Ok(DryRunResult {

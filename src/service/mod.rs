@@ -3,10 +3,12 @@
 
 mod dry_run;
 mod events;
+mod streams;
 mod tasks;
 
 pub use dry_run::{DryRunFailure, DryRunRequest, DryRunResult, DryRunService, InlineFile};
 pub use events::{EventHub, EventWatch};
+pub use streams::{StreamLimiter, StreamPermit};
 pub use tasks::{CreateTask, TaskService};
 
 use serde_json::Value;
@@ -28,8 +30,13 @@ pub enum ServiceError {
     /// The caller may not do this (403).
     #[error("{0}")]
     Forbidden(String),
+    /// The caller holds too many of something at once (429).
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     TemplateSource(#[from] TemplateSourceError),
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretsError),
 }

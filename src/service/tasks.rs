@@ -4,6 +4,7 @@ use super::ServiceError;
 use crate::actions::catalog::CatalogClient;
 use crate::auth::Caller;
 use crate::model::{Task, TaskId};
+use crate::secrets::Keyring;
 use crate::store::{CancelOutcome, ListQuery, RetryOutcome, Store};
 use crate::template::{validate_parameters, EntityRef, LoadedTemplate, Templates};
 use crate::templating::Renderer;
@@ -24,15 +25,23 @@ pub struct TaskService {
     renderer: std::sync::Arc<Renderer>,
     /// Where `spec.user.entity` comes from, when configured.
     catalog: Option<std::sync::Arc<CatalogClient>>,
+    /// Seals secrets before they are stored.
+    keyring: std::sync::Arc<Keyring>,
 }
 
 impl TaskService {
-    pub fn new(store: Store, templates: Templates, renderer: std::sync::Arc<Renderer>) -> TaskService {
+    pub fn new(
+        store: Store,
+        templates: Templates,
+        renderer: std::sync::Arc<Renderer>,
+        keyring: std::sync::Arc<Keyring>,
+    ) -> TaskService {
         TaskService {
             store,
             templates,
             renderer,
             catalog: None,
+            keyring,
         }
     }
 
@@ -153,10 +162,10 @@ impl TaskService {
                 .entry("backstageToken")
                 .or_insert_with(|| json!(token));
         }
-        let secrets = secrets.map(Value::Object);
-        let id = self
-            .store
-            .create_task(&spec, secrets.as_ref(), request.created_by.as_deref())
+        let id = TaskId::new();
+        let sealed = secrets.map(|s| self.keyring.seal(id, &s)).transpose()?;
+        self.store
+            .create_task(id, &spec, sealed.as_deref(), request.created_by.as_deref())
             .await?;
         tracing::info!(task_id = %id, template = %template.entity_ref, created_by = ?request.created_by, "task created");
         Ok(id)
@@ -230,8 +239,8 @@ impl TaskService {
                 .entry("backstageToken")
                 .or_insert_with(|| json!(token));
         }
-        let secrets = secrets.map(Value::Object);
-        match self.store.retry_task(task.id, secrets.as_ref()).await? {
+        let sealed = secrets.map(|s| self.keyring.seal(task.id, &s)).transpose()?;
+        match self.store.retry_task(task.id, sealed.as_deref()).await? {
             RetryOutcome::Retried => Ok(task.id),
             RetryOutcome::NotFinished(status) => Err(ServiceError::Conflict(format!(
                 "Task {id} cannot be retried while it is {status}; only finished tasks can be retried"

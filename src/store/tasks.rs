@@ -94,7 +94,8 @@ pub struct ListQuery {
 #[derive(Debug, Clone)]
 pub struct ClaimedTask {
     pub task: Task,
-    pub secrets: Option<Value>,
+    /// As stored: sealed by `crate::secrets::Keyring`.
+    pub secrets: Option<String>,
     pub attempts: i32,
     /// Taken over from a replica whose lease expired.
     pub took_over: bool,
@@ -133,18 +134,20 @@ fn push_filters(qb: &mut QueryBuilder<'_, Postgres>, query: &ListQuery) {
 }
 
 impl Store {
+    /// Inserts a task under `id` (chosen by the caller: sealed secrets are
+    /// bound to it).
     pub async fn create_task(
         &self,
+        id: TaskId,
         spec: &Value,
-        secrets: Option<&Value>,
+        sealed_secrets: Option<&str>,
         created_by: Option<&str>,
     ) -> Result<TaskId, StoreError> {
-        let id = TaskId::new();
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO tasks (id, spec, secrets, created_by) VALUES ($1, $2::json, $3::json, $4)")
+        sqlx::query("INSERT INTO tasks (id, spec, secrets, created_by) VALUES ($1, $2::json, $3, $4)")
             .bind(id.0)
             .bind(spec.to_string())
-            .bind(secrets.map(Value::to_string))
+            .bind(sealed_secrets)
             .bind(created_by)
             .execute(&mut *tx)
             .await?;
@@ -243,7 +246,7 @@ impl Store {
                  last_heartbeat_at = now(), attempts = t.attempts + 1 \
              FROM next WHERE t.id = next.id \
              RETURNING t.id, t.spec::text AS spec, t.status, t.created_at, t.created_by, t.last_heartbeat_at, \
-                 t.secrets::text AS secrets, t.attempts, next.previous"
+                 t.secrets, t.attempts, next.previous"
         );
         let row: Option<ClaimRow> = sqlx::query_as(&sql)
             .bind(owner)
@@ -261,10 +264,6 @@ impl Store {
             attempts,
             previous,
         } = row;
-        let secrets = secrets
-            .map(|s| serde_json::from_str(&s))
-            .transpose()
-            .map_err(|e| StoreError::Corrupt(format!("task {} has unreadable secrets: {e}", task.id)))?;
         let task = task.into_task()?;
         let took_over = previous == "processing";
         let resumed = took_over || attempts > 1;
@@ -490,7 +489,7 @@ impl Store {
     /// Re-opens a finished task: the previous run's `completion` and
     /// `cancelled` events are removed and a `recovered` event starts the new
     /// run, as Backstage does.
-    pub async fn retry_task(&self, id: TaskId, secrets: Option<&Value>) -> Result<RetryOutcome, StoreError> {
+    pub async fn retry_task(&self, id: TaskId, sealed_secrets: Option<&str>) -> Result<RetryOutcome, StoreError> {
         let mut tx = self.pool.begin().await?;
         let row: Option<(String,)> = sqlx::query_as("SELECT status FROM tasks WHERE id = $1 FOR UPDATE")
             .bind(id.0)
@@ -524,12 +523,12 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "UPDATE tasks SET status = 'open', secrets = $2::json, cancel_requested = false, \
+            "UPDATE tasks SET status = 'open', secrets = $2, cancel_requested = false, \
                  lease_owner = NULL, lease_expires_at = NULL, last_heartbeat_at = now(), attempts = 0 \
              WHERE id = $1",
         )
         .bind(id.0)
-        .bind(secrets.map(Value::to_string))
+        .bind(sealed_secrets)
         .execute(&mut *tx)
         .await?;
         insert_event(
@@ -544,5 +543,38 @@ impl Store {
         notify(&mut tx, TASKS_CHANNEL, &id.to_string()).await?;
         tx.commit().await?;
         Ok(RetryOutcome::Retried)
+    }
+}
+
+impl Store {
+    /// Every task that still holds secrets, with the stored (sealed) text.
+    pub async fn stored_secrets(&self) -> Result<Vec<(TaskId, String)>, StoreError> {
+        let rows: Vec<(Uuid, String)> =
+            sqlx::query_as("SELECT id, secrets FROM tasks WHERE secrets IS NOT NULL ORDER BY created_at")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(id, s)| (TaskId(id), s)).collect())
+    }
+
+    /// Swaps a task's stored secrets if they are still `old` (a task that
+    /// ended or was retried meanwhile keeps what it has).
+    pub async fn replace_secrets(&self, id: TaskId, old: &str, new: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE tasks SET secrets = $3 WHERE id = $1 AND secrets = $2")
+            .bind(id.0)
+            .bind(old)
+            .bind(new)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(done > 0)
+    }
+
+    /// Events a task has written so far.
+    pub async fn count_events(&self, id: TaskId) -> Result<u64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM task_events WHERE task_id = $1")
+            .bind(id.0)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 }

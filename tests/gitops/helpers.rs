@@ -103,6 +103,7 @@ impl Task {
             cancel: CancellationToken::new(),
             integrations: ScmIntegrations::default().templating(),
             outputs: Map::new(),
+            limits: Default::default(),
         };
         action.run(&mut ctx, input).await?;
         Ok(ctx.into_outputs())

@@ -78,6 +78,7 @@ impl Harness {
             cancel: CancellationToken::new(),
             integrations: Default::default(),
             outputs: Map::new(),
+            limits: Default::default(),
         };
         action.run(&mut ctx, input).await?;
         Ok(ctx.into_outputs())

@@ -16,7 +16,8 @@ use schemars::gen::SchemaGenerator;
 use schemars::schema::{InstanceType, ObjectValidation, Schema, SchemaObject, SingleOrVec};
 use serde_json::{Map, Value};
 
-use crate::templating::{Integrations, RenderOptions, Renderer};
+use crate::actions::ActionContext;
+use crate::templating::{RenderOptions, Renderer};
 
 pub use plain::FetchPlain;
 pub use plain_file::FetchPlainFile;
@@ -66,19 +67,16 @@ fn with_values(message: &str, values: Option<&Map<String, Value>>) -> String {
     }
 }
 
-fn renderer(
-    integrations: &Integrations,
-    cookiecutter_compat: bool,
-    trim_blocks: bool,
-    lstrip_blocks: bool,
-) -> Renderer {
+fn renderer(ctx: &ActionContext, cookiecutter_compat: bool, trim_blocks: bool, lstrip_blocks: bool) -> Renderer {
     Renderer::builder()
         .options(RenderOptions {
             cookiecutter_compat,
             trim_blocks,
             lstrip_blocks,
         })
-        .integrations(integrations.clone())
+        .integrations(ctx.integrations.clone())
+        .fuel(ctx.limits.template_fuel)
+        .output_limit(ctx.limits.template_output_bytes)
         .build()
 }
 

@@ -130,6 +130,40 @@ impl AsRef<Path> for FetchedSource {
 /// URLs (GitHub and the local git host, `…/tree|blob/<ref>/<path>`) are
 /// downloaded first; then the copy and render code runs as for local files.
 pub(super) async fn local_source(ctx: &ActionContext, url: &str) -> Result<FetchedSource, ActionError> {
+    let source = locate_source(ctx, url).await?;
+    check_skeleton_size(&source, ctx.limits.skeleton_files, ctx.limits.skeleton_bytes)?;
+    Ok(source)
+}
+
+/// `limits.skeleton_files` / `limits.skeleton_bytes`: a skeleton (or single
+/// file) larger than this is refused before anything is copied or rendered.
+fn check_skeleton_size(root: &Path, max_files: usize, max_bytes: u64) -> Result<(), ActionError> {
+    let mut files = 0usize;
+    let mut bytes = 0u64;
+    for entry in walkdir::WalkDir::new(root).follow_links(false) {
+        let entry = entry.map_err(|e| ActionError::Failed(format!("cannot read the skeleton: {e}")))?;
+        if entry.depth() == 0 && entry.file_type().is_dir() {
+            continue;
+        }
+        files += 1;
+        if entry.file_type().is_file() {
+            bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
+        }
+        if files > max_files {
+            return Err(ActionError::InvalidInput(format!(
+                "The skeleton has more than {max_files} files and directories (limits.skeleton_files)"
+            )));
+        }
+        if bytes > max_bytes {
+            return Err(ActionError::InvalidInput(format!(
+                "The skeleton is larger than {max_bytes} bytes (limits.skeleton_bytes)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn locate_source(ctx: &ActionContext, url: &str) -> Result<FetchedSource, ActionError> {
     match resolve_fetch_url(&ctx.template_base, url)? {
         FetchLocation::Local(path) => {
             if std::fs::symlink_metadata(&path).is_err() {
@@ -181,6 +215,20 @@ mod tests {
             FetchLocation::Remote(u) => u.to_string(),
             other => panic!("{url}: {other:?}"),
         }
+    }
+
+    #[test]
+    fn skeleton_limits_count_files_and_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/a"), "12345").unwrap();
+        std::fs::write(dir.path().join("b"), "12345").unwrap();
+        assert!(check_skeleton_size(dir.path(), 3, 10).is_ok());
+        let err = check_skeleton_size(dir.path(), 2, 10).unwrap_err();
+        assert!(err.to_string().contains("limits.skeleton_files"), "{err}");
+        let err = check_skeleton_size(dir.path(), 3, 9).unwrap_err();
+        assert!(err.to_string().contains("limits.skeleton_bytes"), "{err}");
+        assert!(check_skeleton_size(&dir.path().join("b"), 1, 5).is_ok());
     }
 
     #[test]

@@ -273,7 +273,7 @@ impl ActionHandler for FetchTemplate {
             ))
             .await;
         let renderer = renderer(
-            &ctx.integrations,
+            ctx,
             cookiecutter_compat,
             input.trim_blocks.unwrap_or(false),
             input.lstrip_blocks.unwrap_or(false),

@@ -85,7 +85,7 @@ impl ActionHandler for FetchTemplateFile {
             ))
             .await;
         let renderer = renderer(
-            &ctx.integrations,
+            ctx,
             cookiecutter_compat,
             input.trim_blocks.unwrap_or(false),
             input.lstrip_blocks.unwrap_or(false),
