@@ -5,6 +5,57 @@
 use base64::Engine;
 use serde_json::{Map, Value};
 
+/// The forms a secret takes in URLs: every non-alphanumeric byte escaped,
+/// JavaScript's `encodeURIComponent` (nunjucks' `urlencode`) which keeps
+/// `-_.!~*'()`, and form encoding (a space becomes `+`), each with upper-
+/// and lower-case hex digits.
+fn url_encoded_forms(secret: &str) -> Vec<String> {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'!')
+        .remove(b'~')
+        .remove(b'*')
+        .remove(b'\'')
+        .remove(b'(')
+        .remove(b')');
+    let mut forms = Vec::new();
+    for set in [NON_ALPHANUMERIC, COMPONENT] {
+        let encoded = utf8_percent_encode(secret, set).to_string();
+        forms.push(encoded.replace("%20", "+"));
+        forms.push(encoded.to_ascii_lowercase_hex());
+        forms.push(encoded);
+    }
+    forms.retain(|f| f != secret);
+    forms
+}
+
+trait LowercaseHex {
+    fn to_ascii_lowercase_hex(&self) -> String;
+}
+
+impl LowercaseHex for String {
+    /// `%2F` → `%2f`, leaving the rest alone.
+    fn to_ascii_lowercase_hex(&self) -> String {
+        let mut out = String::with_capacity(self.len());
+        let mut hex_left = 0;
+        for c in self.chars() {
+            if c == '%' {
+                hex_left = 2;
+                out.push(c);
+            } else if hex_left > 0 {
+                hex_left -= 1;
+                out.push(c.to_ascii_lowercase());
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+}
+
 /// Replaces secret values by `***`.
 #[derive(Debug, Clone, Default)]
 pub struct Redactor {
@@ -26,7 +77,7 @@ impl Redactor {
                 base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret),
             ];
             needles.extend(engines);
-            needles.push(percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC).to_string());
+            needles.extend(url_encoded_forms(secret));
         }
         // Longest first, so a secret inside another is not half-replaced.
         needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
@@ -87,6 +138,20 @@ mod tests {
             v,
             json!({"message": "using *** now", "nested": ["Authorization: Basic ***", "x=***"]})
         );
+    }
+
+    #[test]
+    fn every_url_encoding_of_a_secret_is_scrubbed() {
+        let r = redactor("a-b c/d");
+        for form in [
+            "a%2Db%20c%2Fd",
+            "a-b%20c%2Fd",
+            "a-b+c%2Fd",
+            "a-b%20c%2fd",
+            "a%2Db+c%2Fd",
+        ] {
+            assert_eq!(r.redact_str(&format!("x={form}&y")), "x=***&y", "{form}");
+        }
     }
 
     #[test]

@@ -164,11 +164,19 @@ pub async fn with_request_info(
         .unwrap_or_default();
     let url = path_and_query.strip_prefix(MOUNT).unwrap_or(&path_and_query).to_owned();
     let res = next.call(req).await?;
-    let replacement = res
-        .response()
-        .error()
-        .and_then(|e| e.as_error::<ApiError>())
-        .map(|api| (api.status_code(), api.body(Some(&method), Some(&url))));
+    let replacement = match res.response().error() {
+        Some(e) => match e.as_error::<ApiError>() {
+            Some(api) => Some((api.status_code(), api.body(Some(&method), Some(&url)))),
+            // actix's own payload errors (raw bodies over `server.body_limit_bytes`)
+            // get Backstage's body too, as express' body parser does.
+            None if res.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                let api = ApiError::PayloadTooLarge("request entity too large".into());
+                Some((api.status_code(), api.body(Some(&method), Some(&url))))
+            }
+            None => None,
+        },
+        None => None,
+    };
     match replacement {
         Some((status, body)) => {
             let (req, _) = res.into_parts();

@@ -122,8 +122,8 @@ fn split_parent_prefix(path: &str) -> Option<(usize, PathBuf)> {
     Some((ups, rest.iter().collect()))
 }
 
-/// The workspace's files; text files are scrubbed of secrets, as the log is
-/// (the answer goes back to a browser).
+/// The workspace's files; paths and text files are scrubbed of secrets, as
+/// the log is (the answer goes back to a browser).
 fn serialize_workspace(root: &Path, redactor: &Redactor) -> Result<Vec<OutputFile>, std::io::Error> {
     use std::os::unix::fs::PermissionsExt;
     let mut files = Vec::new();
@@ -146,7 +146,11 @@ fn serialize_workspace(root: &Path, redactor: &Redactor) -> Result<Vec<OutputFil
             }
         }
         files.push(OutputFile {
-            path,
+            path: if redactor.is_empty() {
+                path
+            } else {
+                redactor.redact_str(&path)
+            },
             executable: mode & 0o111 != 0,
             base64_content: base64::engine::general_purpose::STANDARD.encode(content),
         });

@@ -2,3 +2,4 @@
 //! replicas on one database, replicas killed with SIGKILL, connections cut.
 
 mod replicas;
+mod sentinel;

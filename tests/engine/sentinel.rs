@@ -1,0 +1,407 @@
+//! The secrets sentinel: one unique secret value goes through every path a
+//! secret can take (task creation, retry, dry-run, a failing step whose error
+//! names it, an action output, a `debug:log` line, a rendered file, the task
+//! output) on the real binary logging at debug level. Afterwards the whole
+//! database (`pg_dump`), every HTTP response body and the process log must
+//! hold neither the value nor its base64 or URL-encoded forms.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+async fn start(db_url: &str, log: &Path, key_file: &Path) -> Server {
+    let port = free_port();
+    let log = std::fs::File::create(log).expect("log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_scaffolder"))
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--templates"])
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/templates"))
+        .env("DATABASE_URL", db_url)
+        .env("SCAFFOLDER__LOG__LEVEL", "debug")
+        .env("SCAFFOLDER__SECRETS__KEY_FILE", key_file)
+        .env("SCAFFOLDER__WORKER__POLL_SECONDS", "1")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("scaffolder starts");
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}/api/scaffolder"),
+    };
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = client
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ready {
+            return server;
+        }
+        assert!(Instant::now() < deadline, "scaffolder did not become ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every response body the test received, as text.
+struct Recorder {
+    client: reqwest::Client,
+    bodies: Vec<(String, String)>,
+}
+
+impl Recorder {
+    async fn send(&mut self, what: &str, request: reqwest::RequestBuilder) -> (u16, Value) {
+        let res = request.send().await.expect("request");
+        let status = res.status().as_u16();
+        let text = res.text().await.expect("body");
+        let value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        self.bodies.push((what.to_owned(), text));
+        (status, value)
+    }
+
+    async fn get(&mut self, url: String) -> (u16, Value) {
+        let request = self.client.get(&url);
+        self.send(&url, request).await
+    }
+
+    async fn post(&mut self, url: String, body: Value) -> (u16, Value) {
+        let request = self.client.post(&url).json(&body);
+        self.send(&url, request).await
+    }
+
+    /// Long-polls the events until the completion event.
+    async fn until_completion(&mut self, base: &str, id: &str) -> Vec<Value> {
+        let deadline = Instant::now() + LIMIT;
+        let mut after = None::<i64>;
+        let mut seen: Vec<Value> = Vec::new();
+        loop {
+            assert!(Instant::now() < deadline, "task {id} did not complete: {seen:#?}");
+            let url = match after {
+                Some(a) => format!("{base}/v2/tasks/{id}/events?after={a}"),
+                None => format!("{base}/v2/tasks/{id}/events"),
+            };
+            let (_, events) = self.get(url).await;
+            for e in events.as_array().cloned().unwrap_or_default() {
+                if seen.iter().any(|s| s["id"] == e["id"]) {
+                    continue;
+                }
+                after = e["id"].as_i64().max(after);
+                let done = e["type"] == "completion";
+                seen.push(e);
+                if done {
+                    return seen;
+                }
+            }
+        }
+    }
+}
+
+/// The value, its base64 forms and the ways URLs encode it.
+fn forms(secret: &str) -> Vec<(&'static str, String)> {
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let component = utf8_percent_encode(secret, NON_ALPHANUMERIC)
+        .to_string()
+        .replace("%2D", "-");
+    vec![
+        ("plain", secret.to_owned()),
+        ("base64", b64.encode(secret)),
+        (
+            "base64url",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret),
+        ),
+        ("url-encoded", utf8_percent_encode(secret, NON_ALPHANUMERIC).to_string()),
+        ("encodeURIComponent", component.clone()),
+        ("form-encoded", component.replace("%20", "+")),
+    ]
+}
+
+fn hits(haystack: &str, forms: &[(&'static str, String)]) -> Vec<&'static str> {
+    forms
+        .iter()
+        .filter(|(_, needle)| haystack.contains(needle.as_str()))
+        .map(|(name, _)| *name)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_never_leaves_through_the_database_the_api_or_the_logs() {
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let db_name = format!("scaffolder_test_{}", uuid::Uuid::new_v4().simple());
+    let db_url = format!("{}/{db_name}", admin_url());
+    let log = scratch.path().join("scaffolder.log");
+    let key_file = scratch.path().join("keys/secrets.key");
+    let server = start(&db_url, &log, &key_file).await;
+    let base = server.base.clone();
+    let secret = format!("Sentinel-{} p+q&r", uuid::Uuid::new_v4().simple());
+    let forms = forms(&secret);
+    let mut http = Recorder {
+        client: reqwest::Client::new(),
+        bodies: Vec::new(),
+    };
+    let pool = sqlx::PgPool::connect(&db_url).await.expect("test database");
+
+    // Works out of the box: a key file was generated, readable only by its owner.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file)
+            .expect("generated key file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // 1. A task that fails with the secret in its error, then is retried with it.
+    let (status, created) = http
+        .post(
+            format!("{base}/v2/tasks"),
+            json!({"templateRef": "sentinel", "values": {"seconds": 2, "fail": true},
+                   "secrets": {"token": secret}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let failing = created["id"].as_str().expect("id").to_owned();
+    // While the task is open its secrets are stored, sealed.
+    let (stored,): (Option<String>,) = sqlx::query_as("SELECT secrets FROM tasks WHERE id = $1::uuid")
+        .bind(&failing)
+        .fetch_one(&pool)
+        .await
+        .expect("task row");
+    let stored = stored.expect("secrets are stored while the task is open");
+    assert!(stored.starts_with("sealed:v1:local-"), "{stored}");
+    assert_eq!(hits(&stored, &forms), Vec::<&str>::new(), "{stored}");
+    let (_, task) = http.get(format!("{base}/v2/tasks/{failing}")).await;
+    assert!(matches!(task["status"].as_str(), Some("open" | "processing")), "{task}");
+
+    let events = http.until_completion(&base, &failing).await;
+    let completion = events.last().expect("completion");
+    let error = completion["body"]["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("missing-***"),
+        "the error is redacted, not dropped: {completion}"
+    );
+    let logged = events
+        .iter()
+        .filter_map(|e| e["body"]["message"].as_str())
+        .find(|m| m.contains("token ***"))
+        .unwrap_or_default();
+    assert!(logged.contains("url ***"), "{logged}");
+    assert_eq!(task_secrets(&pool, &failing).await, None, "wiped when the task failed");
+
+    let (status, retried) = http
+        .post(
+            format!("{base}/v2/tasks/{failing}/retry"),
+            json!({"secrets": {"token": secret}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{retried}");
+    let after_retry = http.until_completion(&base, &failing).await;
+    assert_eq!(
+        after_retry.last().map(|e| e["body"]["message"].clone()),
+        Some(json!("Run completed with status: failed"))
+    );
+    assert_eq!(task_secrets(&pool, &failing).await, None, "wiped after the retry");
+
+    // 2. A task that completes with the secret in an action output and the task output.
+    let (status, created) = http
+        .post(
+            format!("{base}/v2/tasks"),
+            json!({"templateRef": "sentinel", "values": {"seconds": 0},
+                   "secrets": {"token": secret}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let completing = created["id"].as_str().expect("id").to_owned();
+    let events = http.until_completion(&base, &completing).await;
+    let completion = events.last().expect("completion");
+    assert_eq!(
+        completion["body"]["message"], "Run completed with status: completed",
+        "{completion}"
+    );
+    assert_eq!(completion["body"]["output"]["text"][0]["content"], "token ***");
+    assert!(
+        completion["body"]["output"]["links"][0]["url"]
+            .as_str()
+            .is_some_and(|u| u.contains("t=***&d=***")),
+        "{completion}"
+    );
+    assert_eq!(
+        task_secrets(&pool, &completing).await,
+        None,
+        "wiped when the task completed"
+    );
+
+    // The event stream replays everything.
+    let stream = http
+        .client
+        .get(format!("{base}/v2/tasks/{completing}/eventstream"))
+        .send()
+        .await
+        .expect("eventstream");
+    let text = tokio::time::timeout(LIMIT, stream.text())
+        .await
+        .expect("the stream of a finished task ends")
+        .expect("stream body");
+    assert!(text.contains("event: completion"), "{text}");
+    http.bodies.push(("eventstream".into(), text));
+
+    // 3. A task cancelled before it starts: its secrets go at once.
+    // (Created on a template that waits; the worker may already hold it.)
+    let (_, created) = http
+        .post(
+            format!("{base}/v2/tasks"),
+            json!({"templateRef": "sentinel", "values": {"seconds": 30},
+                   "secrets": {"token": secret}}),
+        )
+        .await;
+    let cancelled = created["id"].as_str().expect("id").to_owned();
+    let (status, _) = http
+        .post(format!("{base}/v2/tasks/{cancelled}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let events = http.until_completion(&base, &cancelled).await;
+    assert_eq!(
+        events.last().map(|e| e["body"]["message"].clone()),
+        Some(json!("Run completed with status: cancelled"))
+    );
+    assert_eq!(
+        task_secrets(&pool, &cancelled).await,
+        None,
+        "wiped when the task was cancelled"
+    );
+
+    // 4. Dry-runs with the secret: one that succeeds, one that fails.
+    let template: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/templates/sentinel/template.yaml"),
+        )
+        .expect("template"),
+    )
+    .expect("YAML");
+    let skeleton = base64::engine::general_purpose::STANDARD.encode("token: ${{ values.token }}\n");
+    for fail in [false, true] {
+        let (status, body) = http
+            .post(
+                format!("{base}/v2/dry-run"),
+                json!({"template": template, "values": {"seconds": 0, "fail": fail},
+                       "secrets": {"token": secret},
+                       "directoryContents": [{"path": "skeleton/config.txt", "base64Content": skeleton}]}),
+            )
+            .await;
+        if fail {
+            assert_eq!(status, 500, "{body}");
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("missing-***")),
+                "{body}"
+            );
+        } else {
+            assert_eq!(status, 200, "{body}");
+            // File contents come back base64-encoded: look inside them too.
+            let files = body["directoryContents"].as_array().cloned().unwrap_or_default();
+            assert!(!files.is_empty(), "{body}");
+            for file in files {
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(file["base64Content"].as_str().unwrap_or_default())
+                    .unwrap_or_default();
+                let decoded = String::from_utf8_lossy(&decoded).into_owned();
+                assert!(decoded.contains("token: ***"), "{decoded}");
+                http.bodies.push(("dry-run file".into(), decoded));
+            }
+        }
+    }
+
+    // 5. Listings and task views.
+    http.get(format!("{base}/v2/tasks")).await;
+    for id in [&failing, &completing, &cancelled] {
+        http.get(format!("{base}/v2/tasks/{id}")).await;
+        http.get(format!("{base}/v2/tasks/{id}/events")).await;
+    }
+
+    // Nothing holds secrets any more.
+    let (left,): (i64,) = sqlx::query_as("SELECT count(*) FROM tasks WHERE secrets IS NOT NULL")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(left, 0);
+    pool.close().await;
+
+    // The whole database.
+    let dump = Command::new("pg_dump")
+        .arg("--no-owner")
+        .arg(&db_url)
+        .output()
+        .expect("pg_dump runs");
+    assert!(dump.status.success(), "{}", String::from_utf8_lossy(&dump.stderr));
+    let dump = String::from_utf8_lossy(&dump.stdout).into_owned();
+    assert!(
+        dump.contains("Run completed with status: completed"),
+        "the dump holds the events"
+    );
+
+    drop(server);
+    let log = std::fs::read_to_string(&log).expect("process log");
+    assert!(log.contains("DEBUG"), "the process logged at debug level");
+
+    let mut report = Vec::new();
+    report.push(("database dump", hits(&dump, &forms)));
+    report.push(("process log", hits(&log, &forms)));
+    for (what, body) in &http.bodies {
+        let found = hits(body, &forms);
+        if !found.is_empty() {
+            report.push((what.as_str(), found));
+        }
+    }
+    let leaks: Vec<_> = report.iter().filter(|(_, found)| !found.is_empty()).collect();
+    eprintln!(
+        "sentinel: grepped the database dump ({} bytes), the process log ({} bytes) and {} response bodies for {} forms",
+        dump.len(),
+        log.len(),
+        http.bodies.len(),
+        forms.len()
+    );
+    assert!(leaks.is_empty(), "the secret leaked: {leaks:?}");
+    let _ = std::process::Command::new("dropdb")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "--if-exists", &db_name])
+        .status();
+}
+
+async fn task_secrets(pool: &sqlx::PgPool, id: &str) -> Option<String> {
+    let (secrets,): (Option<String>,) = sqlx::query_as("SELECT secrets FROM tasks WHERE id = $1::uuid")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .expect("task row");
+    secrets
+}
