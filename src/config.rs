@@ -700,6 +700,29 @@ mod tests {
     }
 
     #[test]
+    fn limits_and_secret_keys_come_from_the_environment() {
+        let s = Settings::load_from(
+            None,
+            &env(&[
+                ("SCAFFOLDER__LIMITS__EVENTS_PER_TASK", "50"),
+                ("SCAFFOLDER__LIMITS__SSE_STREAMS_PER_CLIENT", "3"),
+                ("SCAFFOLDER__LIMITS__TEMPLATE_FUEL", "1000"),
+                ("SCAFFOLDER__SECRETS__KEYS", "new:AAAA,old:BBBB"),
+                ("SCAFFOLDER__SECRETS__KEY_FILE", "/run/keys/secrets.key"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.limits.events_per_task, 50);
+        assert_eq!(s.limits.sse_streams_per_client, 3);
+        assert_eq!(s.limits.template_fuel, 1000);
+        assert_eq!(s.limits.dry_run_files, LimitsSettings::default().dry_run_files);
+        assert_eq!(s.secrets.keys, vec!["new:AAAA".to_owned(), "old:BBBB".to_owned()]);
+        assert_eq!(s.secrets.key_file(), PathBuf::from("/run/keys/secrets.key"));
+        let err = Settings::load_from(None, &env(&[("SCAFFOLDER__LIMITS__SKELETON_FILES", "0")])).unwrap_err();
+        assert!(err.to_string().contains("limits.skeleton_files"), "{err}");
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.yaml");
