@@ -66,8 +66,11 @@ COPY --from=build /src/templates/ /app/templates/
 WORKDIR /app
 
 # Listen on all interfaces inside the container (the default 127.0.0.1
-# would be unreachable through a published port).
-ENV SCAFFOLDER_BIND=0.0.0.0:7007
+# would be unreachable through a published port). /app is not writable by the
+# runtime user: data (the generated secrets key, local git repositories) goes
+# to its home. Mount a volume there, or set secrets.keys, to keep the key.
+ENV SCAFFOLDER_BIND=0.0.0.0:7007 \
+    XDG_DATA_HOME=/home/scaffolder/.local/share
 
 USER 10001:10001
 
