@@ -67,6 +67,8 @@ struct StoreSink {
     /// Events the task has written (all attempts) and the most it may write.
     written: AtomicU64,
     limit: u64,
+    /// This attempt wrote its "log lines are dropped" marker.
+    marked: AtomicBool,
 }
 
 impl StoreSink {
@@ -106,7 +108,7 @@ impl RunSink for StoreSink {
         let written = self.written.fetch_add(1, Ordering::Relaxed);
         let event = if is_status || written < self.limit {
             event
-        } else if written == self.limit {
+        } else if !self.marked.swap(true, Ordering::Relaxed) {
             tracing::warn!(task_id = %self.task_id, limit = self.limit, "task reached its event limit; dropping its log lines");
             NewEvent::log(json!({
                 "message": format!(
@@ -435,6 +437,7 @@ impl Worker {
             lost: abort,
             written: AtomicU64::new(written),
             limit: self.events_per_task,
+            marked: AtomicBool::new(false),
         });
         let outcome = self.runner.run(request, sink).await;
         let _ = tokio::fs::remove_dir_all(&workspace).await;
