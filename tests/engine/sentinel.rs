@@ -38,9 +38,14 @@ fn free_port() -> u16 {
 }
 
 async fn start(db_url: &str, log: &Path, key_file: &Path) -> Server {
+    start_with(db_url, log, key_file, &[]).await
+}
+
+async fn start_with(db_url: &str, log: &Path, key_file: &Path, env: &[(&str, &str)]) -> Server {
     let port = free_port();
     let log = std::fs::File::create(log).expect("log file");
     let child = Command::new(env!("CARGO_BIN_EXE_scaffolder"))
+        .envs(env.iter().copied())
         .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--templates"])
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/templates"))
         .env("DATABASE_URL", db_url)
@@ -404,4 +409,85 @@ async fn task_secrets(pool: &sqlx::PgPool, id: &str) -> Option<String> {
         .await
         .expect("task row");
     secrets
+}
+
+fn generate_key(id: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_scaffolder"))
+        .args(["secrets", "generate-key", "--id", id])
+        .output()
+        .expect("generate-key runs");
+    assert!(out.status.success());
+    let entry = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let (got_id, key) = entry.split_once(':').expect("id:key");
+    assert_eq!(got_id, id);
+    let key = base64::engine::general_purpose::STANDARD.decode(key).expect("base64");
+    assert_eq!(key.len(), 32);
+    entry
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rotate_command_re_seals_open_tasks_with_the_first_key() {
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let db_url = format!("{}/scaffolder_test_{}", admin_url(), uuid::Uuid::new_v4().simple());
+    let key_file = scratch.path().join("unused.key");
+    let (old, new) = (generate_key("old"), generate_key("new"));
+    let server = start_with(
+        &db_url,
+        &scratch.path().join("serve.log"),
+        &key_file,
+        &[
+            ("SCAFFOLDER__SECRETS__KEYS", &old),
+            ("SCAFFOLDER__WORKER__ENABLED", "false"),
+        ],
+    )
+    .await;
+    let created: Value = reqwest::Client::new()
+        .post(format!("{}/v2/tasks", server.base))
+        .json(&json!({"templateRef": "wait-and-fail", "values": {"seconds": 0}, "secrets": {"token": "rotate-me"}}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("JSON");
+    let id = created["id"].as_str().expect("id").to_owned();
+    drop(server);
+    assert!(!key_file.exists(), "configured keys need no key file");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_scaffolder"))
+        .args(["secrets", "rotate"])
+        .env("DATABASE_URL", &db_url)
+        .env("SCAFFOLDER__SECRETS__KEYS", format!("{new},{old}"))
+        .output()
+        .expect("rotate runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("re-encrypted 1 task secrets with key 'new'"),
+        "{stdout}"
+    );
+
+    let pool = sqlx::PgPool::connect(&db_url).await.expect("database");
+    let (stored,): (Option<String>,) = sqlx::query_as("SELECT secrets FROM tasks WHERE id = $1::uuid")
+        .bind(&id)
+        .fetch_one(&pool)
+        .await
+        .expect("row");
+    pool.close().await;
+    let stored = stored.expect("still stored");
+    assert!(stored.starts_with("sealed:v1:new:"), "{stored}");
+
+    // With only the old key, nothing can be re-sealed: the command says so and fails.
+    let out = Command::new(env!("CARGO_BIN_EXE_scaffolder"))
+        .args(["secrets", "rotate"])
+        .env("DATABASE_URL", &db_url)
+        .env("SCAFFOLDER__SECRETS__KEYS", &old)
+        .output()
+        .expect("rotate runs");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("could not be re-encrypted"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
