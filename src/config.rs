@@ -33,7 +33,7 @@ pub struct Settings {
 }
 
 /// How task secrets are encrypted at rest (see `crate::secrets`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecretsSettings {
     /// `id:base64key` entries (32-byte keys); the first encrypts, all decrypt.
@@ -41,6 +41,21 @@ pub struct SecretsSettings {
     /// Used when `keys` is empty: a key file created (mode 0600) on first start.
     /// Default `$XDG_DATA_HOME/scaffolder/secrets.key`, else `./data/secrets.key`.
     pub key_file: Option<PathBuf>,
+}
+
+/// Shows key ids only, so that printing the settings never prints a key.
+impl std::fmt::Debug for SecretsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ids: Vec<&str> = self
+            .keys
+            .iter()
+            .map(|k| k.split_once(':').map_or("<malformed>", |(id, _)| id))
+            .collect();
+        f.debug_struct("SecretsSettings")
+            .field("keys", &ids)
+            .field("key_file", &self.key_file)
+            .finish()
+    }
 }
 
 impl SecretsSettings {
@@ -718,6 +733,8 @@ mod tests {
         assert_eq!(s.limits.dry_run_files, LimitsSettings::default().dry_run_files);
         assert_eq!(s.secrets.keys, vec!["new:AAAA".to_owned(), "old:BBBB".to_owned()]);
         assert_eq!(s.secrets.key_file(), PathBuf::from("/run/keys/secrets.key"));
+        let printed = format!("{:?}", s.secrets);
+        assert!(printed.contains("new") && !printed.contains("AAAA"), "{printed}");
         let err = Settings::load_from(None, &env(&[("SCAFFOLDER__LIMITS__SKELETON_FILES", "0")])).unwrap_err();
         assert!(err.to_string().contains("limits.skeleton_files"), "{err}");
     }

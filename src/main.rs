@@ -91,7 +91,12 @@ fn main() -> ExitCode {
         command: SecretsCommand::GenerateKey { id },
     } = &cli.command
     {
-        println!("{}", scaffolder::secrets::generate_key_entry(id));
+        let entry = scaffolder::secrets::generate_key_entry(id);
+        if let Err(e) = scaffolder::secrets::Keyring::from_entries(&[&entry]) {
+            eprintln!("scaffolder: {e}");
+            return ExitCode::from(2);
+        }
+        println!("{entry}");
         return ExitCode::SUCCESS;
     }
     if let Command::Cli(command) = cli.command {
