@@ -405,7 +405,10 @@ impl Worker {
             (None, _) => Map::new(),
             (Some(sealed), Some(keyring)) => match keyring.open(id, sealed) {
                 Ok(secrets) => secrets,
-                Err(e) => return failure(format!("cannot read the task's secrets: {e}")),
+                Err(e) => {
+                    tracing::warn!(task_id = %id, error = %e, "cannot open the task's secrets; failing it");
+                    return failure(format!("cannot read the task's secrets: {e}"));
+                }
             },
             (Some(_), None) => return failure("cannot read the task's secrets: no key is configured".into()),
         };
