@@ -4,6 +4,8 @@
 //! output) on the real binary logging at debug level. Afterwards the whole
 //! database (`pg_dump`), every HTTP response body and the process log must
 //! hold neither the value nor its base64 or URL-encoded forms.
+//! Beside it: `scaffolder secrets rotate` on the real binary, and the
+//! abandoned-task path (a killed replica) wiping the secrets.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -490,4 +492,68 @@ async fn the_rotate_command_re_seals_open_tasks_with_the_first_key() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_task_loses_its_secrets() {
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let db_url = format!("{}/scaffolder_test_{}", admin_url(), uuid::Uuid::new_v4().simple());
+    let key_file = scratch.path().join("shared.key");
+    let fast_lease = [
+        ("SCAFFOLDER__WORKER__LEASE_SECONDS", "2"),
+        ("SCAFFOLDER__WORKER__HEARTBEAT_SECONDS", "1"),
+        ("SCAFFOLDER__WORKER__RECOVER", "false"),
+    ];
+    let doomed = start_with(&db_url, &scratch.path().join("a.log"), &key_file, &fast_lease).await;
+    let mut http = Recorder {
+        client: reqwest::Client::new(),
+        bodies: Vec::new(),
+    };
+    let (status, created) = http
+        .post(
+            format!("{}/v2/tasks", doomed.base),
+            json!({"templateRef": "sentinel", "values": {"seconds": 60}, "secrets": {"token": "abandon-me"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().expect("id").to_owned();
+    // Wait until the task runs its long step, then kill its replica.
+    let deadline = Instant::now() + LIMIT;
+    let mut after = None::<i64>;
+    'running: loop {
+        assert!(Instant::now() < deadline, "the wait step never started");
+        let url = match after {
+            Some(a) => format!("{}/v2/tasks/{id}/events?after={a}", doomed.base),
+            None => format!("{}/v2/tasks/{id}/events", doomed.base),
+        };
+        let (_, events) = http.get(url).await;
+        for e in events.as_array().cloned().unwrap_or_default() {
+            if e["body"]["stepId"] == "wait" && e["body"]["status"] == "processing" {
+                break 'running;
+            }
+            after = e["id"].as_i64().max(after);
+        }
+    }
+    drop(doomed);
+
+    // Another replica, without recovery, fails the task once the lease expired.
+    let janitor = start_with(&db_url, &scratch.path().join("b.log"), &key_file, &fast_lease).await;
+    let events = http.until_completion(&janitor.base, &id).await;
+    let end = events.last().expect("completion");
+    assert!(
+        end["body"]["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("was abandoned")),
+        "{end}"
+    );
+    let pool = sqlx::PgPool::connect(&db_url).await.expect("database");
+    let (stored, status): (Option<String>, String) =
+        sqlx::query_as("SELECT secrets, status FROM tasks WHERE id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&pool)
+            .await
+            .expect("row");
+    pool.close().await;
+    assert_eq!(status, "failed");
+    assert_eq!(stored, None, "wiped when the task was abandoned");
 }
