@@ -14,7 +14,8 @@ use crate::actions::{builtin_actions_with, ActionDeps, ActionRegistry};
 use crate::config::Settings;
 use crate::engine::{Runner, Worker};
 use crate::http::{self, AppState};
-use crate::service::{DryRunService, EventHub, TaskService};
+use crate::metrics::Metrics;
+use crate::service::{DryRunService, EventHub, MetricsService, TaskService};
 use crate::store::Store;
 use crate::template::catalog::CatalogTemplateSource;
 use crate::template::git::GitTemplateSource;
@@ -96,11 +97,12 @@ impl Application {
         let runner = Runner::new(actions.clone(), renderer.clone());
         let dry_run = DryRunService::new(runner.clone(), settings.worker.work_dir.clone());
         let shutdown = CancellationToken::new();
+        let metrics = Arc::new(Metrics::new());
 
         let worker = settings
             .worker
             .enabled
-            .then(|| Worker::new(store.clone(), runner, settings.worker.clone()));
+            .then(|| Worker::new(store.clone(), runner, settings.worker.clone()).with_metrics(metrics.clone()));
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             tasks: TaskService::new(store.clone(), templates, renderer).with_catalog(deps.catalog.clone()),
@@ -109,6 +111,7 @@ impl Application {
             actions,
             worker_health: worker.as_ref().map(|w| (w.health(), w.health_window())),
             auth,
+            metrics: MetricsService::new(store.clone(), metrics),
         });
 
         let body_limit = settings.server.body_limit_bytes;
@@ -117,11 +120,12 @@ impl Application {
             App::new()
                 .wrap(from_fn(http::auth::authenticate))
                 .wrap(from_fn(http::error::with_request_info))
-                .wrap(tracing_actix())
                 .wrap(Condition::new(
                     cors.is_some(),
                     http::cors(&cors.clone().unwrap_or_default()),
                 ))
+                // Outermost: every answer, CORS and 401s included, is counted and logged.
+                .wrap(from_fn(http::observe::observe))
                 .app_data(state.clone())
                 .configure(|cfg| http::configure(cfg, body_limit))
         })
@@ -203,8 +207,4 @@ pub fn action_deps(settings: &Settings) -> Result<ActionDeps, StartupError> {
         integrations: Arc::new(integrations),
         catalog,
     })
-}
-
-fn tracing_actix() -> actix_web::middleware::Logger {
-    actix_web::middleware::Logger::new("%r %s %Dms").log_target("scaffolder::http")
 }

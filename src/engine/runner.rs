@@ -5,11 +5,12 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use url::Url;
 
 use crate::actions::{ActionContext, ActionError, ActionRegistry, LogSink, StepLogger};
@@ -27,6 +28,42 @@ pub trait RunSink: Send + Sync {
     /// A step (or one `each` iteration, key `id[key]`) finished with these
     /// outputs; the worker journals them so a later attempt can resume.
     async fn step_finished(&self, _key: &str, _output: &Value) {}
+
+    /// A step that began has ended. Not called for steps resumed from the
+    /// journal, steps never begun, or a run cut short by an abort.
+    async fn step_ended(&self, _report: &StepReport<'_>) {}
+}
+
+/// How a begun step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepResult {
+    Completed,
+    Failed,
+    Cancelled,
+    /// Its `if` was false, or a dry-run skipped its action.
+    Skipped,
+}
+
+impl StepResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepResult::Completed => "completed",
+            StepResult::Failed => "failed",
+            StepResult::Cancelled => "cancelled",
+            StepResult::Skipped => "skipped",
+        }
+    }
+}
+
+/// What [`RunSink::step_ended`] learns about a step.
+#[derive(Debug, Clone, Copy)]
+pub struct StepReport<'a> {
+    pub step_id: &'a str,
+    /// The action id, or `unregistered` when no such action is installed
+    /// (so the set of values stays bounded).
+    pub action: &'a str,
+    pub result: StepResult,
+    pub elapsed: Duration,
 }
 
 struct StepLogs(Arc<dyn RunSink>);
@@ -98,6 +135,7 @@ struct StepCall<'a> {
 
 enum StepEnd {
     Done,
+    Skipped,
     Failed { name: &'static str, message: String },
     Cancelled,
     Aborted,
@@ -135,6 +173,10 @@ impl RunSink for RedactingSink {
         let mut output = output.clone();
         self.redactor.redact(&mut output);
         self.inner.step_finished(key, &output).await;
+    }
+
+    async fn step_ended(&self, report: &StepReport<'_>) {
+        self.inner.step_ended(report).await;
     }
 }
 
@@ -319,9 +361,57 @@ impl Runner {
                 template_base: &template_base,
                 after_failure: failure.is_some(),
             };
-            let end = self.run_step(call, request, &mut context, sink.clone()).await;
+            // ERROR level so the span, and the ids it carries into every log
+            // line, exists whatever `log.level` says; spans print nothing themselves.
+            let span = tracing::error_span!(
+                "step",
+                task_id = %request.task_id,
+                step_id = %step_id,
+                action = %step.action,
+                otel.name = %format!("step {step_id}"),
+                result = tracing::field::Empty,
+                otel.status_code = tracing::field::Empty,
+            );
+            let started = Instant::now();
+            let end = self
+                .run_step(call, request, &mut context, sink.clone())
+                .instrument(span.clone())
+                .await;
+            let result = match &end {
+                StepEnd::Done => Some(StepResult::Completed),
+                StepEnd::Skipped => Some(StepResult::Skipped),
+                StepEnd::Failed { .. } => Some(StepResult::Failed),
+                StepEnd::Cancelled => Some(StepResult::Cancelled),
+                StepEnd::Aborted => None,
+            };
+            if let Some(result) = result {
+                let elapsed = started.elapsed();
+                span.record("result", result.as_str());
+                if result == StepResult::Failed {
+                    span.record("otel.status_code", "ERROR");
+                }
+                span.in_scope(|| {
+                    tracing::info!(
+                        result = result.as_str(),
+                        elapsed_ms = elapsed.as_millis() as u64,
+                        "step finished"
+                    )
+                });
+                let action = if self.actions.get(&step.action).is_some() {
+                    step.action.as_str()
+                } else {
+                    "unregistered"
+                };
+                sink.step_ended(&StepReport {
+                    step_id: &step_id,
+                    action,
+                    result,
+                    elapsed,
+                })
+                .await;
+            }
             match end {
-                StepEnd::Done => {}
+                StepEnd::Done | StepEnd::Skipped => {}
                 StepEnd::Failed { name, message } => {
                     sink.emit(NewEvent::log(json!({
                         "message": format!("Error: {message}"),
@@ -430,7 +520,7 @@ impl Runner {
                     "status": "skipped",
                 })))
                 .await;
-                return StepEnd::Done;
+                return StepEnd::Skipped;
             }
         }
         let Some(action) = self.actions.get(&step.action) else {
@@ -456,7 +546,7 @@ impl Runner {
                 "status": "skipped",
             })))
             .await;
-            return StepEnd::Done;
+            return StepEnd::Skipped;
         }
 
         // `each` runs the action once per item, with `each.key`/`each.value`

@@ -3,10 +3,12 @@
 
 mod dry_run;
 mod events;
+mod metrics;
 mod tasks;
 
 pub use dry_run::{DryRunFailure, DryRunRequest, DryRunResult, DryRunService, InlineFile};
 pub use events::{EventHub, EventWatch};
+pub use metrics::MetricsService;
 pub use tasks::{CreateTask, TaskService};
 
 use serde_json::Value;

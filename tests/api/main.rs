@@ -9,5 +9,6 @@ mod helpers;
 mod lifecycle;
 mod list;
 mod meta;
+mod metrics;
 mod openapi;
 mod tasks;
