@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -133,6 +133,14 @@ impl Extractor for Headers<'_> {
 
     fn keys(&self) -> Vec<&str> {
         self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// Names the exported span of `span` (an exported span's name is fixed
+/// once it started, so `otel.name` cannot be recorded late).
+pub fn rename_span(span: &tracing::Span, name: String) {
+    if EXPORTING.load(Ordering::Relaxed) {
+        span.context().span().update_name(name);
     }
 }
 

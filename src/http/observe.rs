@@ -65,7 +65,6 @@ pub async fn observe(
         url.path = %path,
         http.route = Empty,
         http.response.status_code = Empty,
-        otel.name = %method,
         otel.kind = "server",
         otel.status_code = Empty,
     );
@@ -87,7 +86,7 @@ pub async fn observe(
     let route_label = route.as_deref().unwrap_or(crate::metrics::UNMATCHED_ROUTE);
     span.record("http.route", route_label);
     span.record("http.response.status_code", status.as_u16());
-    span.record("otel.name", format!("{method} {route_label}"));
+    crate::telemetry::rename_span(&span, format!("{method} {route_label}"));
     if status.is_server_error() {
         span.record("otel.status_code", "ERROR");
     }

@@ -12,3 +12,4 @@ mod meta;
 mod metrics;
 mod openapi;
 mod tasks;
+mod telemetry;
