@@ -271,3 +271,35 @@ async fn a_metrics_token_protects_the_endpoint() {
     let (status, _) = app.get_json("/v2/actions").await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_task_taken_over_from_an_expired_lease_is_counted() {
+    // The task's first replica "died" while running it: its lease ran out.
+    let first = spawn_app_with(|s| s.worker.enabled = false).await;
+    let id = first.create_task(TEMPLATE, json!({"seconds": 0})).await;
+    let pool = sqlx::PgPool::connect(&first.db_url).await.unwrap();
+    sqlx::query(
+        "UPDATE tasks SET status = 'processing', lease_owner = 'gone', attempts = 1, \
+         lease_expires_at = now() - interval '1 minute' WHERE id = $1::uuid",
+    )
+    .bind(&id)
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let db_url = first.db_url.clone();
+    let second = spawn_app_with(move |s| s.database.url = db_url).await;
+    second.events_until_completion(&id, LIMIT).await;
+    let samples = second
+        .scrape_until("the resumed task finished", |s| {
+            value(s, "scaffolder_tasks_finished_total", &[("result", "completed")]) == Some(1.0)
+        })
+        .await;
+    assert_eq!(value(&samples, "scaffolder_lease_takeovers_total", &[]), Some(1.0));
+    assert_eq!(
+        value(&samples, "scaffolder_tasks_started_total", &[("template", TEMPLATE)]),
+        Some(1.0)
+    );
+    let samples = first.scrape().await;
+    assert_eq!(value(&samples, "scaffolder_lease_takeovers_total", &[]), Some(0.0));
+}
