@@ -361,55 +361,14 @@ impl Runner {
                 template_base: &template_base,
                 after_failure: failure.is_some(),
             };
-            // ERROR level so the span, and the ids it carries into every log
-            // line, exists whatever `log.level` says; spans print nothing themselves.
-            let span = tracing::error_span!(
-                "step",
-                task_id = %request.task_id,
-                step_id = %step_id,
-                action = %step.action,
-                otel.name = %format!("step {step_id}"),
-                result = tracing::field::Empty,
-                otel.status_code = tracing::field::Empty,
-            );
+            let span = step_span(&request.task_id, &step_id, &step.action);
             let started = Instant::now();
             let end = self
                 .run_step(call, request, &mut context, sink.clone())
                 .instrument(span.clone())
                 .await;
-            let result = match &end {
-                StepEnd::Done => Some(StepResult::Completed),
-                StepEnd::Skipped => Some(StepResult::Skipped),
-                StepEnd::Failed { .. } => Some(StepResult::Failed),
-                StepEnd::Cancelled => Some(StepResult::Cancelled),
-                StepEnd::Aborted => None,
-            };
-            if let Some(result) = result {
-                let elapsed = started.elapsed();
-                span.record("result", result.as_str());
-                if result == StepResult::Failed {
-                    span.record("otel.status_code", "ERROR");
-                }
-                span.in_scope(|| {
-                    tracing::info!(
-                        result = result.as_str(),
-                        elapsed_ms = elapsed.as_millis() as u64,
-                        "step finished"
-                    )
-                });
-                let action = if self.actions.get(&step.action).is_some() {
-                    step.action.as_str()
-                } else {
-                    "unregistered"
-                };
-                sink.step_ended(&StepReport {
-                    step_id: &step_id,
-                    action,
-                    result,
-                    elapsed,
-                })
+            self.report_step(&span, &step_id, &step.action, &end, started.elapsed(), sink.as_ref())
                 .await;
-            }
             match end {
                 StepEnd::Done | StepEnd::Skipped => {}
                 StepEnd::Failed { name, message } => {
@@ -480,6 +439,48 @@ impl Runner {
             output,
             aborted: false,
         }
+    }
+
+    /// Logs the end of a begun step in its span and tells the sink (metrics).
+    async fn report_step(
+        &self,
+        span: &tracing::Span,
+        step_id: &str,
+        action: &str,
+        end: &StepEnd,
+        elapsed: Duration,
+        sink: &dyn RunSink,
+    ) {
+        let result = match end {
+            StepEnd::Done => StepResult::Completed,
+            StepEnd::Skipped => StepResult::Skipped,
+            StepEnd::Failed { .. } => StepResult::Failed,
+            StepEnd::Cancelled => StepResult::Cancelled,
+            StepEnd::Aborted => return,
+        };
+        span.record("result", result.as_str());
+        if result == StepResult::Failed {
+            span.record("otel.status_code", "ERROR");
+        }
+        span.in_scope(|| {
+            tracing::info!(
+                result = result.as_str(),
+                elapsed_ms = elapsed.as_millis() as u64,
+                "step finished"
+            )
+        });
+        let action = if self.actions.get(action).is_some() {
+            action
+        } else {
+            "unregistered"
+        };
+        sink.step_ended(&StepReport {
+            step_id,
+            action,
+            result,
+            elapsed,
+        })
+        .await;
     }
 
     /// `links` and `text` entries carry an optional `if`: entries whose
@@ -685,6 +686,20 @@ impl Runner {
         .await;
         StepEnd::Done
     }
+}
+
+/// The span of one step. ERROR level so that it, and the ids it carries into
+/// every log line, exists whatever `log.level` says; spans print nothing themselves.
+fn step_span(task_id: &str, step_id: &str, action: &str) -> tracing::Span {
+    tracing::error_span!(
+        "step",
+        task_id = %task_id,
+        step_id = %step_id,
+        action = %action,
+        otel.name = %format!("step {step_id}"),
+        result = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    )
 }
 
 async fn sleep_until_or_forever(deadline: Option<tokio::time::Instant>) {

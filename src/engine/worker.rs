@@ -301,18 +301,7 @@ impl Worker {
                 return Ok(());
             };
             let worker = self.clone();
-            // ERROR level so the span, and the task id it puts on every log
-            // line of the run, exists whatever `log.level` says.
-            let template = template_of(&claimed.task.spec);
-            let span = tracing::error_span!(
-                "task",
-                task_id = %claimed.task.id,
-                template = %template,
-                attempt = claimed.attempts,
-                otel.name = %format!("task {template}"),
-                result = tracing::field::Empty,
-                otel.status_code = tracing::field::Empty,
-            );
+            let span = task_span(&claimed);
             tasks.spawn(
                 async move {
                     worker.run_claimed(claimed).await;
@@ -474,6 +463,21 @@ impl Worker {
         tracing::error!(task_id = %id, "could not record the task result; the lease will expire");
         false
     }
+}
+
+/// The span of one task run. ERROR level so that it, and the task id it puts
+/// on every log line of the run, exists whatever `log.level` says.
+fn task_span(claimed: &ClaimedTask) -> tracing::Span {
+    let template = template_of(&claimed.task.spec);
+    tracing::error_span!(
+        "task",
+        task_id = %claimed.task.id,
+        template = %template,
+        attempt = claimed.attempts,
+        otel.name = %format!("task {template}"),
+        result = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    )
 }
 
 fn failure(message: String) -> RunOutcome {
