@@ -1,84 +1,45 @@
 //! Prometheus metrics of one process. The HTTP middleware, the event handlers
 //! and the worker record into a [`Metrics`]; `GET /metrics` encodes it (after
-//! the service has set the queue gauges from one query).
+//! the service has set the queue gauges from one query) in Prometheus' text
+//! exposition format.
 //!
 //! Every label value comes from a bounded set: route patterns (never raw
 //! paths), known HTTP methods, status codes, template refs, registered action
 //! ids and fixed result words.
 
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus::{Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 /// The `Content-Type` of the encoded metrics.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The `route` label of requests that matched no route.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct HttpLabels {
-    method: &'static str,
-    route: String,
-    status: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct TemplateLabels {
-    template: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct TaskLabels {
-    template: String,
-    result: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StepLabels {
-    action: String,
-    result: &'static str,
-}
-
-type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
-
-fn http_buckets() -> Histogram {
-    Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
-}
-
-fn step_buckets() -> Histogram {
-    Histogram::new([
-        0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
-    ])
-}
-
-fn task_buckets() -> Histogram {
-    Histogram::new([
-        0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
-    ])
-}
+const HTTP_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+const STEP_BUCKETS: &[f64] = &[
+    0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+];
+const TASK_BUCKETS: &[f64] = &[
+    0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
 
 pub struct Metrics {
     registry: Registry,
-    http_requests: Family<HttpLabels, Counter>,
-    http_duration: Histograms<HttpLabels>,
-    tasks_started: Family<TemplateLabels, Counter>,
-    tasks_finished: Family<TaskLabels, Counter>,
-    task_duration: Histograms<TaskLabels>,
-    steps: Family<StepLabels, Counter>,
-    step_duration: Histograms<StepLabels>,
-    queue_depth: Gauge<f64, AtomicU64>,
-    queue_oldest_age: Gauge<f64, AtomicU64>,
-    tasks_running: Gauge,
-    lease_takeovers: Counter,
-    sse_clients: Gauge,
-    long_poll_watchers: Gauge,
+    http_requests: IntCounterVec,
+    http_duration: HistogramVec,
+    tasks_started: IntCounterVec,
+    tasks_finished: IntCounterVec,
+    task_duration: HistogramVec,
+    steps: IntCounterVec,
+    step_duration: HistogramVec,
+    queue_depth: Gauge,
+    queue_oldest_age: Gauge,
+    tasks_running: IntGauge,
+    lease_takeovers: IntCounter,
+    sse_clients: IntGauge,
+    long_poll_watchers: IntGauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -93,145 +54,151 @@ impl Default for Metrics {
     }
 }
 
+/// Registers `metric`. The names, labels and buckets are constants of this
+/// file, so a failure is a programming error caught by the first test.
+fn register<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: M) -> M {
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric names are valid and unique");
+    metric
+}
+
+fn counters(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    register(
+        registry,
+        IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter"),
+    )
+}
+
+fn histograms(registry: &Registry, name: &str, help: &str, labels: &[&str], buckets: &[f64]) -> HistogramVec {
+    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+    register(registry, HistogramVec::new(opts, labels).expect("valid histogram"))
+}
+
+fn int_gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    register(registry, IntGauge::new(name, help).expect("valid gauge"))
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> Gauge {
+    register(registry, Gauge::new(name, help).expect("valid gauge"))
+}
+
 impl Metrics {
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("scaffolder");
-        let http_requests = Family::<HttpLabels, Counter>::default();
-        registry.register(
-            "http_requests",
-            "HTTP requests answered, by method, route pattern and status code",
-            http_requests.clone(),
-        );
-        let http_duration: Histograms<HttpLabels> = Family::new_with_constructor(http_buckets);
-        registry.register(
-            "http_request_duration_seconds",
-            "Time to the response head (event streams: to the start of the stream)",
-            http_duration.clone(),
-        );
-        let tasks_started = Family::<TemplateLabels, Counter>::default();
-        registry.register(
-            "tasks_started",
-            "Task runs this process started (first runs, resumed takeovers and retries)",
-            tasks_started.clone(),
-        );
-        let tasks_finished = Family::<TaskLabels, Counter>::default();
-        registry.register(
-            "tasks_finished",
-            "Task runs this process finished, by template and result",
-            tasks_finished.clone(),
-        );
-        let task_duration: Histograms<TaskLabels> = Family::new_with_constructor(task_buckets);
-        registry.register(
-            "task_duration_seconds",
-            "Time from claim to recorded result of the task runs this process finished",
-            task_duration.clone(),
-        );
-        let steps = Family::<StepLabels, Counter>::default();
-        registry.register("steps", "Steps this process ran, by action and result", steps.clone());
-        let step_duration: Histograms<StepLabels> = Family::new_with_constructor(step_buckets);
-        registry.register(
-            "step_duration_seconds",
-            "Time a step took, every `each` iteration included",
-            step_duration.clone(),
-        );
-        let queue_depth = Gauge::<f64, AtomicU64>::default();
-        registry.register(
-            "queue_depth",
-            "Open tasks waiting for a worker, in the whole database (NaN when it cannot be read)",
-            queue_depth.clone(),
-        );
-        let queue_oldest_age = Gauge::<f64, AtomicU64>::default();
-        registry.register(
-            "queue_oldest_age_seconds",
-            "Age of the oldest open task; 0 when none is open (NaN when it cannot be read)",
-            queue_oldest_age.clone(),
-        );
-        let tasks_running = Gauge::default();
-        registry.register(
-            "tasks_running",
-            "Tasks this process is running now",
-            tasks_running.clone(),
-        );
-        let lease_takeovers = Counter::default();
-        registry.register(
-            "lease_takeovers",
-            "Tasks this process took over from a replica whose lease expired",
-            lease_takeovers.clone(),
-        );
-        let sse_clients = Gauge::default();
-        registry.register(
-            "sse_clients",
-            "Event streams (`…/eventstream`) open on this process",
-            sse_clients.clone(),
-        );
-        let long_poll_watchers = Gauge::default();
-        registry.register(
-            "long_poll_watchers",
-            "Long-poll requests (`…/events`) waiting on this process",
-            long_poll_watchers.clone(),
-        );
+        let registry = Registry::new_custom(Some("scaffolder".into()), None).expect("valid prefix");
+        let r = &registry;
+        let http = ["method", "route", "status"];
+        let task = ["template", "result"];
+        let step = ["action", "result"];
         Metrics {
+            http_requests: counters(
+                r,
+                "http_requests_total",
+                "HTTP requests answered, by method, route pattern and status code",
+                &http,
+            ),
+            http_duration: histograms(
+                r,
+                "http_request_duration_seconds",
+                "Time to the response head (event streams: to the start of the stream)",
+                &http,
+                HTTP_BUCKETS,
+            ),
+            tasks_started: counters(
+                r,
+                "tasks_started_total",
+                "Task runs this process started (first runs, takeovers, resumed and retried tasks)",
+                &["template"],
+            ),
+            tasks_finished: counters(
+                r,
+                "tasks_finished_total",
+                "Task runs this process finished, by template and result",
+                &task,
+            ),
+            task_duration: histograms(
+                r,
+                "task_duration_seconds",
+                "Time from claim to recorded result of the task runs this process finished",
+                &task,
+                TASK_BUCKETS,
+            ),
+            steps: counters(r, "steps_total", "Steps this process ran, by action and result", &step),
+            step_duration: histograms(
+                r,
+                "step_duration_seconds",
+                "Time a step took, every `each` iteration included",
+                &step,
+                STEP_BUCKETS,
+            ),
+            queue_depth: gauge(
+                r,
+                "queue_depth",
+                "Open tasks waiting for a worker, in the whole database (NaN when it cannot be read)",
+            ),
+            queue_oldest_age: gauge(
+                r,
+                "queue_oldest_age_seconds",
+                "Age of the oldest open task; 0 when none is open (NaN when it cannot be read)",
+            ),
+            tasks_running: int_gauge(r, "tasks_running", "Tasks this process is running now"),
+            lease_takeovers: register(
+                r,
+                IntCounter::new(
+                    "lease_takeovers_total",
+                    "Tasks this process took over from a replica whose lease expired",
+                )
+                .expect("valid counter"),
+            ),
+            sse_clients: int_gauge(r, "sse_clients", "Event streams (`…/eventstream`) open on this process"),
+            long_poll_watchers: int_gauge(
+                r,
+                "long_poll_watchers",
+                "Long-poll requests (`…/events`) waiting on this process",
+            ),
             registry,
-            http_requests,
-            http_duration,
-            tasks_started,
-            tasks_finished,
-            task_duration,
-            steps,
-            step_duration,
-            queue_depth,
-            queue_oldest_age,
-            tasks_running,
-            lease_takeovers,
-            sse_clients,
-            long_poll_watchers,
         }
     }
 
-    /// The text exposition (OpenMetrics) of every metric.
+    /// The text exposition of every metric.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        let mut out = Vec::new();
+        if let Err(e) = prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!(error = %e, "cannot encode the metrics");
+        }
+        String::from_utf8_lossy(&out).into_owned()
     }
 
     /// One answered request. `route` is the matched pattern, `None` when no route matched.
     pub fn http_request(&self, method: &str, route: Option<&str>, status: u16, elapsed: Duration) {
-        let labels = HttpLabels {
-            method: method_label(method),
-            route: route.unwrap_or(UNMATCHED_ROUTE).to_owned(),
-            status: status.to_string(),
-        };
-        self.http_requests.get_or_create(&labels).inc();
-        self.http_duration.get_or_create(&labels).observe(elapsed.as_secs_f64());
+        let status = status.to_string();
+        let labels = [method_label(method), route.unwrap_or(UNMATCHED_ROUTE), status.as_str()];
+        self.http_requests.with_label_values(&labels).inc();
+        self.http_duration
+            .with_label_values(&labels)
+            .observe(elapsed.as_secs_f64());
     }
 
     pub fn task_started(&self, template: &str) {
-        let labels = TemplateLabels {
-            template: template.to_owned(),
-        };
-        self.tasks_started.get_or_create(&labels).inc();
+        self.tasks_started.with_label_values(&[template]).inc();
     }
 
     /// `result` is the task's final status (`completed`, `failed`, `cancelled`).
-    pub fn task_finished(&self, template: &str, result: &'static str, elapsed: Duration) {
-        let labels = TaskLabels {
-            template: template.to_owned(),
-            result,
-        };
-        self.tasks_finished.get_or_create(&labels).inc();
-        self.task_duration.get_or_create(&labels).observe(elapsed.as_secs_f64());
+    pub fn task_finished(&self, template: &str, result: &str, elapsed: Duration) {
+        let labels = [template, result];
+        self.tasks_finished.with_label_values(&labels).inc();
+        self.task_duration
+            .with_label_values(&labels)
+            .observe(elapsed.as_secs_f64());
     }
 
     /// `result`: `completed`, `failed`, `cancelled` or `skipped`.
-    pub fn step_finished(&self, action: &str, result: &'static str, elapsed: Duration) {
-        let labels = StepLabels {
-            action: action.to_owned(),
-            result,
-        };
-        self.steps.get_or_create(&labels).inc();
-        self.step_duration.get_or_create(&labels).observe(elapsed.as_secs_f64());
+    pub fn step_finished(&self, action: &str, result: &str, elapsed: Duration) {
+        let labels = [action, result];
+        self.steps.with_label_values(&labels).inc();
+        self.step_duration
+            .with_label_values(&labels)
+            .observe(elapsed.as_secs_f64());
     }
 
     pub fn lease_takeover(&self) {
@@ -282,10 +249,10 @@ fn method_label(method: &str) -> &'static str {
 /// Increments a gauge now and decrements it when dropped, so every exit path
 /// (client gone, task aborted, panic) gives the count back.
 #[must_use = "the gauge goes back down when the guard is dropped"]
-pub struct InFlight(Gauge);
+pub struct InFlight(IntGauge);
 
 impl InFlight {
-    fn new(gauge: &Gauge) -> InFlight {
+    fn new(gauge: &IntGauge) -> InFlight {
         gauge.inc();
         InFlight(gauge.clone())
     }
@@ -319,12 +286,13 @@ mod tests {
         let text = m.encode();
         for line in [
             r#"scaffolder_http_requests_total{method="GET",route="/api/scaffolder/v2/tasks/{taskId}",status="200"} 1"#,
+            "# TYPE scaffolder_http_requests_total counter",
             r#"scaffolder_http_requests_total{method="OTHER",route="unmatched",status="404"} 1"#,
             r#"scaffolder_tasks_started_total{template="template:default/x"} 1"#,
-            r#"scaffolder_tasks_finished_total{template="template:default/x",result="completed"} 1"#,
-            r#"scaffolder_task_duration_seconds_count{template="template:default/x",result="completed"} 1"#,
+            r#"scaffolder_tasks_finished_total{result="completed",template="template:default/x"} 1"#,
+            r#"scaffolder_task_duration_seconds_count{result="completed",template="template:default/x"} 1"#,
             r#"scaffolder_steps_total{action="debug:log",result="completed"} 1"#,
-            "scaffolder_queue_depth 3.0",
+            "scaffolder_queue_depth 3",
             "scaffolder_queue_oldest_age_seconds 12.5",
             "scaffolder_sse_clients 1",
             "scaffolder_tasks_running 0",

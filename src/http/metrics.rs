@@ -15,11 +15,11 @@ fn same_token(given: &[u8], expected: &[u8]) -> bool {
 }
 
 /// Prometheus metrics of this process (HTTP, tasks, steps, event watchers)
-/// and of the shared queue, in the OpenMetrics text format.
+/// and of the shared queue, in Prometheus' text exposition format.
 #[utoipa::path(
     get, path = "/metrics", tag = "health", operation_id = "metrics",
     responses(
-        (status = 200, description = "Metrics in the OpenMetrics 1.0 text format", content_type = "application/openmetrics-text", body = String),
+        (status = 200, description = "Metrics in the text exposition format 0.0.4", content_type = "text/plain", body = String),
         (status = 401, description = "`telemetry.metrics_token` is set and the request lacks `Authorization: Bearer <token>`", body = ErrorBody),
     )
 )]

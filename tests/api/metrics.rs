@@ -66,12 +66,9 @@ impl TestApp {
             .expect("scrape");
         assert_eq!(res.status(), StatusCode::OK);
         let content_type = res.headers()["content-type"].to_str().unwrap_or_default().to_owned();
-        assert!(
-            content_type.starts_with("application/openmetrics-text"),
-            "{content_type}"
-        );
+        assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
         let text = res.text().await.expect("body");
-        assert!(text.ends_with("# EOF\n"), "{text}");
+        assert!(text.contains("# TYPE scaffolder_queue_depth gauge"), "{text}");
         parse(&text)
     }
 
