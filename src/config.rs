@@ -30,6 +30,30 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub secrets: SecretsSettings,
     pub limits: LimitsSettings,
+    pub telemetry: TelemetrySettings,
+}
+
+/// Metrics and trace export (logging itself is `log`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySettings {
+    /// When set, `GET /metrics` requires `Authorization: Bearer <token>`; unset: open, like `/readyz`.
+    pub metrics_token: Option<String>,
+    /// OTLP/HTTP collector base URL (`http://otel-collector:4318`); spans go to `<url>/v1/traces`.
+    /// Unset: no traces are exported.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported spans.
+    pub service_name: String,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        TelemetrySettings {
+            metrics_token: None,
+            otlp_endpoint: None,
+            service_name: "scaffolder".into(),
+        }
+    }
 }
 
 /// How task secrets are encrypted at rest (see `crate::secrets`).
@@ -509,6 +533,22 @@ impl Settings {
             check_http_url("catalog.base_url", url)?;
         }
         self.validate_auth()?;
+        self.validate_telemetry()?;
+        Ok(())
+    }
+
+    fn validate_telemetry(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.telemetry.otlp_endpoint {
+            check_http_url("telemetry.otlp_endpoint", url)?;
+        }
+        if self.telemetry.metrics_token.as_deref().is_some_and(|t| t.len() < 8) {
+            return Err(ConfigError::Invalid(
+                "telemetry.metrics_token must be at least 8 characters".into(),
+            ));
+        }
+        if self.telemetry.service_name.trim().is_empty() {
+            return Err(ConfigError::Invalid("telemetry.service_name must not be empty".into()));
+        }
         Ok(())
     }
 
@@ -782,6 +822,42 @@ mod tests {
             std::fs::write(&file, yaml).unwrap();
             let err = Settings::load_from(Some(&file), &[]).unwrap_err();
             assert!(err.to_string().contains(needle), "{yaml}: {err}");
+        }
+    }
+
+    #[test]
+    fn telemetry_is_read_from_the_environment_and_checked() {
+        let s = Settings::load_from(None, &[]).unwrap();
+        assert!(s.telemetry.otlp_endpoint.is_none());
+        assert!(s.telemetry.metrics_token.is_none());
+        assert_eq!(s.telemetry.service_name, "scaffolder");
+        let s = Settings::load_from(
+            None,
+            &env(&[
+                ("SCAFFOLDER__TELEMETRY__OTLP_ENDPOINT", "http://collector:4318"),
+                ("SCAFFOLDER__TELEMETRY__METRICS_TOKEN", "scrape-me-please"),
+                ("SCAFFOLDER__TELEMETRY__SERVICE_NAME", "scaffolder-eu"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.telemetry.otlp_endpoint.as_deref(), Some("http://collector:4318"));
+        assert_eq!(s.telemetry.metrics_token.as_deref(), Some("scrape-me-please"));
+        assert_eq!(s.telemetry.service_name, "scaffolder-eu");
+        for (key, value, needle) in [
+            (
+                "SCAFFOLDER__TELEMETRY__OTLP_ENDPOINT",
+                "collector:4318",
+                "telemetry.otlp_endpoint",
+            ),
+            (
+                "SCAFFOLDER__TELEMETRY__METRICS_TOKEN",
+                "short",
+                "telemetry.metrics_token",
+            ),
+            ("SCAFFOLDER__TELEMETRY__OTLP_HEADERS", "x", "otlp_headers"),
+        ] {
+            let err = Settings::load_from(None, &env(&[(key, value)])).unwrap_err();
+            assert!(err.to_string().contains(needle), "{key}: {err}");
         }
     }
 

@@ -7,6 +7,7 @@ pub mod config;
 pub mod engine;
 pub mod gitops;
 pub mod http;
+pub mod metrics;
 pub mod model;
 pub mod scm;
 pub mod secrets;

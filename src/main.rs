@@ -128,7 +128,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    scaffolder::telemetry::init(&settings.log);
+    // Declared before the runtime so it is dropped after it: the last spans
+    // are flushed once every task and request has ended.
+    let _telemetry = match scaffolder::telemetry::init_with_export(&settings.log, &settings.telemetry) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("scaffolder: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

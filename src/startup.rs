@@ -14,7 +14,8 @@ use crate::actions::{builtin_actions_with, ActionDeps, ActionRegistry};
 use crate::config::Settings;
 use crate::engine::{Runner, Worker};
 use crate::http::{self, AppState};
-use crate::service::{DryRunService, EventHub, TaskService};
+use crate::metrics::Metrics;
+use crate::service::{DryRunService, EventHub, MetricsService, TaskService};
 use crate::store::Store;
 use crate::template::catalog::CatalogTemplateSource;
 use crate::template::git::GitTemplateSource;
@@ -112,11 +113,13 @@ impl Application {
         let runner = Runner::new(actions.clone(), renderer.clone()).with_limits(limits);
         let dry_run = DryRunService::new(runner.clone(), settings.worker.work_dir.clone()).with_limits(limits);
         let shutdown = CancellationToken::new();
+        let metrics = Arc::new(Metrics::new());
 
         let worker = settings.worker.enabled.then(|| {
             Worker::new(store.clone(), runner, settings.worker.clone())
                 .with_keyring(keyring.clone())
                 .with_event_limit(limits.events_per_task)
+                .with_metrics(metrics.clone())
         });
         let state = web::Data::new(AppState {
             settings: settings.clone(),
@@ -127,6 +130,7 @@ impl Application {
             worker_health: worker.as_ref().map(|w| (w.health(), w.health_window())),
             auth,
             streams: crate::service::StreamLimiter::new(limits.sse_streams_per_client),
+            metrics: MetricsService::new(store.clone(), metrics),
         });
 
         let body_limit = settings.server.body_limit_bytes;
@@ -135,11 +139,12 @@ impl Application {
             App::new()
                 .wrap(from_fn(http::auth::authenticate))
                 .wrap(from_fn(http::error::with_request_info))
-                .wrap(tracing_actix())
                 .wrap(Condition::new(
                     cors.is_some(),
                     http::cors(&cors.clone().unwrap_or_default()),
                 ))
+                // Outermost: every answer, CORS and 401s included, is counted and logged.
+                .wrap(from_fn(http::observe::observe))
                 .app_data(state.clone())
                 .configure(|cfg| http::configure(cfg, body_limit))
         })
@@ -221,8 +226,4 @@ pub fn action_deps(settings: &Settings) -> Result<ActionDeps, StartupError> {
         integrations: Arc::new(integrations),
         catalog,
     })
-}
-
-fn tracing_actix() -> actix_web::middleware::Logger {
-    actix_web::middleware::Logger::new("%r %s %Dms").log_target("scaffolder::http")
 }

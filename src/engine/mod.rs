@@ -5,5 +5,5 @@ pub mod redact;
 pub mod runner;
 pub mod worker;
 
-pub use runner::{RunOutcome, RunRequest, RunSink, Runner};
+pub use runner::{RunOutcome, RunRequest, RunSink, Runner, StepReport, StepResult};
 pub use worker::{Worker, WorkerHealth};

@@ -5,11 +5,12 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use url::Url;
 
 use crate::actions::{ActionContext, ActionError, ActionLimits, ActionRegistry, LogSink, StepLogger};
@@ -27,6 +28,42 @@ pub trait RunSink: Send + Sync {
     /// A step (or one `each` iteration, key `id[key]`) finished with these
     /// outputs; the worker journals them so a later attempt can resume.
     async fn step_finished(&self, _key: &str, _output: &Value) {}
+
+    /// A step that began has ended. Not called for steps resumed from the
+    /// journal, steps never begun, or a run cut short by an abort.
+    async fn step_ended(&self, _report: &StepReport<'_>) {}
+}
+
+/// How a begun step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepResult {
+    Completed,
+    Failed,
+    Cancelled,
+    /// Its `if` was false, or a dry-run skipped its action.
+    Skipped,
+}
+
+impl StepResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepResult::Completed => "completed",
+            StepResult::Failed => "failed",
+            StepResult::Cancelled => "cancelled",
+            StepResult::Skipped => "skipped",
+        }
+    }
+}
+
+/// What [`RunSink::step_ended`] learns about a step.
+#[derive(Debug, Clone, Copy)]
+pub struct StepReport<'a> {
+    pub step_id: &'a str,
+    /// The action id, or `unregistered` when no such action is installed
+    /// (so the set of values stays bounded).
+    pub action: &'a str,
+    pub result: StepResult,
+    pub elapsed: Duration,
 }
 
 struct StepLogs(Arc<dyn RunSink>);
@@ -101,6 +138,7 @@ struct StepCall<'a> {
 
 enum StepEnd {
     Done,
+    Skipped,
     Failed { name: &'static str, message: String },
     Cancelled,
     Aborted,
@@ -138,6 +176,10 @@ impl RunSink for RedactingSink {
         let mut output = output.clone();
         self.redactor.redact(&mut output);
         self.inner.step_finished(key, &output).await;
+    }
+
+    async fn step_ended(&self, report: &StepReport<'_>) {
+        self.inner.step_ended(report).await;
     }
 }
 
@@ -335,9 +377,16 @@ impl Runner {
                 template_base: &template_base,
                 after_failure: failure.is_some(),
             };
-            let end = self.run_step(call, request, &mut context, sink.clone()).await;
+            let span = step_span(&request.task_id, &step_id, &step.action);
+            let started = Instant::now();
+            let end = self
+                .run_step(call, request, &mut context, sink.clone())
+                .instrument(span.clone())
+                .await;
+            self.report_step(&span, &step_id, &step.action, &end, started.elapsed(), sink.as_ref())
+                .await;
             match end {
-                StepEnd::Done => {}
+                StepEnd::Done | StepEnd::Skipped => {}
                 StepEnd::Failed { name, message } => {
                     sink.emit(NewEvent::log(json!({
                         "message": format!("Error: {message}"),
@@ -408,6 +457,48 @@ impl Runner {
         }
     }
 
+    /// Logs the end of a begun step in its span and tells the sink (metrics).
+    async fn report_step(
+        &self,
+        span: &tracing::Span,
+        step_id: &str,
+        action: &str,
+        end: &StepEnd,
+        elapsed: Duration,
+        sink: &dyn RunSink,
+    ) {
+        let result = match end {
+            StepEnd::Done => StepResult::Completed,
+            StepEnd::Skipped => StepResult::Skipped,
+            StepEnd::Failed { .. } => StepResult::Failed,
+            StepEnd::Cancelled => StepResult::Cancelled,
+            StepEnd::Aborted => return,
+        };
+        span.record("result", result.as_str());
+        if result == StepResult::Failed {
+            span.record("otel.status_code", "ERROR");
+        }
+        span.in_scope(|| {
+            tracing::info!(
+                result = result.as_str(),
+                elapsed_ms = elapsed.as_millis() as u64,
+                "step finished"
+            )
+        });
+        let action = if self.actions.get(action).is_some() {
+            action
+        } else {
+            "unregistered"
+        };
+        sink.step_ended(&StepReport {
+            step_id,
+            action,
+            result,
+            elapsed,
+        })
+        .await;
+    }
+
     /// `links` and `text` entries carry an optional `if`: entries whose
     /// condition is falsy are dropped, the others lose the key.
     fn conditional_output(&self, output: &Value, context: &Value) -> Value {
@@ -446,7 +537,7 @@ impl Runner {
                     "status": "skipped",
                 })))
                 .await;
-                return StepEnd::Done;
+                return StepEnd::Skipped;
             }
         }
         let Some(action) = self.actions.get(&step.action) else {
@@ -472,7 +563,7 @@ impl Runner {
                 "status": "skipped",
             })))
             .await;
-            return StepEnd::Done;
+            return StepEnd::Skipped;
         }
 
         // `each` runs the action once per item, with `each.key`/`each.value`
@@ -636,6 +727,20 @@ fn workspace_size_over(workspace: &std::path::Path, limit: u64) -> Option<u64> {
         }
     }
     (total > limit).then_some(total)
+}
+
+/// The span of one step. ERROR level so that it, and the ids it carries into
+/// every log line, exists whatever `log.level` says; spans print nothing themselves.
+fn step_span(task_id: &str, step_id: &str, action: &str) -> tracing::Span {
+    tracing::error_span!(
+        "step",
+        task_id = %task_id,
+        step_id = %step_id,
+        action = %action,
+        otel.name = %format!("step {step_id}"),
+        result = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    )
 }
 
 async fn sleep_until_or_forever(deadline: Option<tokio::time::Instant>) {

@@ -11,16 +11,18 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rand::Rng;
 use serde_json::{json, Map, Value};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
-use super::runner::{RunOutcome, RunRequest, RunSink, Runner};
+use super::runner::{RunOutcome, RunRequest, RunSink, Runner, StepReport};
 use crate::config::WorkerSettings;
+use crate::metrics::Metrics;
 use crate::model::{EventType, NewEvent, TaskId, TaskStatus};
 use crate::secrets::Keyring;
 use crate::store::{ClaimedTask, Store, StoreError, CANCEL_CHANNEL, TASKS_CHANNEL};
@@ -69,6 +71,7 @@ struct StoreSink {
     limit: u64,
     /// This attempt wrote its "log lines are dropped" marker.
     marked: AtomicBool,
+    metrics: Arc<Metrics>,
 }
 
 impl StoreSink {
@@ -136,6 +139,11 @@ impl RunSink for StoreSink {
         })
         .await;
     }
+
+    async fn step_ended(&self, report: &StepReport<'_>) {
+        self.metrics
+            .step_finished(report.action, report.result.as_str(), report.elapsed);
+    }
 }
 
 #[derive(Clone)]
@@ -152,6 +160,14 @@ pub struct Worker {
     /// Opens the tasks' sealed secrets; without it a task with secrets fails.
     keyring: Option<Arc<Keyring>>,
     events_per_task: u64,
+    metrics: Arc<Metrics>,
+}
+
+/// The `template` label and span field of a task: its template's entity ref.
+fn template_of(spec: &Value) -> &str {
+    spec.pointer("/templateInfo/entityRef")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown")
 }
 
 impl Worker {
@@ -172,6 +188,7 @@ impl Worker {
             abort_all: CancellationToken::new(),
             keyring: None,
             events_per_task: crate::config::LimitsSettings::default().events_per_task,
+            metrics: Arc::new(Metrics::new()),
         }
     }
 
@@ -184,6 +201,13 @@ impl Worker {
     /// `limits.events_per_task`.
     pub fn with_event_limit(mut self, events_per_task: u64) -> Worker {
         self.events_per_task = events_per_task;
+        self
+    }
+
+    /// Records task and step metrics into `metrics` (by default into a
+    /// registry of its own that nobody reads).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Worker {
+        self.metrics = metrics;
         self
     }
 
@@ -319,11 +343,15 @@ impl Worker {
                 return Ok(());
             };
             let worker = self.clone();
-            tasks.spawn(async move {
-                worker.run_claimed(claimed).await;
-                drop(permit);
-                worker.task_finished.notify_one();
-            });
+            let span = task_span(&claimed);
+            tasks.spawn(
+                async move {
+                    worker.run_claimed(claimed).await;
+                    drop(permit);
+                    worker.task_finished.notify_one();
+                }
+                .instrument(span),
+            );
         }
     }
 
@@ -340,6 +368,13 @@ impl Worker {
             running.insert(id, cancel.clone());
         }
         tracing::info!(task_id = %id, attempt = claimed.attempts, took_over = claimed.took_over, "task claimed");
+        let started = Instant::now();
+        let template = template_of(&claimed.task.spec).to_owned();
+        let _running = self.metrics.task_running();
+        self.metrics.task_started(&template);
+        if claimed.took_over {
+            self.metrics.lease_takeover();
+        }
 
         let heartbeat = {
             let store = self.store.clone();
@@ -347,21 +382,24 @@ impl Worker {
             let lease = self.lease();
             let every = Duration::from_secs(self.settings.heartbeat_seconds);
             let (cancel, abort) = (cancel.clone(), abort.clone());
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(every).await;
-                    match store.heartbeat(id, &owner, lease).await {
-                        Ok(Some(false)) => {}
-                        Ok(Some(true)) => cancel.cancel(),
-                        Ok(None) => {
-                            tracing::warn!(task_id = %id, "lease lost; stopping the run here");
-                            abort.cancel();
-                            return;
+            tokio::spawn(
+                async move {
+                    loop {
+                        tokio::time::sleep(every).await;
+                        match store.heartbeat(id, &owner, lease).await {
+                            Ok(Some(false)) => {}
+                            Ok(Some(true)) => cancel.cancel(),
+                            Ok(None) => {
+                                tracing::warn!(task_id = %id, "lease lost; stopping the run here");
+                                abort.cancel();
+                                return;
+                            }
+                            Err(e) => tracing::warn!(task_id = %id, error = %e, "heartbeat failed"),
                         }
-                        Err(e) => tracing::warn!(task_id = %id, error = %e, "heartbeat failed"),
                     }
                 }
-            })
+                .instrument(tracing::Span::current()),
+            )
         };
 
         let outcome = self.execute(&claimed, cancel, abort.clone()).await;
@@ -390,7 +428,15 @@ impl Worker {
             }
             return;
         }
-        self.record_outcome(id, &outcome).await;
+        if self.record_outcome(id, &outcome).await {
+            let result = outcome.status.as_str();
+            self.metrics.task_finished(&template, result, started.elapsed());
+            let span = tracing::Span::current();
+            span.record("result", result);
+            if outcome.status == TaskStatus::Failed {
+                span.record("otel.status_code", "ERROR");
+            }
+        }
     }
 
     async fn execute(&self, claimed: &ClaimedTask, cancel: CancellationToken, abort: CancellationToken) -> RunOutcome {
@@ -441,13 +487,15 @@ impl Worker {
             written: AtomicU64::new(written),
             limit: self.events_per_task,
             marked: AtomicBool::new(false),
+            metrics: self.metrics.clone(),
         });
         let outcome = self.runner.run(request, sink).await;
         let _ = tokio::fs::remove_dir_all(&workspace).await;
         outcome
     }
 
-    async fn record_outcome(&self, id: TaskId, outcome: &RunOutcome) {
+    /// Writes the result; `true` when it landed (the lease was still ours).
+    async fn record_outcome(&self, id: TaskId, outcome: &RunOutcome) -> bool {
         let mut delay = Duration::from_millis(200);
         for attempt in 0..8 {
             match self
@@ -457,11 +505,11 @@ impl Worker {
             {
                 Ok(true) => {
                     tracing::info!(task_id = %id, status = %outcome.status, "task finished");
-                    return;
+                    return true;
                 }
                 Ok(false) => {
                     tracing::warn!(task_id = %id, "task ended but its lease was taken over; result discarded");
-                    return;
+                    return false;
                 }
                 Err(e) => {
                     tracing::warn!(task_id = %id, attempt, error = %e, "cannot record task result, retrying");
@@ -471,7 +519,23 @@ impl Worker {
             }
         }
         tracing::error!(task_id = %id, "could not record the task result; the lease will expire");
+        false
     }
+}
+
+/// The span of one task run. ERROR level so that it, and the task id it puts
+/// on every log line of the run, exists whatever `log.level` says.
+fn task_span(claimed: &ClaimedTask) -> tracing::Span {
+    let template = template_of(&claimed.task.spec);
+    tracing::error_span!(
+        "task",
+        task_id = %claimed.task.id,
+        template = %template,
+        attempt = claimed.attempts,
+        otel.name = %format!("task {template}"),
+        result = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    )
 }
 
 fn failure(message: String) -> RunOutcome {

@@ -52,6 +52,7 @@ pub async fn events(
     let after = parse_after(query.after.as_deref())?;
     let task = state.tasks.get(&caller, &path).await?;
     let mut watch = state.events.watch(task.id, after);
+    let _waiting = state.metrics.recorder().long_poll_watcher();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(state.settings.server.long_poll_seconds);
     let events = watch
         .next_batch(Some(deadline))
@@ -115,7 +116,10 @@ pub async fn eventstream(
 
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     let task_id = task.id;
-    tokio::spawn(async move {
+    // Counted from here until the stream ends or the client goes away.
+    let open = state.metrics.recorder().sse_client();
+    let stream_task = async move {
+        let _open = open;
         let _permit = permit;
         loop {
             let deadline = tokio::time::Instant::now() + keepalive;
@@ -146,7 +150,9 @@ pub async fn eventstream(
                 }
             }
         }
-    });
+    };
+    // The stream outlives the handler; it keeps the request's span (and id).
+    tokio::spawn(tracing::Instrument::instrument(stream_task, tracing::Span::current()));
     let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(Ok::<_, Infallible>)));
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")

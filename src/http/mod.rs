@@ -7,6 +7,8 @@ pub mod error;
 mod events;
 mod health;
 mod meta;
+mod metrics;
+pub mod observe;
 pub mod openapi;
 pub mod schemas;
 mod tasks;
@@ -20,7 +22,7 @@ use crate::actions::ActionRegistry;
 use crate::auth::Authenticator;
 use crate::config::{CorsSettings, Settings};
 use crate::engine::WorkerHealth;
-use crate::service::{DryRunService, EventHub, TaskService};
+use crate::service::{DryRunService, EventHub, MetricsService, TaskService};
 
 pub struct AppState {
     pub settings: Settings,
@@ -34,6 +36,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// Open event streams per client (`limits.sse_streams_per_client`).
     pub streams: Arc<crate::service::StreamLimiter>,
+    /// Where requests, tasks and watchers are counted; renders `/metrics`.
+    pub metrics: MetricsService,
 }
 
 /// The CORS middleware for `server.cors` (Backstage's `backend.cors`):
@@ -70,7 +74,7 @@ pub fn cors(settings: &CorsSettings) -> actix_cors::Cors {
     cors.max_age(settings.max_age_seconds)
 }
 
-/// Routes under `/api/scaffolder` plus the health endpoints.
+/// Routes under `/api/scaffolder` plus the health and metrics endpoints.
 pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
     cfg.app_data(
         web::JsonConfig::default()
@@ -83,6 +87,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
     .app_data(web::PathConfig::default().error_handler(error::path_error))
     .route("/healthz", web::get().to(health::healthz))
     .route("/readyz", web::get().to(health::readyz))
+    .route("/metrics", web::get().to(metrics::metrics))
     .service(
         web::scope(error::MOUNT)
             .route("/openapi.json", web::get().to(openapi::serve))

@@ -4,7 +4,7 @@
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
-use super::{dry_run, events, health, meta, schemas, tasks};
+use super::{dry_run, events, health, meta, metrics, schemas, tasks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -36,15 +36,15 @@ use super::{dry_run, events, health, meta, schemas, tasks};
 )]
 struct ApiDoc;
 
-/// Health endpoints live outside the plugin mount.
+/// Health and metrics endpoints live outside the plugin mount.
 #[derive(OpenApi)]
-#[openapi(paths(health::healthz, health::readyz))]
+#[openapi(paths(health::healthz, health::readyz, metrics::metrics))]
 struct HealthDoc;
 
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     let mut health = HealthDoc::openapi();
-    // Paths are relative to the server URL; health endpoints are at the root,
+    // Paths are relative to the server URL; health and metrics endpoints are at the root,
     // so they get their own server entry.
     for (_, item) in health.paths.paths.iter_mut() {
         item.servers = Some(vec![utoipa::openapi::server::Server::new("/")]);

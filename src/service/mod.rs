@@ -3,11 +3,13 @@
 
 mod dry_run;
 mod events;
+mod metrics;
 mod streams;
 mod tasks;
 
 pub use dry_run::{DryRunFailure, DryRunRequest, DryRunResult, DryRunService, InlineFile};
 pub use events::{EventHub, EventWatch};
+pub use metrics::MetricsService;
 pub use streams::{StreamLimiter, StreamPermit};
 pub use tasks::{CreateTask, TaskService};
 

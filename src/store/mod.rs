@@ -3,6 +3,7 @@
 
 mod events;
 mod journal;
+mod metrics;
 mod tasks;
 
 use std::time::Duration;
@@ -11,6 +12,7 @@ use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
+pub use metrics::QueueStats;
 pub use tasks::{CancelOutcome, ClaimedTask, ListQuery, RetryOutcome, SortField};
 
 use crate::config::DatabaseSettings;

@@ -10,6 +10,8 @@ mod lifecycle;
 mod limits;
 mod list;
 mod meta;
+mod metrics;
 mod openapi;
 mod secrets;
 mod tasks;
+mod telemetry;

@@ -36,6 +36,7 @@ async fn the_document_is_served_and_lists_every_route() {
         "/v2/autocomplete/{provider}/{resource}",
         "/healthz",
         "/readyz",
+        "/metrics",
     ] {
         assert!(paths.contains_key(path), "{path} is not documented");
     }
