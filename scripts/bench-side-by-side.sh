@@ -11,8 +11,9 @@
 #   2. copies the reference backend to $BREF_DIR (default /tmp/bref) and runs
 #      its run.sh start once (npm ci on the first start, ~2 min) and stop;
 #   3. the harness then starts both servers itself, one after the other, to
-#      time start → ready (workload S): ours on a fresh database
-#      scaffolder_bench_<random> with the compat templates, Backstage with
+#      time start → ready (workload S): ours on a new, empty database
+#      scaffolder_bench_<random> (the start migrates it) with the compat
+#      templates, Backstage with
 #      `node index.js` (in-memory SQLite, as its README's figures);
 #   4. runs W1, W2, sustained and watchers on both, prints the side-by-side
 #      table, stops both servers and drops the database.
@@ -50,6 +51,9 @@ cleanup() {
   psql "$PG_URL/postgres" -qAtc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
+# An empty database, as the workload definition says: the start applies the
+# migrations (Backstage's in-memory SQLite is created empty at its start too).
+psql "$PG_URL/postgres" -qAtc "CREATE DATABASE $DB" >/dev/null
 
 "$ROOT/target/release/scaffolder-load" \
   --target "ours=http://127.0.0.1:$OURS_PORT,db=$DB,ready=/readyz" \

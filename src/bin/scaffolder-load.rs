@@ -20,8 +20,9 @@
 //!   a task and following its event stream to completion, for
 //!   `--sustained-seconds`; completed tasks/s.
 //! - **watchers**: `ref-wait` tasks kept running, watched by `--watchers`
-//!   concurrent watchers (half SSE `eventstream`, half long-poll `events`),
-//!   then by `--watchers-small`; whether every watcher got the events and
+//!   (default 10,1000) concurrent watchers (half SSE `eventstream`, half
+//!   long-poll `events`),
+//!   one round per number; whether every watcher got the events and
 //!   the completion, server CPU, and (with `db=`) PostgreSQL transactions/s
 //!   of the server's database while the watchers wait.
 //!
@@ -78,17 +79,17 @@ struct Args {
     /// sustained: concurrent clients (each keeps one task in flight).
     #[arg(long, default_value_t = 20)]
     sustained_clients: usize,
-    /// watchers: the large number of watchers.
-    #[arg(long, default_value_t = 1000)]
-    watchers: usize,
-    /// watchers: the small number of watchers (the transactions/s reference).
-    #[arg(long, default_value_t = 10)]
-    watchers_small: usize,
+    /// watchers: the numbers of concurrent watchers, one round each (the
+    /// first is the reference the others are compared with).
+    #[arg(long, value_delimiter = ',', default_value = "10,1000")]
+    watchers: Vec<usize>,
     /// watchers: `ref-wait` tasks being watched (Backstage runs at most 10 at once).
     #[arg(long, default_value_t = 10)]
     watched_tasks: usize,
-    /// watchers: how long the transactions and CPU are measured while the watchers wait.
-    #[arg(long, default_value_t = 20)]
+    /// watchers: how long the transactions and CPU are measured while the
+    /// watchers wait (kept under the 30 s long-poll timeout, so that no
+    /// long-poll request is repeated inside the window).
+    #[arg(long, default_value_t = 15)]
     watch_seconds: u64,
     /// PostgreSQL database to read `pg_stat_database` from.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
@@ -865,8 +866,9 @@ async fn run(args: Args, mut targets: Vec<Target>, workloads: HashSet<String>) {
             sustained(&client, target, &args, out).await;
         }
         if workloads.contains("watchers") {
-            watchers_round(target, args.watchers_small, &args, pg.as_ref(), out).await;
-            watchers_round(target, args.watchers, &args, pg.as_ref(), out).await;
+            for &n in &args.watchers {
+                watchers_round(target, n, &args, pg.as_ref(), out).await;
+            }
         }
     }
     print_table(&targets, &results);
