@@ -24,6 +24,7 @@
 #   OURS_PORT       default 7007;  BACKSTAGE_PORT  default 7107
 #   PG_URL          PostgreSQL server (default postgres://postgres@127.0.0.1:5432)
 #   OUT_JSON        also write the figures as JSON there (default /tmp/scaffolder-load.json)
+#   SKIP_BUILD=1    use the binaries already in target/release
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -37,7 +38,9 @@ DB="scaffolder_bench_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
 TEMPLATES="$SHARED/fixtures/compat-templates"
 
 cd "$ROOT"
-cargo build --release --locked --bin scaffolder --bin scaffolder-load
+if [[ -z "${SKIP_BUILD:-}" ]]; then
+  cargo build --release --locked --bin scaffolder --bin scaffolder-load
+fi
 
 if [[ ! -d "$BREF" ]]; then
   cp -r "$SHARED/bench/backstage-ref" "$BREF"
@@ -46,6 +49,7 @@ fi
 # The first start installs the dependencies; the harness starts it again to time it.
 PORT="$BACKSTAGE_PORT" "$BREF/run.sh" start >/dev/null
 PORT="$BACKSTAGE_PORT" "$BREF/run.sh" stop >/dev/null
+sleep 5 # let the machine settle before the timed starts
 
 cleanup() {
   psql "$PG_URL/postgres" -qAtc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true

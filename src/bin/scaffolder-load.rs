@@ -691,8 +691,8 @@ async fn watchers_round(target: &Target, n: usize, args: &Args, pg: Option<&sqlx
     if let (Some(a), Some(b)) = (c0, c1) {
         out.add(
             format!("watchers {n}: server CPU while waiting"),
-            (b.cpu_s - a.cpu_s) / window,
-            "s/s",
+            (b.cpu_s - a.cpu_s) / window * 1000.0,
+            "ms/s",
             true,
         );
     }
@@ -785,7 +785,11 @@ fn print_table(targets: &[Target], results: &[Results]) {
     println!("\n{header}\n{rule}");
     for (key, unit, lower) in keys {
         let vals: Vec<Option<f64>> = results.iter().map(|r| value(r, &key)).collect();
-        let mut line = format!("| {key} |");
+        let mut line = if lower {
+            format!("| {key} |")
+        } else {
+            format!("| {key} (higher is better) |")
+        };
         for v in &vals {
             line.push_str(&format!(" {} |", v.map_or("-".into(), |v| fmt_value(v, unit))));
         }
@@ -795,9 +799,6 @@ fn print_table(targets: &[Target], results: &[Results]) {
                 _ => "-".into(),
             };
             line.push_str(&format!(" {ratio} |"));
-        }
-        if !lower {
-            line.push_str(" (higher is better)");
         }
         println!("{line}");
     }
