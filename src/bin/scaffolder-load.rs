@@ -842,7 +842,7 @@ async fn run(args: Args, mut targets: Vec<Target>, workloads: HashSet<String>) {
             println!("== {} (S)", target.name);
             children.push(startup(&client, target, &cmd, out).await);
         }
-        if args.idle_seconds > 0 {
+        if args.idle_seconds > 0 && !children.is_empty() {
             println!("== idle {} s", args.idle_seconds);
             tokio::time::sleep(Duration::from_secs(args.idle_seconds)).await;
             for (target, out) in targets.iter().zip(results.iter_mut()) {
