@@ -2,13 +2,45 @@
 //! library that Backstage uses: `{path, property, message, schema, instance,
 //! name, argument, stack}`. Used for template parameters and action inputs.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use serde_json::{json, Value};
+
+/// Compiled validators by schema text. Templates and actions validate
+/// against the same few schemas on every task, dry-run and step; compiling
+/// one (its `pattern` regexes, formats) cost more than validating.
+static VALIDATORS: Mutex<Option<HashMap<String, Arc<jsonschema::Validator>>>> = Mutex::new(None);
+/// Distinct schemas kept; the cache is emptied when it is full (inline
+/// dry-run templates can bring any number of schemas).
+const VALIDATOR_CACHE_SIZE: usize = 256;
+
+fn validator(schema: &Value) -> Result<Arc<jsonschema::Validator>, String> {
+    let key = schema.to_string();
+    if let Some(v) = VALIDATORS.lock().ok().and_then(|c| c.as_ref()?.get(&key).cloned()) {
+        return Ok(v);
+    }
+    let compiled = Arc::new(
+        jsonschema::options()
+            .should_validate_formats(true)
+            .build(schema)
+            .map_err(|e| e.to_string())?,
+    );
+    if let Ok(mut cache) = VALIDATORS.lock() {
+        let cache = cache.get_or_insert_with(HashMap::new);
+        if cache.len() >= VALIDATOR_CACHE_SIZE {
+            cache.clear();
+        }
+        cache.insert(key, compiled.clone());
+    }
+    Ok(compiled)
+}
 
 /// Validates `instance` against `schema`; the errors are in Backstage's shape.
 /// A schema that cannot be compiled is reported as one error.
 pub fn validate(schema: &Value, instance: &Value) -> Result<(), Vec<Value>> {
-    let validator = match jsonschema::options().should_validate_formats(true).build(schema) {
+    let validator = match validator(schema) {
         Ok(v) => v,
         Err(e) => {
             let message = format!("has an invalid schema: {e}");

@@ -12,7 +12,8 @@ pub mod publish;
 mod registry;
 pub mod workspace;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use schemars::gen::SchemaSettings;
@@ -187,7 +188,16 @@ impl<T: ActionHandler> Action for T {
         T::DESCRIPTION
     }
     fn input_schema(&self) -> Value {
-        schema_of::<T::Input>()
+        // Derived once per action: `run` needs it for every step.
+        static SCHEMAS: Mutex<Option<HashMap<&'static str, Value>>> = Mutex::new(None);
+        if let Some(schema) = SCHEMAS.lock().ok().and_then(|c| c.as_ref()?.get(T::ID).cloned()) {
+            return schema;
+        }
+        let schema = schema_of::<T::Input>();
+        if let Ok(mut cache) = SCHEMAS.lock() {
+            cache.get_or_insert_with(HashMap::new).insert(T::ID, schema.clone());
+        }
+        schema
     }
     fn output_schema(&self) -> Option<Value> {
         ActionHandler::output_schema(self)

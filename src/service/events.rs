@@ -1,6 +1,7 @@
 //! Following a task's events. One PostgreSQL listener per process fans
-//! notifications out to every watcher, so the database work of watching is a
-//! query per new event batch, not a query per watcher per second.
+//! notifications out to every watcher, and a watcher queries only when its
+//! task was notified (or the listener reconnected), so the database work of
+//! watching is a query per new event batch, whatever the number of watchers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,13 +12,22 @@ use tokio_util::sync::CancellationToken;
 use crate::model::{EventType, TaskEvent, TaskId};
 use crate::store::{Store, StoreError, EVENTS_CHANNEL};
 
-/// How long a watcher waits without a notification before it looks anyway
-/// (covers a listener reconnect).
+/// How long a watcher waits before it looks anyway when the hub is gone.
 const FALLBACK_POLL: Duration = Duration::from_secs(5);
+
+/// What the listener tells the watchers.
+#[derive(Debug, Clone, Copy)]
+enum Wake {
+    /// This task has new events.
+    Task(TaskId),
+    /// The listener (re)connected: notifications may have been missed while
+    /// it was away, so every watcher looks once.
+    All,
+}
 
 pub struct EventHub {
     store: Store,
-    tx: broadcast::Sender<TaskId>,
+    tx: broadcast::Sender<Wake>,
 }
 
 impl EventHub {
@@ -49,18 +59,26 @@ impl EventHub {
                 },
             };
             delay = Duration::from_millis(200);
+            // No receivers is fine: nobody is watching.
+            let _ = self.tx.send(Wake::All);
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
-                    n = listener.recv() => match n {
-                        Ok(n) => {
+                    // `try_recv` (unlike `recv`) reports a lost connection
+                    // instead of reconnecting silently, so the reconnect
+                    // above can wake everyone.
+                    n = listener.try_recv() => match n {
+                        Ok(Some(n)) => {
                             if let Some(id) = TaskId::parse(n.payload()) {
-                                // No receivers is fine: nobody is watching.
-                                let _ = self.tx.send(id);
+                                let _ = self.tx.send(Wake::Task(id));
                             }
                         }
+                        Ok(None) => {
+                            tracing::warn!("event listener lost its connection");
+                            break;
+                        }
                         Err(e) => {
-                            tracing::warn!(error = %e, "event listener lost its connection");
+                            tracing::warn!(error = %e, "event listener failed");
                             break;
                         }
                     },
@@ -77,6 +95,7 @@ impl EventHub {
             after,
             rx: self.tx.subscribe(),
             done: false,
+            stale: true,
         }
     }
 }
@@ -85,8 +104,12 @@ pub struct EventWatch {
     store: Store,
     task_id: TaskId,
     after: Option<i64>,
-    rx: broadcast::Receiver<TaskId>,
+    rx: broadcast::Receiver<Wake>,
     done: bool,
+    /// The database may hold events not yet returned: at the start, and after
+    /// a notification for this task, a reconnect of the listener or missed
+    /// notifications. Only then does `next_batch` query.
+    stale: bool,
 }
 
 impl EventWatch {
@@ -99,15 +122,24 @@ impl EventWatch {
     /// (then `Ok(vec![])`). With `None` it waits as long as it takes.
     pub async fn next_batch(&mut self, deadline: Option<tokio::time::Instant>) -> Result<Vec<TaskEvent>, StoreError> {
         loop {
-            let events = self.store.list_events(self.task_id, self.after).await?;
-            if !events.is_empty() {
-                if let Some(max) = events.iter().map(|e| e.id).max() {
-                    self.after = Some(self.after.map_or(max, |a| a.max(max)));
+            if self.stale {
+                self.stale = false;
+                let events = match self.store.list_events(self.task_id, self.after).await {
+                    Ok(events) => events,
+                    Err(e) => {
+                        self.stale = true;
+                        return Err(e);
+                    }
+                };
+                if !events.is_empty() {
+                    if let Some(max) = events.iter().map(|e| e.id).max() {
+                        self.after = Some(self.after.map_or(max, |a| a.max(max)));
+                    }
+                    if events.iter().any(|e| e.event_type == EventType::Completion) {
+                        self.done = true;
+                    }
+                    return Ok(events);
                 }
-                if events.iter().any(|e| e.event_type == EventType::Completion) {
-                    self.done = true;
-                }
-                return Ok(events);
             }
             if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
                 return Ok(Vec::new());
@@ -116,19 +148,32 @@ impl EventWatch {
         }
     }
 
+    /// Waits until this task may have news (`stale`) or `deadline` passes.
     async fn wait_for_notification(&mut self, deadline: Option<tokio::time::Instant>) {
-        let fallback = tokio::time::Instant::now() + FALLBACK_POLL;
-        let until = deadline.map_or(fallback, |d| d.min(fallback));
+        let sleep = |until: Option<tokio::time::Instant>| async move {
+            match until {
+                Some(until) => tokio::time::sleep_until(until).await,
+                None => std::future::pending().await,
+            }
+        };
         loop {
             tokio::select! {
-                _ = tokio::time::sleep_until(until) => return,
+                _ = sleep(deadline) => return,
                 r = self.rx.recv() => match r {
-                    Ok(id) if id == self.task_id => return,
-                    Ok(_) => continue,
-                    // Missed notifications: look in the database.
-                    Err(broadcast::error::RecvError::Lagged(_)) => return,
+                    Ok(Wake::Task(id)) if id == self.task_id => {
+                        self.stale = true;
+                        return;
+                    }
+                    Ok(Wake::Task(_)) => continue,
+                    Ok(Wake::All) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                        self.stale = true;
+                        return;
+                    }
+                    // The hub is gone (shutdown): poll slowly until the deadline.
                     Err(broadcast::error::RecvError::Closed) => {
-                        tokio::time::sleep_until(until).await;
+                        let fallback = tokio::time::Instant::now() + FALLBACK_POLL;
+                        sleep(Some(deadline.map_or(fallback, |d| d.min(fallback)))).await;
+                        self.stale = true;
                         return;
                     }
                 },

@@ -34,6 +34,11 @@ use minijinja::{Environment, ErrorKind, UndefinedBehavior};
 pub use backstage::{parse_repo_url, Integrations, RepoSpec};
 pub use extensions::templating_extensions;
 
+/// `${{ expr }}`, compiled once: every renderer (one per `fetch:template`
+/// step) uses it.
+static SINGLE_EXPR: std::sync::LazyLock<Option<regex::Regex>> =
+    std::sync::LazyLock::new(|| regex::Regex::new(r"\$\{\{(.+)\}\}").ok());
+
 /// Default instruction budget of one render.
 pub const DEFAULT_FUEL: u64 = 5_000_000;
 /// Default maximum size of one rendered text, in bytes.
@@ -253,7 +258,7 @@ impl RendererBuilder {
             fuel: self.fuel,
             output_limit: self.output_limit,
             documented,
-            single_expr: regex::Regex::new(r"\$\{\{(.+)\}\}").ok(),
+            single_expr: SINGLE_EXPR.clone(),
             integrations: self.integrations,
         }
     }

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Runs the load harness (src/bin/scaffolder-load.rs) on this service and on the
+# Backstage reference backend (../shared/bench/backstage-ref) in one
+# invocation, so both are measured on the same machine in the same minutes.
+#
+# Usage: scripts/bench-side-by-side.sh [extra scaffolder-load flags]
+#   e.g. scripts/bench-side-by-side.sh --workloads s,w1,w2 --idle-seconds 10
+#
+# What it does:
+#   1. cargo build --release of `scaffolder` and `scaffolder-load`;
+#   2. copies the reference backend to $BREF_DIR (default /tmp/bref) and runs
+#      its run.sh start once (npm ci on the first start, ~2 min) and stop;
+#   3. the harness then starts both servers itself, one after the other, to
+#      time start → ready (workload S): ours on a new, empty database
+#      scaffolder_bench_<random> (the start migrates it) with the compat
+#      templates, Backstage with
+#      `node index.js` (in-memory SQLite, as its README's figures);
+#   4. runs W1, W2, sustained and watchers on both, prints the side-by-side
+#      table, stops both servers and drops the database.
+#
+# Environment:
+#   SHARED_DIR      the shared folder (default ../shared next to the repository)
+#   BREF_DIR        where the reference backend is copied (default /tmp/bref)
+#   OURS_PORT       default 7007;  BACKSTAGE_PORT  default 7107
+#   PG_URL          PostgreSQL server (default postgres://postgres@127.0.0.1:5432)
+#   OUT_JSON        also write the figures as JSON there (default /tmp/scaffolder-load.json)
+#   SKIP_BUILD=1    use the binaries already in target/release
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SHARED="$(cd "${SHARED_DIR:-$ROOT/../shared}" && pwd)"
+BREF="${BREF_DIR:-/tmp/bref}"
+OURS_PORT="${OURS_PORT:-7007}"
+BACKSTAGE_PORT="${BACKSTAGE_PORT:-7107}"
+PG_URL="${PG_URL:-postgres://postgres@127.0.0.1:5432}"
+OUT_JSON="${OUT_JSON:-/tmp/scaffolder-load.json}"
+DB="scaffolder_bench_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+TEMPLATES="$SHARED/fixtures/compat-templates"
+
+cd "$ROOT"
+if [[ -z "${SKIP_BUILD:-}" ]]; then
+  cargo build --release --locked --bin scaffolder --bin scaffolder-load
+fi
+
+if [[ ! -d "$BREF" ]]; then
+  cp -r "$SHARED/bench/backstage-ref" "$BREF"
+  chmod -R u+w "$BREF"
+fi
+# The first start installs the dependencies; the harness starts it again to time it.
+PORT="$BACKSTAGE_PORT" "$BREF/run.sh" start >/dev/null
+PORT="$BACKSTAGE_PORT" "$BREF/run.sh" stop >/dev/null
+sleep 5 # let the machine settle before the timed starts
+
+cleanup() {
+  psql "$PG_URL/postgres" -qAtc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+# An empty database, as the workload definition says: the start applies the
+# migrations (Backstage's in-memory SQLite is created empty at its start too).
+psql "$PG_URL/postgres" -qAtc "CREATE DATABASE $DB" >/dev/null
+
+"$ROOT/target/release/scaffolder-load" \
+  --target "ours=http://127.0.0.1:$OURS_PORT,db=$DB,ready=/readyz" \
+  --spawn "ours=DATABASE_URL=$PG_URL/$DB exec $ROOT/target/release/scaffolder serve --bind 127.0.0.1:$OURS_PORT --templates $TEMPLATES" \
+  --target "backstage=http://127.0.0.1:$BACKSTAGE_PORT" \
+  --spawn "backstage=cd $BREF && PORT=$BACKSTAGE_PORT DB=sqlite exec node index.js" \
+  --ref-demo "$TEMPLATES/ref-demo" \
+  --json "$OUT_JSON" \
+  "$@"
