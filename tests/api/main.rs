@@ -6,6 +6,7 @@ mod errors;
 mod events;
 mod health;
 mod helpers;
+mod hostile_paths;
 mod lifecycle;
 mod list;
 mod meta;
