@@ -11,4 +11,5 @@ mod lifecycle;
 mod list;
 mod meta;
 mod openapi;
+mod startup_db;
 mod tasks;
