@@ -4,6 +4,7 @@ mod app_base;
 mod dry_run;
 mod errors;
 mod events;
+mod failures;
 mod health;
 mod helpers;
 mod hostile_paths;
