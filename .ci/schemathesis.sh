@@ -8,14 +8,14 @@
 #
 #   SCAFFOLDER_BIN   the binary to serve (default: target/release/scaffolder,
 #                    else target/debug/scaffolder, built if neither exists)
-#   ST_MAX_EXAMPLES  test cases per operation and phase (default 200)
+#   ST_MAX_EXAMPLES  test cases per operation and phase (default 400)
 #   ST_SEED          hypothesis seed (default 20261126)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 BUILD=$ROOT/target/schemathesis
 VENV=$BUILD/venv
-MAX_EXAMPLES=${ST_MAX_EXAMPLES:-200}
+MAX_EXAMPLES=${ST_MAX_EXAMPLES:-400}
 SEED=${ST_SEED:-20261126}
 ADMIN_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432}
 mkdir -p "$BUILD"
