@@ -80,7 +80,8 @@ STATUS=0
 fuzz() {
     local name=$1 base=$2
     shift 2
-    "$VENV/bin/st" run "$ROOT/openapi/openapi.yaml" \
+    # Run from the build dir: schemathesis keeps a `.schemathesis/` cache in its cwd.
+    (cd "$BUILD" && "$VENV/bin/st" run "$ROOT/openapi/openapi.yaml" \
         --url "$base" "$@" \
         --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
         --phases examples,coverage,fuzzing \
@@ -92,7 +93,7 @@ fuzz() {
         --continue-on-failure \
         --suppress-health-check all \
         --no-color \
-        --report har --report-har-path "$BUILD/report-$name.har" || STATUS=$?
+        --report har --report-har-path "$BUILD/report-$name.har") || STATUS=$?
 }
 fuzz api "http://127.0.0.1:$PORT/api/scaffolder" --exclude-tag health
 fuzz health "http://127.0.0.1:$PORT" --include-tag health
