@@ -4,15 +4,18 @@
 # seeded from the repository's own templates. Any crash, panic, timeout
 # (a render that escapes its fuel) or escape from the workspace fails.
 #
-#   FUZZ_RUNS       executions per target (default 20000)
+#   FUZZ_RUNS       executions per target (default 200000)
 #   FUZZ_MAX_TIME   seconds per target at most (default 30)
 #
+# Without AddressSanitizer (`-s none`): the targets run safe Rust, where a
+# panic is what we look for, and the build of the whole dependency tree is
+# about 3.5 times faster (about 10 minutes on the shared 2-core machine).
 # cargo-fuzz needs nightly features; only the stable toolchain is installed,
 # so they are unlocked with RUSTC_BOOTSTRAP=1.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
-RUNS=${FUZZ_RUNS:-20000}
+RUNS=${FUZZ_RUNS:-200000}
 MAX_TIME=${FUZZ_MAX_TIME:-30}
 TARGETS=(render template_parse workspace_path)
 
@@ -41,13 +44,13 @@ printf '%s\n%s' '@b=../outside' 'b/../ws/c' >"$SEEDS/workspace_path/3"
 printf '%s' 'sub/../in-link/x' >"$SEEDS/workspace_path/4"
 
 cd fuzz
-cargo fuzz build -O
+cargo fuzz build -O -s none
 TOTAL=0
 for target in "${TARGETS[@]}"; do
     corpus=$ROOT/fuzz/corpus/$target
     mkdir -p "$corpus"
     log=$ROOT/fuzz/target/$target.log
-    if ! cargo fuzz run -O "$target" "$corpus" "$SEEDS/$target" -- \
+    if ! cargo fuzz run -O -s none "$target" "$corpus" "$SEEDS/$target" -- \
         -runs="$RUNS" -max_total_time="$MAX_TIME" -timeout=10 -rss_limit_mb=4096 -seed=1 \
         -print_final_stats=1 >"$log" 2>&1; then
         tail -60 "$log"
