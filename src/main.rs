@@ -223,7 +223,9 @@ fn dry_run(args: scaffolder::cli::dry_run::DryRunArgs) -> ExitCode {
 
 async fn serve(settings: Settings) -> Result<(), String> {
     let bind = settings.server.bind.clone();
-    let app = Application::build(settings).await.map_err(|e| e.to_string())?;
+    let app = Application::build_waiting_for_database(settings)
+        .await
+        .map_err(|e| e.to_string())?;
     let shutdown = app.shutdown_token();
     tokio::spawn(async move {
         wait_for_signal().await;

@@ -60,6 +60,18 @@ impl Application {
         Application::build_with_store(settings, store).await
     }
 
+    /// As [`Application::build`], but a database that cannot be reached yet
+    /// is waited for (`serve`): the process retries with backoff, logging each
+    /// attempt, and binds its port only once connected, so probes see it
+    /// unready (connection refused) rather than failing requests.
+    /// Configuration errors (a malformed URL) still fail at once.
+    pub async fn build_waiting_for_database(settings: Settings) -> Result<Application, StartupError> {
+        crate::auth::Authenticator::from_settings(&settings)?;
+        let store = connect_with_retry(&settings.database).await?;
+        store.migrate().await?;
+        Application::build_with_store(settings, store).await
+    }
+
     pub async fn build_with_store(settings: Settings, store: Store) -> Result<Application, StartupError> {
         let auth = Arc::new(crate::auth::Authenticator::from_settings(&settings)?);
         let keyring = Arc::new(crate::secrets::Keyring::from_settings(&settings.secrets)?);
@@ -208,6 +220,35 @@ impl Application {
             let _ = tokio::time::timeout(worker_stop_limit, worker).await;
         }
         result
+    }
+}
+
+/// Connects, retrying with doubling delays (0.2 s up to 5 s) for as long as
+/// the failure may be transient.
+async fn connect_with_retry(settings: &crate::config::DatabaseSettings) -> Result<Store, StartupError> {
+    let mut delay = Duration::from_millis(200);
+    let mut attempt: u32 = 1;
+    loop {
+        match Store::connect(settings).await {
+            Ok(store) => {
+                if attempt > 1 {
+                    tracing::info!(attempt, "database reachable; starting");
+                }
+                return Ok(store);
+            }
+            Err(crate::store::StoreError::Database(sqlx::Error::Configuration(e))) => {
+                return Err(crate::store::StoreError::Database(sqlx::Error::Configuration(e)).into())
+            }
+            Err(e) => {
+                tracing::warn!(
+                    error = %e, attempt, retry_in_ms = delay.as_millis() as u64,
+                    "database unavailable at start; retrying before serving"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+                attempt = attempt.saturating_add(1);
+            }
+        }
     }
 }
 

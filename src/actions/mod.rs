@@ -8,6 +8,8 @@ pub mod debug;
 pub mod fetch;
 pub mod fs;
 pub mod gitops;
+#[cfg(test)]
+mod hostile_paths;
 pub mod publish;
 mod registry;
 pub mod workspace;

@@ -19,6 +19,10 @@ use super::ActionError;
 /// Backstage's message (`NotAllowedError`) for any path that leaves its parent.
 pub const OUTSIDE_PARENT: &str = "Relative path is not allowed to refer to a directory outside its parent";
 
+/// Linux's `NAME_MAX` and `PATH_MAX`: longer names fail later with `ENAMETOOLONG`.
+const MAX_NAME_BYTES: usize = 255;
+const MAX_PATH_BYTES: usize = 4096;
+
 /// How many symbolic links one resolution may follow (Linux's `MAXSYMLINKS`).
 const MAX_SYMLINK_HOPS: u32 = 40;
 
@@ -31,6 +35,12 @@ pub enum UnsafePath {
     Absolute { path: String },
     #[error("{OUTSIDE_PARENT}: '{path}' leaves its parent directory")]
     Escapes { path: String },
+    /// `..\\x` or `C:\\x`: harmless names on Unix, an escape once the
+    /// repository is checked out on Windows.
+    #[error("{OUTSIDE_PARENT}: '{path}' is a Windows path that leaves its parent directory")]
+    WindowsPath { path: String },
+    #[error("{OUTSIDE_PARENT}: '{path}' is too long (at most {MAX_NAME_BYTES} bytes a name, {MAX_PATH_BYTES} in all)")]
+    TooLong { path: String },
     #[error("{OUTSIDE_PARENT}: '{path}' passes through the symbolic link '{link}', which points outside")]
     Symlink { path: String, link: String },
     #[error("{OUTSIDE_PARENT}: '{path}' has a chain of more than {MAX_SYMLINK_HOPS} symbolic links")]
@@ -76,6 +86,17 @@ pub fn normalize_relative(relative: &str) -> Result<PathBuf, UnsafePath> {
     }
     if Path::new(relative).is_absolute() || relative.starts_with('/') {
         return Err(UnsafePath::Absolute { path: relative.into() });
+    }
+    if relative.len() > MAX_PATH_BYTES || relative.split('/').any(|name| name.len() > MAX_NAME_BYTES) {
+        return Err(UnsafePath::TooLong {
+            path: relative.chars().take(80).collect::<String>() + "…",
+        });
+    }
+    let drive = relative.as_bytes();
+    let has_drive = drive.len() >= 2 && drive[0].is_ascii_alphabetic() && drive[1] == b':';
+    let backslash_up = |segment: &str| segment.contains('\\') && segment.split('\\').any(|part| part == "..");
+    if has_drive || relative.starts_with('\\') || relative.split('/').any(backslash_up) {
+        return Err(UnsafePath::WindowsPath { path: relative.into() });
     }
     let mut parts: Vec<&str> = Vec::new();
     for segment in relative.split('/') {
@@ -451,6 +472,11 @@ mod tests {
             "parent-link/other",
             "loop-a",
             "loop-a/x",
+            "a\\..\\..\\b",
+            "..\\x",
+            "C:\\Windows\\x",
+            "c:/x",
+            "\\\\server\\share",
         ];
         for path in refused {
             let result = resolve_safe_child_path(&base, path);
@@ -481,7 +507,8 @@ mod tests {
             ("out-rel/../sub", "sub"),
             // Leaves through a link and comes back: judged by where it lands.
             ("parent-link/ws/x", "parent-link/ws/x"),
-            ("a\\..\\..\\b", "a\\..\\..\\b"),
+            ("a\\b", "a\\b"),
+            ("ab:c", "ab:c"),
             ("${{ values.x }}", "${{ values.x }}"),
         ];
         for (path, expected) in allowed {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::error::ApiError;
-use super::schemas::{ErrorBody, EventSchema};
+use super::schemas::{ErrorBody, EventSchema, TaskEventFrame};
 use super::AppState;
 use crate::auth::Caller;
 use crate::model::TaskEvent;
@@ -82,7 +82,7 @@ fn sse_frame(event: &TaskEvent) -> Bytes {
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (takes precedence over `after`)"),
     ),
     responses(
-        (status = 200, description = "`text/event-stream`: frames `event: <type>\\nid: <id>\\ndata: <TaskEvent JSON>\\n\\n`", content_type = "text/event-stream", body = String),
+        (status = 200, description = "`text/event-stream`: frames `event: <type>\\nid: <id>\\ndata: <TaskEvent JSON>\\n\\n`", content_type = "text/event-stream", body = TaskEventFrame),
         (status = 400, description = "Invalid `after`", body = ErrorBody),
         (status = 404, description = "No such task", body = ErrorBody),
         (status = 429, description = "The client already holds `limits.sse_streams_per_client` open streams", body = ErrorBody),

@@ -85,6 +85,18 @@ pub struct EventSchema {
     pub created_at: String,
 }
 
+/// One frame of `GET …/eventstream` as an SSE parser delivers it (each
+/// `event:`/`id:`/`data:` block; keep-alive comments are not events).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct TaskEventFrame {
+    /// The event's `type`: `log`, `completion`, `cancelled` or `recovered`.
+    pub event: String,
+    /// The event's id, to resume from with `Last-Event-ID`.
+    pub id: String,
+    /// The `TaskEvent` as JSON.
+    pub data: String,
+}
+
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     pub name: String,

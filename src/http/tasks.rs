@@ -91,6 +91,13 @@ fn parse_list(pairs: &[(String, String)]) -> Result<ListParams, ApiError> {
     let mut query = ListQuery::default();
     for (key, value) in pairs {
         match key.as_str() {
+            // No entity ref holds a NUL byte, and PostgreSQL text cannot: refuse
+            // rather than fail in the database (dropping it would widen the filter).
+            "createdBy" if value.contains('\0') => {
+                return Err(ApiError::Input(
+                    "request/query/createdBy must not contain NUL bytes".into(),
+                ))
+            }
             "createdBy" => query.created_by.push(value.clone()),
             "status" => query.status.push(TaskStatus::parse(value).ok_or_else(|| {
                 ApiError::Input(format!(

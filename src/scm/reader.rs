@@ -289,6 +289,11 @@ impl UrlReader {
                     bytes
                 }
             };
+            if below_a_link(dest, relative) {
+                return Err(ReadError::Failed(format!(
+                    "the tree entry {relative} lies beyond a symbolic link; it would be written outside the checkout"
+                )));
+            }
             let target = dest.join(relative);
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| ReadError::Failed(format!("cannot write: {e}")))?;
@@ -438,6 +443,24 @@ async fn read_local(
         unpacked.join(&git_url.path)
     };
     Ok((path, commit))
+}
+
+/// Whether a parent of `relative` (a `/`-separated tree path) under `dest`
+/// is a symbolic link written earlier from the same tree: as git does, an
+/// entry beyond a link is refused, since writing it would follow the link.
+fn below_a_link(dest: &Path, relative: &str) -> bool {
+    let mut path = dest.to_path_buf();
+    let mut parts = relative.split('/').peekable();
+    while let Some(part) = parts.next() {
+        if parts.peek().is_none() {
+            break;
+        }
+        path.push(part);
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return true;
+        }
+    }
+    false
 }
 
 #[cfg(test)]

@@ -76,6 +76,8 @@ async fn bad_list_queries_are_400() {
         "status=sleeping",
         "order=up:created_at",
         "order=desc:secrets",
+        // Found by schemathesis: a NUL byte reached PostgreSQL and gave a 500.
+        "createdBy=user%3Adefault%2Fa%00b",
     ] {
         let (status, body) = app.get_json(&format!("/v2/tasks?{query}")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");

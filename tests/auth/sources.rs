@@ -182,3 +182,42 @@ async fn catalog_templates_use_the_callers_token_and_their_source_location() {
         "{calls:?}"
     );
 }
+
+/// A remote skeleton whose tree holds a link out and then a file "inside"
+/// that link: writing it would land beyond the link. The fetch is refused and
+/// nothing is written there.
+#[tokio::test]
+async fn a_remote_tree_cannot_write_through_its_own_symbolic_link() {
+    const LINK_BLOB: &str = "3333333333333333333333333333333333333333";
+    let canary = tempfile::tempdir().expect("canary");
+    let gh = fake_github();
+    gh.set(
+        &format!("/api/v3/repos/acme/tpl/git/trees/{COMMIT}"),
+        json!({"sha": COMMIT, "truncated": false, "tree": [
+            {"path": "templates/git-demo/template.yaml", "type": "blob", "mode": "100644", "sha": TEMPLATE_BLOB},
+            {"path": "templates/git-demo/skeleton/evil", "type": "blob", "mode": "120000", "sha": LINK_BLOB},
+            {"path": "templates/git-demo/skeleton/evil/pwned.txt", "type": "blob", "mode": "100644", "sha": SKELETON_BLOB},
+        ]}),
+    );
+    gh.set(
+        &format!("/api/v3/repos/acme/tpl/git/blobs/{LINK_BLOB}"),
+        json!({"encoding": "base64", "content": b64(&canary.path().display().to_string())}),
+    );
+    let cache = tempfile::tempdir().expect("cache");
+    let url = format!("{}/acme/tpl/blob/main/templates/git-demo/template.yaml", gh.url);
+    let integration = github_integration(&gh);
+    let cache_dir = cache.path().to_path_buf();
+    let app = spawn_app_with(move |s| {
+        s.integrations.github = vec![integration];
+        s.templates.urls = vec![url];
+        s.templates.cache_dir = Some(cache_dir);
+    })
+    .await;
+    let id = app.create(None, "git-demo", json!({"who": "x"})).await;
+    let task = app.wait_finished(&id, None).await;
+    let logs = logs_of(&app, &id, None).await;
+    assert_eq!(task["status"], "failed", "{logs}");
+    assert!(logs.contains("beyond a symbolic link"), "{logs}");
+    let written: Vec<_> = std::fs::read_dir(canary.path()).expect("canary").collect();
+    assert!(written.is_empty(), "the tree wrote outside its checkout: {written:?}");
+}

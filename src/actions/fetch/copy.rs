@@ -36,9 +36,23 @@ fn remove_non_directory(dest: &Path) -> Result<(), ActionError> {
     }
 }
 
+/// Refuses FIFOs, sockets and devices (read, they block or never end).
+/// Follows links: `src` is a skeleton entry already checked to stay inside.
+pub(super) fn ensure_regular(src: &Path) -> Result<(), ActionError> {
+    let meta = fs::metadata(src).map_err(ActionError::io(format!("cannot read {}", src.display())))?;
+    if meta.is_file() || meta.is_dir() {
+        return Ok(());
+    }
+    Err(ActionError::NotAllowed(format!(
+        "'{}' is not a regular file or directory (a device, FIFO or socket); it cannot be fetched",
+        src.display()
+    )))
+}
+
 /// Copies the bytes and permission bits of the regular file `src` to `dest`,
 /// creating parent directories.
 pub(super) fn copy_file(src: &Path, dest: &Path, root: &Path) -> Result<(), ActionError> {
+    ensure_regular(src)?;
     ensure_inside(root, dest, &shown(dest))?;
     create_parent(dest)?;
     remove_non_directory(dest)?;

@@ -7,7 +7,7 @@ use url::Url;
 
 use crate::scm::reader::{Fetched, ReadError, UrlReader};
 
-use crate::actions::workspace::OUTSIDE_PARENT;
+use crate::actions::workspace::{ensure_inside, OUTSIDE_PARENT};
 use crate::actions::{ActionContext, ActionError};
 
 /// A resolved fetch `url`.
@@ -50,6 +50,9 @@ pub fn resolve_fetch_url(template_base: &Url, url: &str) -> Result<FetchLocation
         if !resolved.starts_with(template_dir) {
             return Err(ActionError::NotAllowed(OUTSIDE_PARENT.to_owned()));
         }
+        // Also through symbolic links: `./skeleton` linking to `/etc` would
+        // copy the server's files into the task.
+        ensure_inside(template_dir, &resolved, url)?;
         return Ok(FetchLocation::Local(resolved));
     }
     let joined = template_base.join(url).map_err(|e| {

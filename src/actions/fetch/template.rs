@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::binary::is_binary_file;
-use super::copy::{copy_file, copy_link, create_dir, write_file};
+use super::copy::{copy_file, copy_link, create_dir, ensure_regular, write_file};
 use super::source::local_source;
 use super::{render_context, renderer, with_values};
 use crate::actions::workspace::resolve_safe_child_path;
@@ -330,6 +330,9 @@ impl ActionHandler for FetchTemplate {
             let link_meta = std::fs::symlink_metadata(&entry.path)
                 .map_err(ActionError::io(format!("cannot read {}", entry.path.display())))?;
             let is_link = link_meta.file_type().is_symlink();
+            if !is_link {
+                ensure_regular(&entry.path)?;
+            }
             let binary = !is_link
                 && is_binary_file(&entry.path)
                     .map_err(ActionError::io(format!("cannot read {}", entry.path.display())))?;

@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::copy::write_file;
+use super::copy::{ensure_regular, write_file};
 use super::source::local_source;
 use super::{render_context, renderer, with_values};
 use crate::actions::workspace::resolve_safe_child_path;
@@ -75,6 +75,7 @@ impl ActionHandler for FetchTemplateFile {
                 source.display()
             )));
         }
+        ensure_regular(&source)?;
 
         let cookiecutter_compat = input.cookiecutter_compat.unwrap_or(false);
         let context = render_context(input.values.as_ref(), cookiecutter_compat);
