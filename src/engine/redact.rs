@@ -10,17 +10,8 @@ use serde_json::{Map, Value};
 /// `-_.!~*'()`, and form encoding (a space becomes `+`), each with upper-
 /// and lower-case hex digits.
 fn url_encoded_forms(secret: &str) -> Vec<String> {
-    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-    const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'!')
-        .remove(b'~')
-        .remove(b'*')
-        .remove(b'\'')
-        .remove(b'(')
-        .remove(b')');
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    const COMPONENT: &percent_encoding::AsciiSet = crate::templating::URI_COMPONENT;
     let mut forms = Vec::new();
     for set in [NON_ALPHANUMERIC, COMPONENT] {
         let encoded = utf8_percent_encode(secret, set).to_string();

@@ -137,19 +137,21 @@ fn parse_float(v: &Value) -> Option<f64> {
     t[..end].parse::<f64>().ok()
 }
 
+/// What JavaScript's `encodeURIComponent` escapes: all but alphanumerics and `-_.!~*'()`.
+pub(crate) const URI_COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'!')
+    .remove(b'~')
+    .remove(b'*')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')');
+
 /// `encodeURIComponent`.
 pub(crate) fn encode_uri_component(s: &str) -> String {
-    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'!')
-        .remove(b'~')
-        .remove(b'*')
-        .remove(b'\'')
-        .remove(b'(')
-        .remove(b')');
-    percent_encoding::utf8_percent_encode(s, KEEP).to_string()
+    percent_encoding::utf8_percent_encode(s, URI_COMPONENT).to_string()
 }
 
 fn replace(s: Value, old: Value, new: Value, max: Value) -> Result<Value, Error> {

@@ -33,6 +33,7 @@ use minijinja::{Environment, ErrorKind, UndefinedBehavior};
 
 pub use backstage::{parse_repo_url, Integrations, RepoSpec};
 pub use extensions::templating_extensions;
+pub(crate) use filters::URI_COMPONENT;
 
 /// `${{ expr }}`, compiled once: every renderer (one per `fetch:template`
 /// step) uses it.

@@ -3,3 +3,4 @@
 
 mod replicas;
 mod sentinel;
+mod support;

@@ -1,83 +1,28 @@
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::support::{admin_url, fresh_db, serve, Server};
+
 const LIMIT: Duration = Duration::from_secs(120);
 
-fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
-fn templates() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/templates")
-}
-
-/// A `scaffolder serve` process; killed (SIGKILL) when dropped.
-struct Replica {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-async fn start_replica(db_url: &str, extra_env: &[(&str, &str)]) -> Replica {
-    let port = free_port();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scaffolder"));
-    cmd.args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--templates"])
-        .arg(templates())
-        .env("DATABASE_URL", db_url)
-        .env("SCAFFOLDER__WORKER__LEASE_SECONDS", "2")
-        .env("SCAFFOLDER__WORKER__HEARTBEAT_SECONDS", "1")
-        .env("SCAFFOLDER__WORKER__POLL_SECONDS", "1")
-        .env("SCAFFOLDER__LOG__LEVEL", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(if std::env::var_os("TEST_LOG").is_some() {
-            Stdio::inherit()
-        } else {
-            Stdio::null()
-        });
-    for (k, v) in extra_env {
-        cmd.env(k, v);
-    }
-    let child = cmd.spawn().expect("scaffolder starts");
-    let replica = Replica {
-        child,
-        base: format!("http://127.0.0.1:{port}/api/scaffolder"),
+/// A replica with a short lease, so that takeovers happen within seconds.
+async fn start_replica(db_url: &str, extra_env: &[(&str, &str)]) -> Server {
+    let mut env = vec![
+        ("SCAFFOLDER__WORKER__LEASE_SECONDS", "2"),
+        ("SCAFFOLDER__WORKER__HEARTBEAT_SECONDS", "1"),
+        ("SCAFFOLDER__WORKER__POLL_SECONDS", "1"),
+        ("SCAFFOLDER__LOG__LEVEL", "warn"),
+    ];
+    env.extend_from_slice(extra_env);
+    let stderr = if std::env::var_os("TEST_LOG").is_some() {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
     };
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ready = client
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
-        if ready {
-            return replica;
-        }
-        assert!(Instant::now() < deadline, "replica did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn fresh_db() -> String {
-    format!("{}/scaffolder_test_{}", admin_url(), uuid::Uuid::new_v4().simple())
+    serve(db_url, &env, stderr).await
 }
 
 async fn create(client: &reqwest::Client, base: &str, values: Value) -> String {

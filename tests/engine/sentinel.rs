@@ -8,76 +8,31 @@
 //! abandoned-task path (a killed replica) wiping the secrets.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::{json, Value};
 
+use crate::support::{admin_url, fresh_db, serve, Server};
+
 const LIMIT: Duration = Duration::from_secs(60);
-
-fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 async fn start(db_url: &str, log: &Path, key_file: &Path) -> Server {
     start_with(db_url, log, key_file, &[]).await
 }
 
-async fn start_with(db_url: &str, log: &Path, key_file: &Path, env: &[(&str, &str)]) -> Server {
-    let port = free_port();
+/// A server logging at debug level into `log`, its key file at `key_file`.
+async fn start_with(db_url: &str, log: &Path, key_file: &Path, extra_env: &[(&str, &str)]) -> Server {
     let log = std::fs::File::create(log).expect("log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_scaffolder"))
-        .envs(env.iter().copied())
-        .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--templates"])
-        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/templates"))
-        .env("DATABASE_URL", db_url)
-        .env("SCAFFOLDER__LOG__LEVEL", "debug")
-        .env("SCAFFOLDER__SECRETS__KEY_FILE", key_file)
-        .env("SCAFFOLDER__WORKER__POLL_SECONDS", "1")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("scaffolder starts");
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}/api/scaffolder"),
-    };
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ready = client
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
-        if ready {
-            return server;
-        }
-        assert!(Instant::now() < deadline, "scaffolder did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let key_file = key_file.to_str().expect("a UTF-8 key file path");
+    let mut env = vec![
+        ("SCAFFOLDER__LOG__LEVEL", "debug"),
+        ("SCAFFOLDER__SECRETS__KEY_FILE", key_file),
+        ("SCAFFOLDER__WORKER__POLL_SECONDS", "1"),
+    ];
+    env.extend_from_slice(extra_env);
+    serve(db_url, &env, Stdio::from(log)).await
 }
 
 /// Every response body the test received, as text.
@@ -430,7 +385,7 @@ fn generate_key(id: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rotate_command_re_seals_open_tasks_with_the_first_key() {
     let scratch = tempfile::tempdir().expect("scratch dir");
-    let db_url = format!("{}/scaffolder_test_{}", admin_url(), uuid::Uuid::new_v4().simple());
+    let db_url = fresh_db();
     let key_file = scratch.path().join("unused.key");
     let (old, new) = (generate_key("old"), generate_key("new"));
     let server = start_with(
@@ -497,7 +452,7 @@ async fn the_rotate_command_re_seals_open_tasks_with_the_first_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_abandoned_task_loses_its_secrets() {
     let scratch = tempfile::tempdir().expect("scratch dir");
-    let db_url = format!("{}/scaffolder_test_{}", admin_url(), uuid::Uuid::new_v4().simple());
+    let db_url = fresh_db();
     let key_file = scratch.path().join("shared.key");
     let fast_lease = [
         ("SCAFFOLDER__WORKER__LEASE_SECONDS", "2"),
