@@ -236,9 +236,7 @@ async fn connect_with_retry(settings: &crate::config::DatabaseSettings) -> Resul
                 }
                 return Ok(store);
             }
-            Err(crate::store::StoreError::Database(sqlx::Error::Configuration(e))) => {
-                return Err(crate::store::StoreError::Database(sqlx::Error::Configuration(e)).into())
-            }
+            Err(e) if e.is_misconfiguration() => return Err(e.into()),
             Err(e) => {
                 tracing::warn!(
                     error = %e, attempt, retry_in_ms = delay.as_millis() as u64,

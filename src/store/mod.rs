@@ -34,6 +34,13 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// The settings are wrong (a malformed URL, say): retrying cannot help.
+    pub fn is_misconfiguration(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Configuration(_)))
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: PgPool,
