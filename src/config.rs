@@ -314,6 +314,14 @@ pub struct WorkerSettings {
     /// The longest one attempt of a task may run; steps can set a shorter
     /// `timeout` of their own.
     pub task_timeout_seconds: u64,
+    /// Save the workspace with every finished step (sealed, in PostgreSQL),
+    /// so a retry or a takeover resumes on the files the finished steps
+    /// left. Off, a resumed task starts its first unfinished step on an
+    /// empty workspace.
+    pub save_workspace: bool,
+    /// How long a failed or cancelled task keeps its saved workspace for a
+    /// retry; after that its journal goes too and a retry starts over.
+    pub workspace_retention_hours: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -460,6 +468,8 @@ impl Default for WorkerSettings {
             abandoned_after_seconds: 3600,
             shutdown_grace_seconds: 10,
             task_timeout_seconds: 3600,
+            save_workspace: true,
+            workspace_retention_hours: 168,
         }
     }
 }

@@ -176,6 +176,60 @@ impl Keyring {
         serde_json::from_slice(&plaintext).map_err(|_| SecretsError::Malformed("not a JSON object".into()))
     }
 
+    /// Seals bytes bound to a task (saved workspace files and manifests):
+    /// `v1:<key id>:` then nonce ‖ ciphertext. Rendered files can hold
+    /// secret material, so they are never stored in the clear.
+    pub fn seal_bytes(&self, task: TaskId, plaintext: &[u8]) -> Result<Vec<u8>, SecretsError> {
+        let cipher = self
+            .keys
+            .get(&self.primary)
+            .ok_or_else(|| SecretsError::UnknownKey(self.primary.clone()))?;
+        let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let ciphertext = cipher
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad: task.0.as_bytes(),
+                },
+            )
+            .map_err(|_| SecretsError::Malformed("encryption failed".into()))?;
+        let header = format!("v1:{}:", self.primary);
+        let mut sealed = Vec::with_capacity(header.len() + NONCE_LEN + ciphertext.len());
+        sealed.extend_from_slice(header.as_bytes());
+        sealed.extend_from_slice(&nonce);
+        sealed.extend_from_slice(&ciphertext);
+        Ok(sealed)
+    }
+
+    /// Opens what [`Keyring::seal_bytes`] produced for the same task.
+    pub fn open_bytes(&self, task: TaskId, sealed: &[u8]) -> Result<Vec<u8>, SecretsError> {
+        let rest = sealed.strip_prefix(b"v1:").ok_or(SecretsError::NotSealed)?;
+        let colon = rest
+            .iter()
+            .position(|b| *b == b':')
+            .ok_or_else(|| SecretsError::Malformed("no key id".into()))?;
+        let key_id = std::str::from_utf8(&rest[..colon]).map_err(|_| SecretsError::Malformed("key id".into()))?;
+        let cipher = self
+            .keys
+            .get(key_id)
+            .ok_or_else(|| SecretsError::UnknownKey(key_id.to_owned()))?;
+        let blob = &rest[colon + 1..];
+        if blob.len() < NONCE_LEN {
+            return Err(SecretsError::Malformed("the ciphertext is truncated".into()));
+        }
+        let (nonce, ciphertext) = blob.split_at(NONCE_LEN);
+        cipher
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: task.0.as_bytes(),
+                },
+            )
+            .map_err(|_| SecretsError::Undecryptable(key_id.to_owned()))
+    }
+
     /// Re-seals every stored secret with the primary key: values sealed
     /// with another key, and plaintext left by versions before encryption.
     /// With `plaintext_only`, only the latter (done at every start).

@@ -131,6 +131,7 @@ impl Application {
             Worker::new(store.clone(), runner, settings.worker.clone())
                 .with_keyring(keyring.clone())
                 .with_event_limit(limits.events_per_task)
+                .with_workspace_limit(limits.workspace_bytes)
                 .with_metrics(metrics.clone())
         });
         let state = web::Data::new(AppState {

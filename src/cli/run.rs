@@ -20,7 +20,7 @@ use super::{OutputFormat, EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::actions::{builtin_actions_with, ActionRegistry};
 use crate::config::Settings;
 use crate::engine::runner::redact_secrets;
-use crate::engine::{RunRequest, RunSink, Runner};
+use crate::engine::{JournalError, RunRequest, RunSink, Runner};
 use crate::model::{NewEvent, TaskStatus};
 use crate::startup::action_deps;
 use crate::template::source::load_template_file;
@@ -175,10 +175,11 @@ impl RunSink for LocalSink {
         self.display.event(event.event_type.as_str(), &body, Utc::now());
     }
 
-    async fn step_finished(&self, key: &str, output: &Value) {
+    async fn step_finished(&self, key: &str, output: &Value) -> Result<(), JournalError> {
         if let Ok(mut journal) = self.journal.lock() {
             journal.insert(key.to_owned(), output.clone());
         }
+        Ok(())
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use futures::FutureExt;
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -26,13 +27,23 @@ pub trait RunSink: Send + Sync {
     async fn emit(&self, event: NewEvent);
 
     /// A step (or one `each` iteration, key `id[key]`) finished with these
-    /// outputs; the worker journals them so a later attempt can resume.
-    async fn step_finished(&self, _key: &str, _output: &Value) {}
+    /// outputs; the worker journals them, with the workspace the step left,
+    /// so a later attempt can resume. An error fails the step: a step whose
+    /// work cannot be kept is not finished.
+    async fn step_finished(&self, _key: &str, _output: &Value) -> Result<(), JournalError> {
+        Ok(())
+    }
 
     /// A step that began has ended. Not called for steps resumed from the
     /// journal, steps never begun, or a run cut short by an abort.
     async fn step_ended(&self, _report: &StepReport<'_>) {}
 }
+
+/// A finished step could not be journaled (its workspace could not be saved,
+/// say).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct JournalError(pub String);
 
 /// How a begun step ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,10 +183,10 @@ impl RunSink for RedactingSink {
         self.inner.emit(event).await;
     }
 
-    async fn step_finished(&self, key: &str, output: &Value) {
+    async fn step_finished(&self, key: &str, output: &Value) -> Result<(), JournalError> {
         let mut output = output.clone();
         self.redactor.redact(&mut output);
-        self.inner.step_finished(key, &output).await;
+        self.inner.step_finished(key, &output).await
     }
 
     async fn step_ended(&self, report: &StepReport<'_>) {
@@ -347,7 +358,11 @@ impl Runner {
                 cancelled_step = Some((step_id.clone(), step_name.clone()));
                 continue;
             }
-            if let Some(output) = request.resume.get(&step_id) {
+            // A step guarded by `always()`/`failure()` runs again on every
+            // attempt whose outcome makes its condition true: its outputs
+            // are never reused.
+            let reusable = !runs_after_failure(step.if_.as_ref());
+            if let Some(output) = request.resume.get(&step_id).filter(|_| reusable) {
                 context["steps"][&step_id] = json!({ "output": output });
                 // The page of a retried task shows every step move again.
                 sink.emit(NewEvent::log(json!({
@@ -596,6 +611,10 @@ impl Runner {
             },
         };
 
+        // Only the successful prefix of a run is journaled: a step that runs
+        // after a failure (`always()`, `failure()`) may undo what a retry
+        // needs, so neither its outputs nor its workspace are kept.
+        let journaled = !request.dry_run && !after_failure;
         let step_timeout = step.extra.get("timeout").and_then(parse_timeout);
         let step_deadline = match (step_timeout.map(|t| tokio::time::Instant::now() + t), request.deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -659,6 +678,10 @@ impl Runner {
             }
             // Dropping the action's future is what stops a step that does not
             // watch its cancellation token.
+            // Fired whenever this iteration ends, however it ends, so that
+            // blocking work an action started stops with it.
+            let _stop_blocking_work = ctx.cancel.clone().drop_guard();
+            let run = std::panic::AssertUnwindSafe(action.run(&mut ctx, input)).catch_unwind();
             let result = tokio::select! {
                 biased;
                 _ = request.abort.cancelled() => return StepEnd::Aborted,
@@ -672,12 +695,21 @@ impl Runner {
                     };
                     return StepEnd::Failed { name: "TimeoutError", message };
                 }
-                r = action.run(&mut ctx, input) => r,
+                r = run => r.unwrap_or_else(|panic| Err(ActionError::Failed(format!(
+                    "Action {} stopped unexpectedly (panic: {}); the step failed and the task went on like after any failure",
+                    step.action,
+                    panic_message(panic.as_ref())
+                )))),
             };
             match result {
                 Ok(()) => {
-                    if let Some(key) = &iteration_key {
-                        sink.step_finished(key, &Value::Object(ctx.outputs.clone())).await;
+                    if let Some(key) = iteration_key.as_ref().filter(|_| journaled) {
+                        if let Err(e) = sink.step_finished(key, &Value::Object(ctx.outputs.clone())).await {
+                            return StepEnd::Failed {
+                                name: "Error",
+                                message: format!("Step {step_id} finished but cannot be kept for a later attempt: {e}"),
+                            };
+                        }
                     }
                     collect(ctx.outputs, each.is_some(), &mut step_output);
                 }
@@ -690,7 +722,13 @@ impl Runner {
                 }
             }
         }
-        if let Some(size) = workspace_size_over(&request.workspace, self.workspace_bytes) {
+        let measured = {
+            let (workspace, limit) = (request.workspace.clone(), self.workspace_bytes);
+            tokio::task::spawn_blocking(move || workspace_size_over(&workspace, limit))
+                .await
+                .unwrap_or(None)
+        };
+        if let Some(size) = measured {
             return StepEnd::Failed {
                 name: "Error",
                 message: format!(
@@ -700,8 +738,13 @@ impl Runner {
             };
         }
         let step_output = Value::Object(step_output);
-        if !request.dry_run {
-            sink.step_finished(step_id, &step_output).await;
+        if journaled {
+            if let Err(e) = sink.step_finished(step_id, &step_output).await {
+                return StepEnd::Failed {
+                    name: "Error",
+                    message: format!("Step {step_id} finished but cannot be kept for a later attempt: {e}"),
+                };
+            }
         }
         context["steps"][step_id] = json!({ "output": step_output });
         sink.emit(NewEvent::log(json!({
@@ -748,6 +791,15 @@ async fn sleep_until_or_forever(deadline: Option<tokio::time::Instant>) {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
+}
+
+/// The text a panic carried (`panic!("...")` gives a `&str` or a `String`).
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned())
 }
 
 fn humanize(d: Duration) -> String {

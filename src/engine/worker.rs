@@ -20,12 +20,13 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::runner::{RunOutcome, RunRequest, RunSink, Runner, StepReport};
+use super::durable::{WorkspaceBlobs, WorkspaceSaver};
+use super::runner::{JournalError, RunOutcome, RunRequest, RunSink, Runner, StepReport};
 use crate::config::WorkerSettings;
 use crate::metrics::Metrics;
 use crate::model::{EventType, NewEvent, TaskId, TaskStatus};
 use crate::secrets::Keyring;
-use crate::store::{ClaimedTask, Store, StoreError, CANCEL_CHANNEL, TASKS_CHANNEL};
+use crate::store::{ClaimedTask, Store, StoreError, WorkspaceRecord, CANCEL_CHANNEL, TASKS_CHANNEL};
 
 /// Liveness of the claim loop, read by `/readyz`.
 #[derive(Debug, Default)]
@@ -72,11 +73,14 @@ struct StoreSink {
     /// This attempt wrote its "log lines are dropped" marker.
     marked: AtomicBool,
     metrics: Arc<Metrics>,
+    /// Saves the workspace with each journal entry (`worker.save_workspace`).
+    saver: Option<Arc<WorkspaceSaver>>,
 }
 
 impl StoreSink {
     /// Retries passing database errors; a lost lease is not retried.
-    async fn with_retry<F, Fut>(&self, what: &str, mut op: F)
+    /// Returns whether the write landed.
+    async fn with_retry<F, Fut>(&self, what: &str, mut op: F) -> bool
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<bool, StoreError>>,
@@ -84,11 +88,11 @@ impl StoreSink {
         let mut delay = Duration::from_millis(100);
         for attempt in 0..6 {
             match op().await {
-                Ok(true) => return,
+                Ok(true) => return true,
                 Ok(false) => {
                     tracing::warn!(task_id = %self.task_id, "lease lost; {what} discarded");
                     self.lost.cancel();
-                    return;
+                    return false;
                 }
                 Err(e) => {
                     tracing::warn!(task_id = %self.task_id, attempt, error = %e, "cannot write {what}, retrying");
@@ -98,6 +102,7 @@ impl StoreSink {
             }
         }
         tracing::error!(task_id = %self.task_id, "gave up writing {what} after repeated database errors");
+        false
     }
 }
 
@@ -133,11 +138,49 @@ impl RunSink for StoreSink {
         .await;
     }
 
-    async fn step_finished(&self, key: &str, output: &Value) {
-        self.with_retry("a journal entry", || {
-            self.store.record_step(self.task_id, &self.owner, key, output)
-        })
-        .await;
+    async fn step_finished(&self, key: &str, output: &Value) -> Result<(), JournalError> {
+        let prepared = match &self.saver {
+            None => None,
+            Some(saver) => {
+                let started = Instant::now();
+                let prepared = saver.prepare().await.map_err(|e| {
+                    if matches!(e, super::durable::DurableError::LeaseLost) {
+                        self.lost.cancel();
+                    }
+                    JournalError(format!("cannot save the workspace: {e}"))
+                })?;
+                tracing::debug!(
+                    task_id = %self.task_id,
+                    step = key,
+                    files = prepared.files,
+                    bytes = prepared.bytes,
+                    stored_bytes = prepared.stored_bytes,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "workspace saved"
+                );
+                Some(prepared)
+            }
+        };
+        let record = prepared.as_ref().map(|p| WorkspaceRecord {
+            manifest: &p.sealed_manifest,
+            bytes: i64::try_from(p.bytes).unwrap_or(i64::MAX),
+            files: i32::try_from(p.files).unwrap_or(i32::MAX),
+        });
+        let landed = self
+            .with_retry("a journal entry", || {
+                self.store.record_step(self.task_id, &self.owner, key, output, record)
+            })
+            .await;
+        match (landed, prepared, &self.saver) {
+            (true, Some(prepared), Some(saver)) => {
+                saver.commit(prepared).await;
+                Ok(())
+            }
+            (true, _, _) => Ok(()),
+            // A lost lease aborts the run anyway; anything else is a failure.
+            (false, _, _) if self.lost.is_cancelled() => Ok(()),
+            (false, _, _) => Err(JournalError("the step journal cannot be written to the database".into())),
+        }
     }
 
     async fn step_ended(&self, report: &StepReport<'_>) {
@@ -160,8 +203,15 @@ pub struct Worker {
     /// Opens the tasks' sealed secrets; without it a task with secrets fails.
     keyring: Option<Arc<Keyring>>,
     events_per_task: u64,
+    /// `limits.workspace_bytes`: a larger workspace is not saved.
+    workspace_bytes: u64,
     metrics: Arc<Metrics>,
+    /// When saved workspaces past their retention were last purged.
+    last_purge: Arc<Mutex<Option<Instant>>>,
 }
+
+/// Saved workspaces past their retention are looked for this often.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
 
 /// The `template` label and span field of a task: its template's entity ref.
 fn template_of(spec: &Value) -> &str {
@@ -188,13 +238,21 @@ impl Worker {
             abort_all: CancellationToken::new(),
             keyring: None,
             events_per_task: crate::config::LimitsSettings::default().events_per_task,
+            workspace_bytes: crate::config::LimitsSettings::default().workspace_bytes,
             metrics: Arc::new(Metrics::new()),
+            last_purge: Arc::new(Mutex::new(None)),
         }
     }
 
     /// The keys that open the tasks' secrets.
     pub fn with_keyring(mut self, keyring: Arc<Keyring>) -> Worker {
         self.keyring = Some(keyring);
+        self
+    }
+
+    /// `limits.workspace_bytes`, which a saved workspace counts against.
+    pub fn with_workspace_limit(mut self, workspace_bytes: u64) -> Worker {
+        self.workspace_bytes = workspace_bytes;
         self
     }
 
@@ -326,6 +384,7 @@ impl Worker {
         for id in abandoned {
             tracing::warn!(task_id = %id, "abandoned task failed");
         }
+        self.purge_saved_workspaces().await?;
         loop {
             let Ok(permit) = permits.clone().try_acquire_owned() else {
                 return Ok(());
@@ -355,6 +414,27 @@ impl Worker {
         }
     }
 
+    /// Drops saved workspaces nobody will resume, at most once a minute.
+    async fn purge_saved_workspaces(&self) -> Result<(), StoreError> {
+        let due = self
+            .last_purge
+            .lock()
+            .map(|last| last.map_or(true, |at| at.elapsed() >= PURGE_EVERY))
+            .unwrap_or(true);
+        if !due {
+            return Ok(());
+        }
+        let retention = Duration::from_secs(self.settings.workspace_retention_hours.saturating_mul(3600));
+        let purged = self.store.purge_saved_workspaces(retention).await?;
+        if purged > 0 {
+            tracing::info!(tasks = purged, "deleted saved workspaces past their retention");
+        }
+        if let Ok(mut last) = self.last_purge.lock() {
+            *last = Some(Instant::now());
+        }
+        Ok(())
+    }
+
     fn workspace_for(&self, id: TaskId) -> PathBuf {
         let base = self.settings.work_dir.clone().unwrap_or_else(std::env::temp_dir);
         base.join(format!("scaffolder-task-{id}"))
@@ -376,13 +456,16 @@ impl Worker {
             self.metrics.lease_takeover();
         }
 
-        let heartbeat = {
+        // Aborted when dropped: the heartbeat lives exactly as long as this
+        // run, however the run ends (a panic included), so a run that is
+        // gone never keeps its lease alive.
+        let _heartbeat = {
             let store = self.store.clone();
             let owner = self.owner.clone();
             let lease = self.lease();
             let every = Duration::from_secs(self.settings.heartbeat_seconds);
             let (cancel, abort) = (cancel.clone(), abort.clone());
-            tokio::spawn(
+            tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
                 async move {
                     loop {
                         tokio::time::sleep(every).await;
@@ -399,11 +482,11 @@ impl Worker {
                     }
                 }
                 .instrument(tracing::Span::current()),
-            )
+            ))
         };
 
         let outcome = self.execute(&claimed, cancel, abort.clone()).await;
-        heartbeat.abort();
+        drop(_heartbeat);
         if let Ok(mut running) = self.running.lock() {
             running.remove(&id);
         }
@@ -468,6 +551,23 @@ impl Worker {
         if let Err(e) = tokio::fs::create_dir_all(&workspace).await {
             return failure(format!("cannot create the task workspace: {e}"));
         }
+        let saver = match (&self.keyring, self.settings.save_workspace) {
+            (Some(keyring), true) => Some(Arc::new(WorkspaceSaver::new(
+                id,
+                &self.owner,
+                workspace.clone(),
+                keyring.clone(),
+                Arc::new(self.store.clone()) as Arc<dyn WorkspaceBlobs>,
+                self.workspace_bytes,
+            ))),
+            _ => None,
+        };
+        if !resume.is_empty() {
+            if let Err(outcome) = self.restore_workspace(id, saver.as_deref()).await {
+                let _ = tokio::fs::remove_dir_all(&workspace).await;
+                return outcome;
+            }
+        }
         let request = RunRequest {
             task_id: id.to_string(),
             spec: claimed.task.spec.clone(),
@@ -488,10 +588,55 @@ impl Worker {
             limit: self.events_per_task,
             marked: AtomicBool::new(false),
             metrics: self.metrics.clone(),
+            saver,
         });
         let outcome = self.runner.run(request, sink).await;
         let _ = tokio::fs::remove_dir_all(&workspace).await;
         outcome
+    }
+
+    /// Lays out the workspace the finished steps of an earlier attempt left.
+    /// A saved workspace that cannot be read fails the task (resuming on
+    /// the wrong files would be worse); a task journaled without one (saving
+    /// off, or a version before it) resumes on an empty workspace, and its
+    /// log says so.
+    async fn restore_workspace(&self, id: TaskId, saver: Option<&WorkspaceSaver>) -> Result<(), RunOutcome> {
+        let saved = self
+            .store
+            .workspace_manifest(id)
+            .await
+            .map_err(|e| failure(format!("cannot read the saved workspace: {e}")))?;
+        let note = match (saved, saver) {
+            (Some(saved), Some(saver)) => {
+                let started = Instant::now();
+                let manifest = saver.restore(&saved.manifest).await.map_err(|e| {
+                    tracing::warn!(task_id = %id, error = %e, "cannot restore the saved workspace");
+                    failure(format!("cannot restore the workspace of the earlier attempt: {e}"))
+                })?;
+                tracing::info!(
+                    task_id = %id,
+                    files = manifest.files(),
+                    bytes = manifest.bytes(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "workspace restored"
+                );
+                format!(
+                    "Restored the workspace of the earlier attempt: {} files, {} bytes",
+                    manifest.files(),
+                    manifest.bytes()
+                )
+            }
+            (Some(_), None) => {
+                "The workspace of the earlier attempt was saved but cannot be restored here \
+                 (no secrets key, or worker.save_workspace is off); resuming on an empty workspace"
+                    .to_owned()
+            }
+            (None, _) => "No workspace was saved by the earlier attempt; resuming on an empty workspace".to_owned(),
+        };
+        if let Err(e) = self.store.append_event_as(id, &self.owner, &NewEvent::log(json!({ "message": note }))).await {
+            tracing::warn!(task_id = %id, error = %e, "cannot log the workspace restore");
+        }
+        Ok(())
     }
 
     /// Writes the result; `true` when it landed (the lease was still ours).

@@ -12,6 +12,7 @@ use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
+pub use journal::{SavedManifest, WorkspaceRecord};
 pub use metrics::QueueStats;
 pub use tasks::{CancelOutcome, ClaimedTask, ListQuery, RetryOutcome, SortField};
 

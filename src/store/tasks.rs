@@ -278,6 +278,7 @@ impl Store {
                     .bind(task.id.0)
                     .execute(&mut *tx)
                     .await?;
+                forget_workspace(&mut tx, task.id).await?;
             }
             let how = if start_over {
                 "restarts from the first step"
@@ -427,6 +428,12 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
+        // A completed task is never resumed: its saved workspace goes now.
+        // Failed and cancelled tasks keep theirs for a retry, until
+        // `worker.workspace_retention_hours` (see `purge_saved_workspaces`).
+        if status == TaskStatus::Completed {
+            forget_workspace(&mut tx, id).await?;
+        }
         for event in events {
             insert_event(&mut tx, id, event).await?;
         }
@@ -517,6 +524,7 @@ impl Store {
                 .bind(id.0)
                 .execute(&mut *tx)
                 .await?;
+            forget_workspace(&mut tx, id).await?;
         }
         sqlx::query("DELETE FROM task_events WHERE task_id = $1 AND event_type IN ('completion', 'cancelled')")
             .bind(id.0)
@@ -536,7 +544,8 @@ impl Store {
             id,
             &NewEvent {
                 event_type: EventType::Recovered,
-                body: json!({ "message": format!("Task {id} was retried after it ended with status {status}") }),
+                // Backstage's body for a retry, byte for byte.
+                body: json!({ "recoverStrategy": "none" }),
             },
         )
         .await?;
@@ -577,4 +586,17 @@ impl Store {
             .await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
+}
+
+/// Deletes a task's saved workspace (manifest and blobs) inside `tx`.
+async fn forget_workspace(tx: &mut sqlx::Transaction<'_, Postgres>, id: TaskId) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM task_workspaces WHERE task_id = $1")
+        .bind(id.0)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM task_workspace_blobs WHERE task_id = $1")
+        .bind(id.0)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
