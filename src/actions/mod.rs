@@ -68,6 +68,19 @@ impl ActionError {
 }
 
 /// A usage example, listed by `GET /v2/actions` and run by the test suite.
+/// Runs file-system or rendering work without holding up the async threads
+/// that other tasks and requests share: on the multi-threaded runtime the
+/// current thread first hands its queued work to the others
+/// (`block_in_place`). Cancellation is checked between such pieces.
+pub fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ActionExample {
     pub description: &'static str,

@@ -13,6 +13,7 @@ mod limits;
 mod list;
 mod meta;
 mod metrics;
+mod resume;
 mod openapi;
 mod secrets;
 mod startup_db;

@@ -258,7 +258,7 @@ impl ActionHandler for FetchTemplate {
         }
 
         ctx.logger.info("Listing files and directories in template").await;
-        let entries = list_entries(&template_dir)?;
+        let entries = crate::actions::blocking(|| list_entries(&template_dir))?;
         let copy_only = CopyOnly::new(&settings.copy_only, &template_dir)?;
 
         let cookiecutter_compat = input.cookiecutter_compat.unwrap_or(false);
@@ -361,16 +361,18 @@ impl ActionHandler for FetchTemplate {
                     "Writing file {location} to template output path with mode {mode}."
                 ))
                 .await;
-            let bytes =
-                std::fs::read(&entry.path).map_err(ActionError::io(format!("cannot read {}", entry.path.display())))?;
-            // Node reads with 'utf-8', replacing invalid sequences.
-            let contents = String::from_utf8_lossy(&bytes);
-            let contents = if render_contents {
-                render(&renderer, &contents, &context, location)?
-            } else {
-                contents.into_owned()
-            };
-            write_file(&output, contents.as_bytes(), mode, &ctx.workspace)?;
+            crate::actions::blocking(|| {
+                let bytes = std::fs::read(&entry.path)
+                    .map_err(ActionError::io(format!("cannot read {}", entry.path.display())))?;
+                // Node reads with 'utf-8', replacing invalid sequences.
+                let contents = String::from_utf8_lossy(&bytes);
+                let contents = if render_contents {
+                    render(&renderer, &contents, &context, location)?
+                } else {
+                    contents.into_owned()
+                };
+                write_file(&output, contents.as_bytes(), mode, &ctx.workspace)
+            })?;
         }
 
         ctx.logger
