@@ -315,3 +315,69 @@ async fn losing_the_database_under_load_leaves_no_task_stuck() {
     .await;
     assert_eq!(res["totalTasks"], 0, "{res}");
 }
+
+/// `git show REV:PATH` in a bare repository.
+fn show(bare: &std::path::Path, spec: &str) -> String {
+    let out = Command::new("git")
+        .args(["--git-dir", &bare.to_string_lossy(), "show", spec])
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git show {spec}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_killed_after_a_workspace_writing_step_leaves_its_files_to_the_next() {
+    let db = fresh_db();
+    let hosts = tempfile::tempdir().unwrap();
+    let git_dir = hosts.path().join("git").to_string_lossy().into_owned();
+    let env = [("SCAFFOLDER__INTEGRATIONS__LOCAL_GIT__DIR", git_dir.as_str())];
+    let client = reqwest::Client::new();
+    let create = |base: String, name: String| {
+        let client = client.clone();
+        async move {
+            let res = client
+                .post(format!("{base}/v2/tasks"))
+                .json(&json!({"templateRef": "fetch-wait-publish", "values": {"name": name, "seconds": 2}}))
+                .send()
+                .await
+                .expect("create");
+            assert_eq!(res.status(), 201);
+            let body: Value = res.json().await.unwrap();
+            body["id"].as_str().unwrap().to_owned()
+        }
+    };
+    for round in 0..10 {
+        let doomed = start_replica(&db, &env).await;
+        let names = [format!("svc-{round}-a"), format!("svc-{round}-b")];
+        let mut ids = Vec::new();
+        for name in &names {
+            ids.push(create(doomed.base.clone(), name.clone()).await);
+        }
+        // `fetch` finished (and saved the workspace); `wait` is running.
+        for id in &ids {
+            wait_for_step(&client, &doomed.base, id, "wait", "processing").await;
+        }
+        drop(doomed); // SIGKILL
+        let survivor = start_replica(&db, &env).await;
+        for (id, name) in ids.iter().zip(&names) {
+            let events = events_until_completion(&client, &survivor.base, id).await;
+            let task: Value = get_json(&client, format!("{}/v2/tasks/{id}", survivor.base)).await;
+            assert_eq!(task["status"], "completed", "round {round} {id}: {:#?}", events.last());
+            assert_eq!(ran(&events, "fetch"), 1, "round {round}: fetch ran again");
+            assert_eq!(count(&events, "wait", "processing"), 2, "round {round}");
+            let bare = std::path::Path::new(&git_dir).join(format!("team/{name}.git"));
+            assert_eq!(show(&bare, "main:README.md"), format!("# {name}\n"), "round {round}");
+            assert!(show(&bare, "main:src/main.go").contains(&format!("// {name}")), "round {round}");
+        }
+    }
+    // Nothing saved outlives the completed tasks.
+    let pool = sqlx::PgPool::connect(&db).await.unwrap();
+    let (left,): (i64,) = sqlx::query_as("SELECT count(*) FROM task_workspace_blobs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
