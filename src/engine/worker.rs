@@ -155,6 +155,7 @@ impl RunSink for StoreSink {
                     files = prepared.files,
                     bytes = prepared.bytes,
                     stored_bytes = prepared.stored_bytes,
+                    manifest_bytes = prepared.sealed_manifest.len(),
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "workspace saved"
                 );

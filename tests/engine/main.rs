@@ -1,6 +1,7 @@
 //! The durable engine with real processes: several `scaffolder serve`
 //! replicas on one database, replicas killed with SIGKILL, connections cut.
 
+mod panics;
 mod replicas;
 mod sentinel;
 mod support;
