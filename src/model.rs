@@ -108,15 +108,60 @@ impl EventType {
     }
 }
 
-/// Status a step reports in its log events.
+/// The status a step reports in its log events (`body.status`), and how a
+/// begun step ended. The one type for step states: the runner writes it, the
+/// metrics label it, the command line's progress view reads it back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StepStatus {
     Processing,
     Completed,
     Failed,
+    /// Its `if` was false, an earlier step failed, or a dry-run skipped its action.
     Skipped,
     Cancelled,
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Processing => "processing",
+            StepStatus::Completed => "completed",
+            StepStatus::Failed => "failed",
+            StepStatus::Skipped => "skipped",
+            StepStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<StepStatus> {
+        Some(match raw {
+            "processing" => StepStatus::Processing,
+            "completed" => StepStatus::Completed,
+            "failed" => StepStatus::Failed,
+            "skipped" => StepStatus::Skipped,
+            "cancelled" => StepStatus::Cancelled,
+            _ => return None,
+        })
+    }
+}
+
+/// The body of a `log` event, in Backstage's key order: `message`, then
+/// `stepId` and `status` when the line belongs to a step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogBody {
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<StepStatus>,
+}
+
+/// The error of a failed run, as its `completion` event carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunError {
+    pub name: String,
+    pub message: String,
 }
 
 /// Timestamps as Backstage writes them: ISO-8601, milliseconds, `Z`.
@@ -172,6 +217,131 @@ impl NewEvent {
         NewEvent {
             event_type: EventType::Log,
             body,
+        }
+    }
+
+    fn typed(event_type: EventType, body: &impl Serialize) -> NewEvent {
+        NewEvent {
+            event_type,
+            // Plain structs of strings always serialize.
+            body: serde_json::to_value(body).unwrap_or(Value::Null),
+        }
+    }
+
+    /// A log line of the task, outside any step.
+    pub fn message(message: impl Into<String>) -> NewEvent {
+        NewEvent::typed(
+            EventType::Log,
+            &LogBody {
+                message: message.into(),
+                step_id: None,
+                status: None,
+            },
+        )
+    }
+
+    /// A log line of a step.
+    pub fn step_log(step_id: &str, message: impl Into<String>) -> NewEvent {
+        NewEvent::typed(
+            EventType::Log,
+            &LogBody {
+                message: message.into(),
+                step_id: Some(step_id.to_owned()),
+                status: None,
+            },
+        )
+    }
+
+    /// A step changes status (the Create page moves it).
+    pub fn step_status(step_id: &str, status: StepStatus, message: impl Into<String>) -> NewEvent {
+        NewEvent::typed(
+            EventType::Log,
+            &LogBody {
+                message: message.into(),
+                step_id: Some(step_id.to_owned()),
+                status: Some(status),
+            },
+        )
+    }
+
+    /// The `cancelled` event of a run cancelled in `step_id`.
+    pub fn cancelled_in(step_id: &str) -> NewEvent {
+        NewEvent::typed(
+            EventType::Cancelled,
+            &LogBody {
+                message: format!("Step {step_id} has been cancelled."),
+                step_id: Some(step_id.to_owned()),
+                status: Some(StepStatus::Cancelled),
+            },
+        )
+    }
+
+    /// The `completion` event: `Run completed with status: …`, with the
+    /// error of a failed run or the output of a completed one.
+    pub fn completion(status: TaskStatus, error: Option<&RunError>, output: Option<&Value>) -> NewEvent {
+        #[derive(Serialize)]
+        struct CompletionBody<'a> {
+            message: String,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            error: Option<&'a RunError>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            output: Option<&'a Value>,
+        }
+        NewEvent::typed(
+            EventType::Completion,
+            &CompletionBody {
+                message: format!("Run completed with status: {status}"),
+                error,
+                output,
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn typed_bodies_keep_backstage_s_shape_and_key_order() {
+        assert_eq!(
+            serde_json::to_string(&NewEvent::step_status("fetch", StepStatus::Skipped, "Skipping").body).unwrap(),
+            r#"{"message":"Skipping","stepId":"fetch","status":"skipped"}"#
+        );
+        assert_eq!(NewEvent::message("Starting").body, json!({"message": "Starting"}));
+        let error = RunError {
+            name: "Error".into(),
+            message: "boom".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&NewEvent::completion(TaskStatus::Failed, Some(&error), None).body).unwrap(),
+            r#"{"message":"Run completed with status: failed","error":{"name":"Error","message":"boom"}}"#
+        );
+        assert_eq!(
+            NewEvent::completion(TaskStatus::Completed, None, Some(&json!({}))).body,
+            json!({"message": "Run completed with status: completed", "output": {}})
+        );
+        let cancelled = NewEvent::cancelled_in("wait");
+        assert_eq!(cancelled.event_type, EventType::Cancelled);
+        assert_eq!(
+            serde_json::to_string(&cancelled.body).unwrap(),
+            r#"{"message":"Step wait has been cancelled.","stepId":"wait","status":"cancelled"}"#
+        );
+    }
+
+    #[test]
+    fn step_statuses_round_trip() {
+        for status in [
+            StepStatus::Processing,
+            StepStatus::Completed,
+            StepStatus::Failed,
+            StepStatus::Skipped,
+            StepStatus::Cancelled,
+        ] {
+            assert_eq!(StepStatus::parse(status.as_str()), Some(status));
+            assert_eq!(serde_json::to_value(status).unwrap(), json!(status.as_str()));
         }
     }
 }

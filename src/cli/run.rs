@@ -20,7 +20,7 @@ use super::{OutputFormat, EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::actions::{builtin_actions_with, ActionRegistry};
 use crate::config::Settings;
 use crate::engine::runner::redact_secrets;
-use crate::engine::{JournalError, RunRequest, RunSink, Runner};
+use crate::engine::{JournalError, RunEnd, RunId, RunOutcome, RunRequest, RunSink, Runner};
 use crate::model::{NewEvent, TaskStatus};
 use crate::startup::action_deps;
 use crate::template::source::load_template_file;
@@ -374,7 +374,7 @@ async fn run_inner(args: RunArgs) -> Result<u8, Refusal> {
     let outcome = runner
         .run(
             RunRequest {
-                task_id: uuid::Uuid::new_v4().to_string(),
+                task_id: RunId::Task(crate::model::TaskId::new()),
                 spec: spec.clone(),
                 secrets: secrets.clone(),
                 workspace: workspace.clone(),
@@ -390,6 +390,11 @@ async fn run_inner(args: RunArgs) -> Result<u8, Refusal> {
             sink.clone(),
         )
         .await;
+    // A local run holds no lease and is never handed over, so never aborted.
+    let outcome = match outcome {
+        RunOutcome::Finished(end) => end,
+        RunOutcome::Aborted => RunEnd::failed("Error", "the run was aborted".into()),
+    };
     for event in &outcome.final_events {
         let mut body = event.body.clone();
         redact_secrets(&mut body, &secrets);
@@ -403,7 +408,7 @@ async fn run_inner(args: RunArgs) -> Result<u8, Refusal> {
     let journal = sink.journal.lock().map(|j| j.clone()).unwrap_or_default();
     let done = published(&spec, &journal);
     let error = outcome.final_events.iter().find_map(|e| e.body.get("error").cloned());
-    let (code, status) = match outcome.status {
+    let (code, status) = match TaskStatus::from(outcome.status) {
         TaskStatus::Completed => (EXIT_OK, "completed"),
         TaskStatus::Cancelled => (EXIT_CANCELLED, "cancelled"),
         _ => (EXIT_FAILED, "failed"),
@@ -415,7 +420,7 @@ async fn run_inner(args: RunArgs) -> Result<u8, Refusal> {
         .and_then(|e| e.body.get("message").and_then(Value::as_str).map(str::to_owned));
 
     if args.output == OutputFormat::Json {
-        let error = match outcome.status {
+        let error = match TaskStatus::from(outcome.status) {
             TaskStatus::Completed => None,
             TaskStatus::Cancelled => Some(json!({
                 "name": "Cancelled",
@@ -429,7 +434,7 @@ async fn run_inner(args: RunArgs) -> Result<u8, Refusal> {
         };
         println!("{}", json_report(status, &outcome.output, &display.summary(), error));
     } else {
-        match outcome.status {
+        match TaskStatus::from(outcome.status) {
             TaskStatus::Completed => {
                 eprintln!("Completed in {elapsed}.");
                 print!("{}", render_output(&outcome.output));

@@ -86,9 +86,21 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> DurableError
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Entry {
-    Dir { path: String, mode: u32 },
-    File { path: String, mode: u32, size: u64, sha256: String, blob: Uuid },
-    Link { path: String, target: String },
+    Dir {
+        path: String,
+        mode: u32,
+    },
+    File {
+        path: String,
+        mode: u32,
+        size: u64,
+        sha256: String,
+        blob: Uuid,
+    },
+    Link {
+        path: String,
+        target: String,
+    },
 }
 
 impl Entry {
@@ -464,9 +476,7 @@ fn lay_out(root: &Path, manifest: &Manifest, mut contents: HashMap<Uuid, Vec<u8>
                 drop(file);
                 std::fs::set_permissions(&target, std::fs::Permissions::from_mode(*mode))
                     .map_err(io(format!("cannot restore the mode of {path}")))?;
-                let meta = target
-                    .symlink_metadata()
-                    .map_err(io(format!("cannot read {path}")))?;
+                let meta = target.symlink_metadata().map_err(io(format!("cannot read {path}")))?;
                 state.files.insert(
                     path.clone(),
                     Known {
@@ -517,7 +527,10 @@ mod tests {
         }
         async fn get(&self, _: TaskId, keys: &[Uuid]) -> Result<Vec<(Uuid, Vec<u8>)>, StoreError> {
             let map = self.blobs.lock().unwrap();
-            Ok(keys.iter().filter_map(|k| map.get(k).map(|v| (*k, v.clone()))).collect())
+            Ok(keys
+                .iter()
+                .filter_map(|k| map.get(k).map(|v| (*k, v.clone())))
+                .collect())
         }
         async fn delete(&self, _: TaskId, keys: &[Uuid]) -> Result<(), StoreError> {
             let mut map = self.blobs.lock().unwrap();
@@ -591,7 +604,10 @@ mod tests {
         };
         restoring.restore(&final_manifest).await.unwrap();
         let r = second.path();
-        assert_eq!(std::fs::read_to_string(r.join("src/main.go")).unwrap(), "package main // changed\n");
+        assert_eq!(
+            std::fs::read_to_string(r.join("src/main.go")).unwrap(),
+            "package main // changed\n"
+        );
         assert!(!r.join("src/copy.go").exists());
         assert!(r.join("src/empty").is_dir());
         assert_eq!(std::fs::read_link(r.join("link")).unwrap(), Path::new("src/main.go"));
@@ -621,7 +637,9 @@ mod tests {
                 mode: 0o755,
             }],
         };
-        let sealed = keyring.seal_bytes(task, &serde_json::to_vec(&hostile).unwrap()).unwrap();
+        let sealed = keyring
+            .seal_bytes(task, &serde_json::to_vec(&hostile).unwrap())
+            .unwrap();
         let target = saver(other_dir.path(), &keyring, &blobs, task);
         assert!(matches!(target.restore(&sealed).await, Err(DurableError::Corrupt(_))));
         assert!(!other_dir.path().join("../outside").exists());

@@ -21,10 +21,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::durable::{WorkspaceBlobs, WorkspaceSaver};
-use super::runner::{JournalError, RunOutcome, RunRequest, RunSink, Runner, StepReport};
+use super::runner::{JournalError, RunEnd, RunId, RunOutcome, RunRequest, RunSink, Runner, StepReport};
 use crate::config::WorkerSettings;
 use crate::metrics::Metrics;
-use crate::model::{EventType, NewEvent, TaskId, TaskStatus};
+use crate::model::{NewEvent, TaskId, TaskStatus};
 use crate::secrets::Keyring;
 use crate::store::{ClaimedTask, Store, StoreError, WorkspaceRecord, CANCEL_CHANNEL, TASKS_CHANNEL};
 
@@ -180,7 +180,9 @@ impl RunSink for StoreSink {
             (true, _, _) => Ok(()),
             // A lost lease aborts the run anyway; anything else is a failure.
             (false, _, _) if self.lost.is_cancelled() => Ok(()),
-            (false, _, _) => Err(JournalError("the step journal cannot be written to the database".into())),
+            (false, _, _) => Err(JournalError(
+                "the step journal cannot be written to the database".into(),
+            )),
         }
     }
 
@@ -491,34 +493,44 @@ impl Worker {
         if let Ok(mut running) = self.running.lock() {
             running.remove(&id);
         }
-        if outcome.aborted {
-            if self.abort_all.is_cancelled() {
-                // A second try gets a fresh connection if the pool handed out
-                // one that died with its runtime or its server.
-                for attempt in 1..=2 {
-                    match self.store.release_task(id, &self.owner).await {
-                        Ok(true) => tracing::info!(task_id = %id, "task released for another replica"),
-                        Ok(false) => {}
-                        Err(e) if attempt == 1 => {
-                            tracing::debug!(task_id = %id, error = %e, "release failed; trying again");
-                            continue;
-                        }
-                        Err(e) => {
-                            tracing::warn!(task_id = %id, error = %e, "cannot release task; its lease will expire")
-                        }
-                    }
-                    break;
-                }
+        let end = match outcome {
+            RunOutcome::Finished(end) => end,
+            RunOutcome::Aborted => {
+                self.release_if_leaving(id).await;
+                return;
             }
-            return;
-        }
-        if self.record_outcome(id, &outcome).await {
-            let result = outcome.status.as_str();
+        };
+        if self.record_outcome(id, &end).await {
+            let status = TaskStatus::from(end.status);
+            let result = status.as_str();
             self.metrics.task_finished(&template, result, started.elapsed());
             let span = tracing::Span::current();
             span.record("result", result);
-            if outcome.status == TaskStatus::Failed {
+            if status == TaskStatus::Failed {
                 span.record("otel.status_code", "ERROR");
+            }
+        }
+    }
+
+    /// An aborted run: when this process is leaving (not when it lost the
+    /// lease), the task is handed back so another replica resumes it at once.
+    async fn release_if_leaving(&self, id: TaskId) {
+        if self.abort_all.is_cancelled() {
+            // A second try gets a fresh connection if the pool handed out
+            // one that died with its runtime or its server.
+            for attempt in 1..=2 {
+                match self.store.release_task(id, &self.owner).await {
+                    Ok(true) => tracing::info!(task_id = %id, "task released for another replica"),
+                    Ok(false) => {}
+                    Err(e) if attempt == 1 => {
+                        tracing::debug!(task_id = %id, error = %e, "release failed; trying again");
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(task_id = %id, error = %e, "cannot release task; its lease will expire")
+                    }
+                }
+                break;
             }
         }
     }
@@ -570,7 +582,7 @@ impl Worker {
             }
         }
         let request = RunRequest {
-            task_id: id.to_string(),
+            task_id: RunId::Task(id),
             spec: claimed.task.spec.clone(),
             secrets,
             workspace: workspace.clone(),
@@ -627,30 +639,32 @@ impl Worker {
                     manifest.bytes()
                 )
             }
-            (Some(_), None) => {
-                "The workspace of the earlier attempt was saved but cannot be restored here \
+            (Some(_), None) => "The workspace of the earlier attempt was saved but cannot be restored here \
                  (no secrets key, or worker.save_workspace is off); resuming on an empty workspace"
-                    .to_owned()
-            }
+                .to_owned(),
             (None, _) => "No workspace was saved by the earlier attempt; resuming on an empty workspace".to_owned(),
         };
-        if let Err(e) = self.store.append_event_as(id, &self.owner, &NewEvent::log(json!({ "message": note }))).await {
+        if let Err(e) = self
+            .store
+            .append_event_as(id, &self.owner, &NewEvent::log(json!({ "message": note })))
+            .await
+        {
             tracing::warn!(task_id = %id, error = %e, "cannot log the workspace restore");
         }
         Ok(())
     }
 
     /// Writes the result; `true` when it landed (the lease was still ours).
-    async fn record_outcome(&self, id: TaskId, outcome: &RunOutcome) -> bool {
+    async fn record_outcome(&self, id: TaskId, outcome: &RunEnd) -> bool {
         let mut delay = Duration::from_millis(200);
         for attempt in 0..8 {
             match self
                 .store
-                .finish_task(id, &self.owner, outcome.status, &outcome.final_events)
+                .finish_task(id, &self.owner, outcome.status.into(), &outcome.final_events)
                 .await
             {
                 Ok(true) => {
-                    tracing::info!(task_id = %id, status = %outcome.status, "task finished");
+                    tracing::info!(task_id = %id, status = %TaskStatus::from(outcome.status), "task finished");
                     return true;
                 }
                 Ok(false) => {
@@ -685,16 +699,5 @@ fn task_span(claimed: &ClaimedTask) -> tracing::Span {
 }
 
 fn failure(message: String) -> RunOutcome {
-    RunOutcome {
-        status: TaskStatus::Failed,
-        final_events: vec![NewEvent {
-            event_type: EventType::Completion,
-            body: json!({
-                "message": "Run completed with status: failed",
-                "error": { "name": "Error", "message": message },
-            }),
-        }],
-        output: Value::Null,
-        aborted: false,
-    }
+    RunOutcome::Finished(RunEnd::failed("Error", message))
 }

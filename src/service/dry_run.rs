@@ -15,8 +15,8 @@ use url::Url;
 use super::ServiceError;
 use crate::engine::redact::Redactor;
 use crate::engine::runner::redact_secrets;
-use crate::engine::{RunRequest, RunSink, Runner};
-use crate::model::{NewEvent, TaskStatus};
+use crate::engine::{FinalStatus, RunEnd, RunId, RunOutcome, RunRequest, RunSink, Runner};
+use crate::model::NewEvent;
 use crate::template::{validate_parameters, LoadedTemplate, API_VERSION};
 
 /// One file sent with the request.
@@ -292,7 +292,7 @@ impl DryRunService {
             .runner
             .run(
                 RunRequest {
-                    task_id: format!("dry-run-{}", uuid::Uuid::new_v4()),
+                    task_id: RunId::DryRun(uuid::Uuid::new_v4()),
                     spec,
                     secrets: secrets.clone(),
                     workspace: workspace.to_path_buf(),
@@ -305,7 +305,12 @@ impl DryRunService {
                 sink.clone(),
             )
             .await;
-        if outcome.status != TaskStatus::Completed {
+        // A dry-run has no lease and no shutdown hand-over: never aborted.
+        let outcome = match outcome {
+            RunOutcome::Finished(end) => end,
+            RunOutcome::Aborted => RunEnd::failed("Error", "the dry-run was stopped".into()),
+        };
+        if outcome.status != FinalStatus::Completed {
             let error = outcome
                 .final_events
                 .iter()

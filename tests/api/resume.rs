@@ -71,7 +71,10 @@ spec:
 "#,
     );
     write(&dir.join("resume-files/skeleton/README.md"), "# ${{ values.name }}\n");
-    write(&dir.join("resume-files/skeleton/src/main.go"), "package ${{ values.name }}\n");
+    write(
+        &dir.join("resume-files/skeleton/src/main.go"),
+        "package ${{ values.name }}\n",
+    );
     dir
 }
 
@@ -146,12 +149,11 @@ async fn a_retry_resumes_on_the_files_the_finished_steps_left() {
 
     // A completed task keeps no saved workspace.
     let pool = sqlx::PgPool::connect(&app.db_url).await.expect("database");
-    let (left,): (i64,) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM task_workspaces) + (SELECT count(*) FROM task_workspace_blobs)",
-    )
-    .fetch_one(&pool)
-    .await
-    .expect("count");
+    let (left,): (i64,) =
+        sqlx::query_as("SELECT (SELECT count(*) FROM task_workspaces) + (SELECT count(*) FROM task_workspace_blobs)")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
     assert_eq!(left, 0, "the saved workspace outlived the completed task");
 }
 
@@ -176,14 +178,16 @@ async fn a_failed_task_keeps_its_saved_workspace_sealed_for_a_retry() {
         .fetch_one(&pool)
         .await
         .expect("a saved workspace");
-    assert_eq!((files, bytes), (2, ("# vault\n".len() + "package vault\n".len()) as i64));
+    assert_eq!(
+        (files, bytes),
+        (2, ("# vault\n".len() + "package vault\n".len()) as i64)
+    );
     // Nothing readable is stored: names and contents are sealed.
-    let stored: Vec<(Vec<u8>,)> = sqlx::query_as(
-        "SELECT manifest FROM task_workspaces UNION ALL SELECT data FROM task_workspace_blobs",
-    )
-    .fetch_all(&pool)
-    .await
-    .expect("rows");
+    let stored: Vec<(Vec<u8>,)> =
+        sqlx::query_as("SELECT manifest FROM task_workspaces UNION ALL SELECT data FROM task_workspace_blobs")
+            .fetch_all(&pool)
+            .await
+            .expect("rows");
     assert_eq!(stored.len(), 3);
     for (bytes,) in stored {
         let text = String::from_utf8_lossy(&bytes);
@@ -251,7 +255,10 @@ async fn app_base_go_react_retried_after_a_gitops_conflict_completes_with_one_pu
         git(&gitops, &["commit", "-qam", message]);
         git(&gitops, &["push", "-q", "origin", "HEAD"]);
     };
-    set_owner("owner: group:default/someone-else", "billing-api belongs to someone else");
+    set_owner(
+        "owner: group:default/someone-else",
+        "billing-api belongs to someone else",
+    );
 
     let id = app
         .create_task("template:default/app-base-go-react", values("billing-api"))
@@ -278,7 +285,11 @@ async fn app_base_go_react_retried_after_a_gitops_conflict_completes_with_one_pu
     assert!(reused(&events, "fetch") && reused(&events, "publish"));
 
     let service = git_dir.join("soft-yt/billing-api.git");
-    assert_eq!(git(&service, &["rev-list", "--count", "main"]).trim(), "1", "published more than once");
+    assert_eq!(
+        git(&service, &["rev-list", "--count", "main"]).trim(),
+        "1",
+        "published more than once"
+    );
     git(&gitops, &["pull", "-q", "--rebase", "origin", "main"]);
     let overlay = std::fs::read_to_string(gitops.join("apps/billing-api/overlays/onprem-dev/kustomization.yaml"))
         .expect("overlay registered by the retry");
@@ -339,7 +350,10 @@ async fn cancel_stops_a_long_fetch_template_in_the_middle() {
                 .is_some_and(|m| m.contains("Writing file"))
         })
         .count();
-    assert!(written < 5000, "the copy ran to its end ({written} files) before the cancel");
+    assert!(
+        written < 5000,
+        "the copy ran to its end ({written} files) before the cancel"
+    );
     assert!(!events.iter().any(|e| e["body"]["message"]
         .as_str()
         .is_some_and(|m| m.contains("Template result written"))));

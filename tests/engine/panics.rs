@@ -87,7 +87,11 @@ async fn a_panicking_action_fails_its_step_and_the_task_goes_on() {
         if task.status.is_finished() {
             break task;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the task never ended: {:?}", task.status);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the task never ended: {:?}",
+            task.status
+        );
         let _ = tokio::time::timeout_at(deadline, listener.recv()).await;
     };
     shutdown.cancel();
@@ -106,7 +110,9 @@ async fn a_panicking_action_fails_its_step_and_the_task_goes_on() {
         "{message}"
     );
     assert!(
-        bodies.iter().any(|b| b["stepId"] == "after" && b["status"] == "completed"),
+        bodies
+            .iter()
+            .any(|b| b["stepId"] == "after" && b["status"] == "completed"),
         "the always() step did not run: {bodies:#?}"
     );
 }

@@ -324,7 +324,11 @@ fn show(bare: &std::path::Path, spec: &str) -> String {
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .output()
         .expect("git runs");
-    assert!(out.status.success(), "git show {spec}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git show {spec}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -370,7 +374,10 @@ async fn a_replica_killed_after_a_workspace_writing_step_leaves_its_files_to_the
             assert_eq!(count(&events, "wait", "processing"), 2, "round {round}");
             let bare = std::path::Path::new(&git_dir).join(format!("team/{name}.git"));
             assert_eq!(show(&bare, "main:README.md"), format!("# {name}\n"), "round {round}");
-            assert!(show(&bare, "main:src/main.go").contains(&format!("// {name}")), "round {round}");
+            assert!(
+                show(&bare, "main:src/main.go").contains(&format!("// {name}")),
+                "round {round}"
+            );
         }
     }
     // Nothing saved outlives the completed tasks.

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use scaffolder::actions::{builtin_actions_with, ActionRegistry};
 use scaffolder::config::{GithubIntegrationSettings, Settings};
-use scaffolder::engine::{RunOutcome, RunRequest, RunSink, Runner};
-use scaffolder::model::{NewEvent, TaskStatus};
+use scaffolder::engine::{FinalStatus, RunEnd, RunId, RunOutcome, RunRequest, RunSink, Runner};
+use scaffolder::model::{NewEvent, TaskId};
 use scaffolder::startup::action_deps;
 use scaffolder::templating::Renderer;
 use serde_json::{json, Map, Value};
@@ -94,13 +94,13 @@ async fn run(
     spec: Value,
     secrets: Map<String, Value>,
     workspace: std::path::PathBuf,
-) -> (RunOutcome, Arc<Events>) {
+) -> (RunEnd, Arc<Events>) {
     let deps = action_deps(settings).expect("deps");
     let renderer = Arc::new(Renderer::builder().integrations(deps.integrations.templating()).build());
     let runner = Runner::new(ActionRegistry::new(builtin_actions_with(&deps)), renderer);
     let events = Arc::new(Events::default());
     let request = RunRequest {
-        task_id: uuid::Uuid::new_v4().to_string(),
+        task_id: RunId::Task(TaskId::new()),
         spec,
         secrets,
         workspace,
@@ -110,8 +110,10 @@ async fn run(
         resume: Default::default(),
         deadline: None,
     };
-    let outcome = runner.run(request, events.clone()).await;
-    (outcome, events)
+    let RunOutcome::Finished(end) = runner.run(request, events.clone()).await else {
+        panic!("the run was aborted: {}", events.messages());
+    };
+    (end, events)
 }
 
 #[tokio::test]
@@ -135,7 +137,7 @@ async fn a_task_publishes_to_github_opens_a_pull_request_and_registers() {
     secrets.insert("backstageToken".into(), json!("jane-token"));
 
     let (outcome, events) = run(&settings, spec, secrets, workspace).await;
-    assert_eq!(outcome.status, TaskStatus::Completed, "{}", events.messages());
+    assert_eq!(outcome.status, FinalStatus::Completed, "{}", events.messages());
 
     let bare = github.bare("acme", "svc");
     assert_eq!(outcome.output["remoteUrl"], json!(format!("file://{}", bare.display())));
@@ -175,7 +177,7 @@ async fn the_same_task_completes_on_the_local_git_host_with_default_settings() {
     std::fs::create_dir_all(&workspace).unwrap();
 
     let (outcome, events) = run(&settings, spec, Map::new(), workspace).await;
-    assert_eq!(outcome.status, TaskStatus::Completed, "{}", events.messages());
+    assert_eq!(outcome.status, FinalStatus::Completed, "{}", events.messages());
     let bare = dir.path().join("git/acme/svc.git");
     assert_eq!(outcome.output["remoteUrl"], json!(format!("file://{}", bare.display())));
     assert_eq!(git(&bare, &["show", "main:README.md"]), "# svc\n");
