@@ -157,6 +157,18 @@ pub struct LogBody {
     pub status: Option<StepStatus>,
 }
 
+/// How a new attempt of a task starts (`recovered` events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RecoverStrategy {
+    /// A retry (Backstage's word for it).
+    None,
+    /// A takeover that resumes from the first unfinished step.
+    Resume,
+    /// A takeover of a template that asked to start over.
+    StartOver,
+}
+
 /// The error of a failed run, as its `completion` event carries it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunError {
@@ -272,6 +284,37 @@ impl NewEvent {
                 message: format!("Step {step_id} has been cancelled."),
                 step_id: Some(step_id.to_owned()),
                 status: Some(StepStatus::Cancelled),
+            },
+        )
+    }
+
+    /// A `cancelled` event outside any step (a task cancelled before it ran).
+    pub fn cancelled(message: impl Into<String>) -> NewEvent {
+        NewEvent::typed(
+            EventType::Cancelled,
+            &LogBody {
+                message: message.into(),
+                step_id: None,
+                status: None,
+            },
+        )
+    }
+
+    /// The `recovered` event that starts a new attempt. Backstage's retry
+    /// writes `{"recoverStrategy":"none"}` alone; a takeover says why too.
+    pub fn recovered(strategy: RecoverStrategy, message: Option<String>) -> NewEvent {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct RecoveredBody {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            message: Option<String>,
+            recover_strategy: RecoverStrategy,
+        }
+        NewEvent::typed(
+            EventType::Recovered,
+            &RecoveredBody {
+                message,
+                recover_strategy: strategy,
             },
         )
     }

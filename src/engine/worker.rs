@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rand::Rng;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -118,13 +118,14 @@ impl RunSink for StoreSink {
             event
         } else if !self.marked.swap(true, Ordering::Relaxed) {
             tracing::warn!(task_id = %self.task_id, limit = self.limit, "task reached its event limit; dropping its log lines");
-            NewEvent::log(json!({
-                "message": format!(
-                    "This task reached the limit of {} events (limits.events_per_task); further log lines are dropped",
-                    self.limit
-                ),
-                "stepId": event.body.get("stepId").cloned().unwrap_or(Value::Null),
-            }))
+            let message = format!(
+                "This task reached the limit of {} events (limits.events_per_task); further log lines are dropped",
+                self.limit
+            );
+            match event.body.get("stepId").and_then(Value::as_str) {
+                Some(step_id) => NewEvent::step_log(step_id, message),
+                None => NewEvent::message(message),
+            }
         } else {
             return;
         };
@@ -646,7 +647,7 @@ impl Worker {
         };
         if let Err(e) = self
             .store
-            .append_event_as(id, &self.owner, &NewEvent::log(json!({ "message": note })))
+            .append_event_as(id, &self.owner, &NewEvent::message(note))
             .await
         {
             tracing::warn!(task_id = %id, error = %e, "cannot log the workspace restore");

@@ -1,13 +1,13 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use serde_json::Value;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::events::{insert_event, notify};
 use super::{Store, StoreError, CANCEL_CHANNEL, TASKS_CHANNEL};
-use crate::model::{EventType, NewEvent, Task, TaskId, TaskStatus};
+use crate::model::{NewEvent, RecoverStrategy, RunError, Task, TaskId, TaskStatus};
 
 const TASK_COLUMNS: &str = "id, spec::text AS spec, status, created_at, created_by, last_heartbeat_at";
 
@@ -293,13 +293,17 @@ impl Store {
             insert_event(
                 &mut tx,
                 task.id,
-                &NewEvent {
-                    event_type: EventType::Recovered,
-                    body: json!({
-                        "message": format!("Task {} was recovered ({why}) and {how}, attempt {attempts}", task.id),
-                        "recoverStrategy": if start_over { "startOver" } else { "resume" },
-                    }),
-                },
+                &NewEvent::recovered(
+                    if start_over {
+                        RecoverStrategy::StartOver
+                    } else {
+                        RecoverStrategy::Resume
+                    },
+                    Some(format!(
+                        "Task {} was recovered ({why}) and {how}, attempt {attempts}",
+                        task.id
+                    )),
+                ),
             )
             .await?;
         }
@@ -368,13 +372,14 @@ impl Store {
             insert_event(
                 &mut tx,
                 id,
-                &NewEvent {
-                    event_type: EventType::Completion,
-                    body: json!({
-                        "message": "Run completed with status: failed",
-                        "error": { "name": "Error", "message": format!("Task {id} was abandoned: {reason}") },
+                &NewEvent::completion(
+                    TaskStatus::Failed,
+                    Some(&RunError {
+                        name: "Error".into(),
+                        message: format!("Task {id} was abandoned: {reason}"),
                     }),
-                },
+                    None,
+                ),
             )
             .await?;
             failed.push(id);
@@ -462,19 +467,13 @@ impl Store {
                 insert_event(
                     &mut tx,
                     id,
-                    &NewEvent {
-                        event_type: EventType::Cancelled,
-                        body: json!({ "message": message }),
-                    },
+                    &NewEvent::cancelled(message),
                 )
                 .await?;
                 insert_event(
                     &mut tx,
                     id,
-                    &NewEvent {
-                        event_type: EventType::Completion,
-                        body: json!({ "message": "Run completed with status: cancelled" }),
-                    },
+                    &NewEvent::completion(TaskStatus::Cancelled, None, None),
                 )
                 .await?;
                 CancelOutcome::CancelledBeforeStart
@@ -542,11 +541,8 @@ impl Store {
         insert_event(
             &mut tx,
             id,
-            &NewEvent {
-                event_type: EventType::Recovered,
-                // Backstage's body for a retry, byte for byte.
-                body: json!({ "recoverStrategy": "none" }),
-            },
+            // Backstage's body for a retry, byte for byte.
+            &NewEvent::recovered(RecoverStrategy::None, None),
         )
         .await?;
         notify(&mut tx, TASKS_CHANNEL, &id.to_string()).await?;
