@@ -4,23 +4,58 @@
 
 pub mod client;
 pub mod dry_run;
+pub mod output;
 pub mod progress;
 pub mod run;
 pub mod values;
 
+use crate::errln;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-/// The task completed (or the command did what it was asked).
-pub const EXIT_OK: u8 = 0;
-/// The task failed, or the server answered with an error.
-pub const EXIT_FAILED: u8 = 1;
-/// Bad usage or parameter values that fail the template's schema.
-pub const EXIT_USAGE: u8 = 2;
-/// Interrupted (Ctrl-C) or the task was cancelled.
-pub const EXIT_CANCELLED: u8 = 130;
+/// The exit codes of every command, as the README's table lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The task completed, or the command did what it was asked.
+    Ok,
+    /// The task (or local run) failed, or the server refused the request
+    /// (an error answer other than invalid values or not found).
+    Failed,
+    /// Bad usage: arguments, `--set` keys the template does not declare,
+    /// values that fail the template's schema (clap's own errors are 2 too).
+    Usage,
+    /// What was named does not exist: a template (path or reference), a task.
+    NotFound,
+    /// The server could not be reached, or its answer was not the API's.
+    Unreachable,
+    /// Interrupted (Ctrl-C), or the task was cancelled.
+    Cancelled,
+    /// Whoever read stdout (or stderr) closed it: 128 + SIGPIPE, as a shell
+    /// reports `git log | head`.
+    BrokenPipe,
+}
+
+impl Exit {
+    pub const fn code(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::Failed => 1,
+            Exit::Usage => 2,
+            Exit::NotFound => 3,
+            Exit::Unreachable => 4,
+            Exit::Cancelled => 130,
+            Exit::BrokenPipe => 141,
+        }
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> ExitCode {
+        ExitCode::from(exit.code())
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum OutputFormat {
@@ -173,8 +208,8 @@ pub fn main(command: CliCommand, options: ClientOptions, config: Option<PathBuf>
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("scaffolder: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            errln!("scaffolder: cannot start the async runtime: {e}");
+            return Exit::Failed.into();
         }
     };
     let code = runtime.block_on(dispatch(command, options, config));
@@ -183,7 +218,7 @@ pub fn main(command: CliCommand, options: ClientOptions, config: Option<PathBuf>
     ExitCode::from(code)
 }
 
-async fn dispatch(command: CliCommand, options: ClientOptions, config: Option<PathBuf>) -> u8 {
+async fn dispatch(command: CliCommand, options: ClientOptions, config: Option<PathBuf>) -> Exit {
     let client_command = match command {
         CliCommand::Run {
             template,
@@ -216,7 +251,7 @@ async fn dispatch(command: CliCommand, options: ClientOptions, config: Option<Pa
         }
     };
     let result = match client_command {
-        CliCommand::Run { .. } => Ok(EXIT_USAGE),
+        CliCommand::Run { .. } => Ok(Exit::Usage),
         CliCommand::Create {
             template_ref,
             values,
