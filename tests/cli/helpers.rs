@@ -200,8 +200,19 @@ pub struct Server {
     child: Running,
 }
 
+/// What a test server differs in: more environment, more template dirs.
+#[derive(Default)]
+pub struct ServerSetup<'a> {
+    pub env: Vec<(&'a str, String)>,
+    pub templates: Vec<&'a str>,
+}
+
 impl Server {
     pub async fn start() -> Server {
+        Server::start_with(ServerSetup::default()).await
+    }
+
+    pub async fn start_with(setup: ServerSetup<'_>) -> Server {
         let data = tempfile::tempdir().expect("temp dir");
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
@@ -220,6 +231,10 @@ impl Server {
         .env("SCAFFOLDER__LOG__FORMAT", "pretty")
         .env("SCAFFOLDER__LOG__LEVEL", "warn")
         .env("SCAFFOLDER__DATABASE__MAX_CONNECTIONS", "5");
+        for dir in setup.templates {
+            cmd.args(["--templates", dir]);
+        }
+        cmd.envs(setup.env);
         let child = spawn(cmd);
         let server = Server {
             url: format!("http://127.0.0.1:{port}"),
