@@ -5,11 +5,11 @@ use crate::{errln, outln};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::progress::{Display, DisplaySink};
-use super::run::{refuse, resolve_template, Refusal};
-use super::values::{check_set_keys, load_secrets, load_values, pages_of};
+use super::run::{complete_values, refuse, resolve_template, Refusal};
+use super::values::{can_prompt, load_secrets, load_values};
 use super::{Exit, OutputFormat};
 use crate::actions::{builtin_actions_with, ActionRegistry};
 use crate::config::Settings;
@@ -43,7 +43,6 @@ async fn run_inner(args: DryRunArgs) -> Result<Exit, Refusal> {
     let settings = Settings::load(args.config.as_deref()).map_err(|e| Refusal::Usage(e.to_string()))?;
     let template = resolve_template(&args.template, &settings)?;
     let values = load_values(args.values.as_deref(), &args.set).map_err(Refusal::Usage)?;
-    check_set_keys(&pages_of(&template.spec.parameters), &args.set).map_err(Refusal::Usage)?;
     let env: Vec<(String, String)> = std::env::vars().collect();
     let secrets = load_secrets(&env, &args.secrets).map_err(Refusal::Usage)?;
 
@@ -58,17 +57,16 @@ async fn run_inner(args: DryRunArgs) -> Result<Exit, Refusal> {
         }
     };
     let deps = action_deps(&settings).map_err(|e| Refusal::Usage(e.to_string()))?;
-    let renderer = Renderer::builder().integrations(deps.integrations.templating()).build();
-    let runner = Runner::new(ActionRegistry::new(builtin_actions_with(&deps)), Arc::new(renderer));
+    let renderer = Arc::new(Renderer::builder().integrations(deps.integrations.templating()).build());
+    // As `run` treats them: unknown `--set` keys, prompts, every page's errors.
+    let values = complete_values(&template, values, &args.set, &renderer, can_prompt())?;
+    let runner = Runner::new(ActionRegistry::new(builtin_actions_with(&deps)), renderer);
     let service = DryRunService::new(runner, None);
-    let display = Display::new(
-        &template.task_spec(&Value::Object(values.clone()), &json!({})),
-        args.verbose,
-    );
+    let display = Display::new(&template.task_spec(&values, &json!({})), args.verbose);
     let ticker = display.start_ticker();
     let progress = Arc::new(DisplaySink(display.clone()));
     let outcome = service
-        .run_template(&template, &Value::Object(values), &secrets, &workspace, Some(progress))
+        .run_template(&template, &values, &secrets, &workspace, Some(progress))
         .await
         .map_err(|e| match e {
             crate::service::ServiceError::Validation(errors) => Refusal::Invalid(errors),

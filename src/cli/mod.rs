@@ -83,8 +83,9 @@ pub enum CliCommand {
     /// Run a template for real on this machine (no server, no database).
     ///
     /// Every step runs; publishing goes to the configured integrations (by
-    /// default the local git host). Exit code 0 completed, 1 failed, 130
-    /// cancelled, 2 usage or invalid values.
+    /// default the local git host). Exit code 0 completed, 1 failed, 2 usage
+    /// or invalid values, 3 template not found, 130 cancelled, 141 output
+    /// closed (the README's table).
     Run {
         /// Template file, a directory holding `template.yaml`, or a template
         /// reference (`template:default/x`, `x`) looked up in `templates.dirs`.

@@ -6,9 +6,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{run, scaffolder, Server, ServerSetup};
+use crate::helpers::{isolate, run, scaffolder, Server, ServerSetup};
 
 const SMALL: &str = "tests/cli/templates/publish-small";
 
@@ -159,6 +159,13 @@ async fn unknown_set_keys_are_refused_listing_the_known_ones() {
         out.stderr
     );
     assert!(!data.path().join("git").exists(), "nothing ran");
+    let out = run(
+        data.path(),
+        &["dry-run", SMALL, "--set", "name=svc", "--set", "onwer=x"],
+    )
+    .await;
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains("did you mean 'owner'?"), "{}", out.stderr);
 
     let server = Server::start().await;
     let out = server
@@ -276,4 +283,69 @@ async fn task_errors_carry_no_backtrace() {
         assert!(!message.contains("backtrace"), "{message}");
         assert!(message.lines().count() <= 2, "{message}");
     }
+}
+
+/// Reads a process's output until it holds `needle`.
+async fn read_until(out: &mut tokio::process::ChildStdout, seen: &mut String, needle: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut buf = [0u8; 4096];
+    while !seen.contains(needle) {
+        match tokio::time::timeout_at(deadline, out.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            _ => panic!("no {needle:?} in the output; so far:\n{seen}"),
+        }
+    }
+}
+
+/// On a terminal (a pseudo-terminal from util-linux `script`), a required
+/// value with a default is asked for, its default offered, Enter keeping it.
+#[tokio::test]
+async fn a_terminal_is_asked_every_required_value_with_defaults_offered() {
+    let data = tempfile::tempdir().unwrap();
+    let inner = format!(
+        "{} run tests/cli/templates/required-defaults --output json",
+        env!("CARGO_BIN_EXE_scaffolder")
+    );
+    // `script` runs the command on a pseudo-terminal and relays our pipe to it.
+    let mut script = tokio::process::Command::new("script");
+    script.args(["-q", "-e", "-c", &inner, "/dev/null"]);
+    isolate(&mut script, data.path());
+    script
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = script.spawn().expect("util-linux script runs");
+    let mut input = child.stdin.take().expect("piped stdin");
+    let mut output = child.stdout.take().expect("piped stdout");
+    let mut seen = String::new();
+
+    read_until(&mut output, &mut seen, "Name (name)").await;
+    input.write_all(b"svc-pty\n").await.unwrap();
+    read_until(
+        &mut output,
+        &mut seen,
+        "[github.com?owner=acme&repo=infra-gitops] (Enter keeps it)",
+    )
+    .await;
+    input.write_all(b"\n").await.unwrap();
+    read_until(&mut output, &mut seen, "\"status\"").await;
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("the run ends")
+        .expect("waiting for script");
+    let mut rest = String::new();
+    let _ = output.read_to_string(&mut rest).await;
+    seen.push_str(&rest);
+    assert_eq!(status.code(), Some(0), "{seen}");
+    // Optional values with a default are not asked.
+    assert!(!seen.contains("Replicas (replicas)"), "{seen}");
+    let report = seen
+        .lines()
+        .find(|l| l.trim_start().starts_with("{\"status\""))
+        .unwrap_or_else(|| panic!("no JSON report:\n{seen}"));
+    let report: Value = serde_json::from_str(report.trim()).unwrap();
+    assert_eq!(
+        report["output"],
+        json!({"name": "svc-pty", "gitopsRepoUrl": "github.com?owner=acme&repo=infra-gitops", "replicas": 2})
+    );
 }

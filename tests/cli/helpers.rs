@@ -25,6 +25,14 @@ pub fn admin_url() -> String {
 /// repository root, publishing into `data/git`.
 pub fn scaffolder(data: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_scaffolder"));
+    isolate(&mut cmd, data);
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// Runs `cmd` (the binary, or a wrapper starting it) from the repository
+/// root without the caller's scaffolder settings, publishing into `data/git`.
+pub fn isolate(cmd: &mut Command, data: &Path) {
     cmd.current_dir(root());
     for (key, _) in std::env::vars() {
         if key.starts_with("SCAFFOLDER") || key == "DATABASE_URL" || key == "XDG_DATA_HOME" {
@@ -33,9 +41,7 @@ pub fn scaffolder(data: &Path) -> Command {
     }
     cmd.env("SCAFFOLDER__INTEGRATIONS__LOCAL_GIT__DIR", data.join("git"));
     cmd.env("NO_COLOR", "1");
-    cmd.stdin(Stdio::null());
     cmd.kill_on_drop(true);
-    cmd
 }
 
 /// A finished process.
