@@ -2,7 +2,6 @@
 //! `actions list`. Follows tasks over the SSE event stream, resuming with
 //! `Last-Event-ID` when the connection drops.
 
-use crate::{errln, out, outln};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -19,6 +18,7 @@ use super::values::{
 use super::{Exit, OutputFormat};
 use crate::template::EntityRef;
 use crate::templating::Renderer;
+use crate::{errln, out, outln};
 
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7007";
 /// Longest silence on an event stream before it counts as dropped (the

@@ -1,7 +1,6 @@
 //! `scaffolder dry-run TEMPLATE --values FILE [--out DIR]`: the dry-run
 //! engine without a server or database, for template authors.
 
-use crate::{errln, outln};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,6 +16,7 @@ use crate::engine::Runner;
 use crate::service::DryRunService;
 use crate::startup::action_deps;
 use crate::templating::Renderer;
+use crate::{errln, outln};
 
 pub struct DryRunArgs {
     /// A template file, a directory holding `template.yaml`, or a template

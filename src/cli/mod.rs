@@ -9,11 +9,12 @@ pub mod progress;
 pub mod run;
 pub mod values;
 
-use crate::errln;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
+
+use crate::errln;
 
 /// The exit codes of every command, as the README's table lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,6 @@
 //! lives in memory, secrets come from flags and the environment, publishing
 //! goes wherever the integrations config says (by default the local git host).
 
-use crate::{errln, errout, out, outln};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -30,6 +29,7 @@ use crate::startup::action_deps;
 use crate::template::source::load_template_file;
 use crate::template::{DirTemplateSource, EntityRef, LoadedTemplate};
 use crate::templating::Renderer;
+use crate::{errln, errout, out, outln};
 
 pub struct RunArgs {
     /// A template file, a directory holding `template.yaml`, or a template

@@ -1,11 +1,11 @@
 //! Parameter values and secrets from the command line: `--values FILE`,
 //! `--set key=value`, `--secret key=value` and `SCAFFOLDER_SECRET_<NAME>`;
-//! schema defaults; interactive prompts for missing required values.
-
-use std::io::{BufRead, IsTerminal, Write};
-use std::path::Path;
+//! schema defaults; the keys a template declares; prompts for the required
+//! values not given; validation of every shown page at once.
 
 use std::collections::BTreeSet;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
 
 use serde_json::{json, Map, Value};
 
