@@ -43,12 +43,14 @@ async fn a_closed_pipe_ends_the_command_quietly() {
     assert_eq!(code, Some(141), "stderr:\n{stderr}");
     assert!(stderr.is_empty(), "nothing is said:\n{stderr}");
 
-    let mut list = scaffolder(server.data.path());
-    list.arg("--server")
+    // Following the event stream: the same, without waiting for the end.
+    let mut follow = scaffolder(server.data.path());
+    follow
+        .arg("--server")
         .arg(&server.url)
-        .args(["tasks", "show", &id, "--output", "json"]);
-    let (code, stderr) = read_a_little_then_close(list).await;
-    assert_ne!(code, Some(101), "stderr:\n{stderr}");
+        .args(["tasks", "logs", &id, "--follow"]);
+    let (code, stderr) = read_a_little_then_close(follow).await;
+    assert_eq!(code, Some(141), "stderr:\n{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
