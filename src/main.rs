@@ -2,9 +2,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use scaffolder::cli::Exit;
 use scaffolder::config::Settings;
 use scaffolder::startup::Application;
 use scaffolder::store::Store;
+use scaffolder::{errln, out, outln};
 
 #[derive(Parser)]
 #[command(name = "scaffolder", version, about = "A Backstage-compatible scaffolder backend")]
@@ -36,8 +38,9 @@ enum Command {
     /// Run a template in dry-run mode locally (no server, no database) and
     /// write the files it produces.
     DryRun {
-        /// Template file, or a directory holding `template.yaml`.
-        template: PathBuf,
+        /// Template file, a directory holding `template.yaml`, or a template
+        /// reference (`template:default/x`, `x`) looked up in `templates.dirs`.
+        template: String,
         /// YAML file with the parameter values.
         #[arg(long)]
         values: Option<PathBuf>,
@@ -84,8 +87,8 @@ enum SecretsCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Openapi = cli.command {
-        print!("{}", scaffolder::http::openapi::yaml());
-        return ExitCode::SUCCESS;
+        out!("{}", scaffolder::http::openapi::yaml());
+        return Exit::Ok.into();
     }
     if let Command::Secrets {
         command: SecretsCommand::GenerateKey { id },
@@ -93,11 +96,11 @@ fn main() -> ExitCode {
     {
         let entry = scaffolder::secrets::generate_key_entry(id);
         if let Err(e) = scaffolder::secrets::Keyring::from_entries(&[&entry]) {
-            eprintln!("scaffolder: {e}");
-            return ExitCode::from(2);
+            errln!("scaffolder: {e}");
+            return Exit::Usage.into();
         }
-        println!("{entry}");
-        return ExitCode::SUCCESS;
+        outln!("{entry}");
+        return Exit::Ok.into();
     }
     if let Command::Cli(command) = cli.command {
         return scaffolder::cli::main(command, cli.client, cli.config);
@@ -124,8 +127,8 @@ fn main() -> ExitCode {
     let mut settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("scaffolder: {e}");
-            return ExitCode::from(2);
+            errln!("scaffolder: {e}");
+            return Exit::Usage.into();
         }
     };
     // Declared before the runtime so it is dropped after it: the last spans
@@ -133,15 +136,15 @@ fn main() -> ExitCode {
     let _telemetry = match scaffolder::telemetry::init_with_export(&settings.log, &settings.telemetry) {
         Ok(guard) => guard,
         Err(e) => {
-            eprintln!("scaffolder: {e}");
-            return ExitCode::from(2);
+            errln!("scaffolder: {e}");
+            return Exit::Usage.into();
         }
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("scaffolder: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            errln!("scaffolder: cannot start the async runtime: {e}");
+            return Exit::Failed.into();
         }
     };
     let result = runtime.block_on(async move {
@@ -165,7 +168,7 @@ fn main() -> ExitCode {
                 let integrations = scaffolder::scm::ScmIntegrations::from_settings(&settings.integrations)
                     .map_err(|e| e.to_string())?;
                 let outputs = scaffolder::gitops::cli::run(command, std::sync::Arc::new(integrations)).await?;
-                println!("{}", serde_json::to_string_pretty(&outputs).unwrap_or_default());
+                outln!("{}", serde_json::to_string_pretty(&outputs).unwrap_or_default());
                 Ok(())
             }
             Command::Secrets {
@@ -176,7 +179,7 @@ fn main() -> ExitCode {
                 let store = Store::connect(&settings.database).await.map_err(|e| e.to_string())?;
                 store.migrate().await.map_err(|e| e.to_string())?;
                 let report = keyring.reseal_stored(&store, false).await.map_err(|e| e.to_string())?;
-                println!(
+                outln!(
                     "re-encrypted {} task secrets with key '{}'; {} could not be opened with the configured keys",
                     report.resealed,
                     keyring.primary_id(),
@@ -194,11 +197,11 @@ fn main() -> ExitCode {
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => Exit::Ok.into(),
         Err(e) => {
             tracing::error!(error = %e, "scaffolder stopped");
-            eprintln!("scaffolder: {e}");
-            ExitCode::FAILURE
+            errln!("scaffolder: {e}");
+            Exit::Failed.into()
         }
     }
 }
@@ -207,18 +210,11 @@ fn dry_run(args: scaffolder::cli::dry_run::DryRunArgs) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("scaffolder: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            errln!("scaffolder: cannot start the async runtime: {e}");
+            return Exit::Failed.into();
         }
     };
-    match runtime.block_on(scaffolder::cli::dry_run::run(args)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("scaffolder: {e}");
-            ExitCode::from(2)
-        }
-    }
+    ExitCode::from(runtime.block_on(scaffolder::cli::dry_run::run(args)))
 }
 
 async fn serve(settings: Settings) -> Result<(), String> {

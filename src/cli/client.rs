@@ -12,11 +12,13 @@ use serde_json::{json, Map, Value};
 use url::Url;
 
 use super::progress::{json_report, render_output, strip_ansi, Display};
-use super::run::fill_values;
-use super::values::{can_prompt, load_secrets, load_values};
-use super::{OutputFormat, EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+use super::values::{
+    can_prompt, check_set_keys, fill_values, load_secrets, load_values, page_visible, validate_all, Ask, Terminal,
+};
+use super::{Exit, OutputFormat};
 use crate::template::EntityRef;
 use crate::templating::Renderer;
+use crate::{errln, out, outln};
 
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7007";
 /// Longest silence on an event stream before it counts as dropped (the
@@ -37,26 +39,41 @@ pub enum ClientError {
     Transport(String),
     /// Bad command-line input.
     Usage(String),
+    /// Something on this machine failed (a signal handler, a file).
+    Local(String),
+    /// Values that fail the template's parameters, checked before sending:
+    /// each error's `stack`.
+    Invalid(Vec<String>),
 }
 
 impl ClientError {
-    pub fn exit_code(&self) -> u8 {
+    pub fn exit_code(&self) -> Exit {
         match self {
-            ClientError::Http { status: 400, .. } | ClientError::Usage(_) => EXIT_USAGE,
-            _ => EXIT_FAILED,
+            ClientError::Http { status: 400, .. } | ClientError::Usage(_) | ClientError::Invalid(_) => Exit::Usage,
+            ClientError::Http { status: 404, .. } => Exit::NotFound,
+            ClientError::Transport(_) => Exit::Unreachable,
+            ClientError::Http { .. } | ClientError::Local(_) => Exit::Failed,
         }
     }
 
     pub fn report(&self) {
         match self {
             ClientError::Http { message, stacks, .. } if !stacks.is_empty() => {
-                eprintln!("scaffolder: {message}:");
+                errln!("scaffolder: {message}:");
                 for stack in stacks {
-                    eprintln!("  - {stack}");
+                    errln!("  - {stack}");
                 }
             }
-            ClientError::Http { status, message, .. } => eprintln!("scaffolder: {message} (HTTP {status})"),
-            ClientError::Transport(message) | ClientError::Usage(message) => eprintln!("scaffolder: {message}"),
+            ClientError::Http { status, message, .. } => errln!("scaffolder: {message} (HTTP {status})"),
+            ClientError::Invalid(stacks) => {
+                errln!("scaffolder: the values do not match the template's parameters:");
+                for stack in stacks {
+                    errln!("  - {stack}");
+                }
+            }
+            ClientError::Transport(message) | ClientError::Usage(message) | ClientError::Local(message) => {
+                errln!("scaffolder: {message}")
+            }
         }
     }
 }
@@ -372,11 +389,11 @@ fn status_of_completion(body: &Value) -> String {
         })
 }
 
-fn exit_of_status(status: &str) -> u8 {
+fn exit_of_status(status: &str) -> Exit {
     match status {
-        "completed" => EXIT_OK,
-        "cancelled" => EXIT_CANCELLED,
-        _ => EXIT_FAILED,
+        "completed" => Exit::Ok,
+        "cancelled" => Exit::Cancelled,
+        _ => Exit::Failed,
     }
 }
 
@@ -388,13 +405,13 @@ async fn follow_with_display(
     after: Option<i64>,
     verbose: bool,
     output: OutputFormat,
-) -> Result<u8, ClientError> {
+) -> Result<Exit, ClientError> {
     let task = client.get(&["v2", "tasks", task_id], &[]).await?;
     let spec = task.get("spec").cloned().unwrap_or_else(|| json!({}));
     let display = Display::new(&spec, verbose);
     let ticker = display.start_ticker();
     let mut interrupts = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .map_err(|e| ClientError::Transport(format!("cannot watch for Ctrl-C: {e}")))?;
+        .map_err(|e| ClientError::Local(format!("cannot watch for Ctrl-C: {e}")))?;
     let followed = {
         let shown = display.clone();
         let on_event = move |event: &Value| {
@@ -416,10 +433,10 @@ async fn follow_with_display(
     ticker.cancel();
     display.finish();
     let Some(result) = followed else {
-        eprintln!("Stopped following task {task_id}; it goes on on the server.");
-        eprintln!("  scaffolder tasks logs {task_id} --follow    # follow it again");
-        eprintln!("  scaffolder tasks cancel {task_id}           # cancel it");
-        return Ok(EXIT_CANCELLED);
+        errln!("Stopped following task {task_id}; it goes on on the server.");
+        errln!("  scaffolder tasks logs {task_id} --follow    # follow it again");
+        errln!("  scaffolder tasks cancel {task_id}           # cancel it");
+        return Ok(Exit::Cancelled);
     };
     let completion = result?;
     let status = status_of_completion(&completion);
@@ -437,19 +454,19 @@ async fn follow_with_display(
     if output == OutputFormat::Json {
         let mut report = json_report(&status, &task_output, &display.summary(), error);
         report["id"] = json!(task_id);
-        println!("{report}");
+        outln!("{report}");
     } else {
         match status.as_str() {
             "completed" => {
-                eprintln!("Task {task_id} completed.");
-                print!("{}", render_output(&task_output));
+                errln!("Task {task_id} completed.");
+                out!("{}", render_output(&task_output));
             }
             other => {
                 let message = error
                     .as_ref()
                     .and_then(|e| e.get("message").and_then(Value::as_str))
                     .unwrap_or("");
-                eprintln!("Task {task_id} {other}: {message}");
+                errln!("Task {task_id} {other}: {message}");
             }
         }
     }
@@ -465,7 +482,7 @@ pub struct CreateArgs {
     pub output: OutputFormat,
 }
 
-pub async fn create(client: &Client, args: CreateArgs) -> Result<u8, ClientError> {
+pub async fn create(client: &Client, args: CreateArgs) -> Result<Exit, ClientError> {
     let values = load_values(args.values.as_deref(), &args.set).map_err(ClientError::Usage)?;
     let env: Vec<(String, String)> = std::env::vars().collect();
     let secrets = load_secrets(&env, &args.secrets).map_err(ClientError::Usage)?;
@@ -491,7 +508,21 @@ pub async fn create(client: &Client, args: CreateArgs) -> Result<u8, ClientError
         .map(|steps| steps.iter().filter_map(|s| s.get("schema").cloned()).collect())
         .unwrap_or_default();
     let page_refs: Vec<&Value> = pages.iter().collect();
-    let values = fill_values(&page_refs, values, &Renderer::default(), can_prompt());
+    check_set_keys(&page_refs, &args.set).map_err(ClientError::Usage)?;
+    let renderer = Renderer::default();
+    let visible = |page: &Value, values: &Value| page_visible(&renderer, page, values);
+    let mut terminal = Terminal;
+    let ask: Option<&mut dyn Ask> = if can_prompt() { Some(&mut terminal) } else { None };
+    let values = Value::Object(fill_values(&page_refs, values, &visible, ask));
+    // Every page's errors at once; the server would stop at the first page.
+    validate_all(&page_refs, &values, |page| page_visible(&renderer, page, &values)).map_err(|errors| {
+        ClientError::Invalid(
+            errors
+                .iter()
+                .filter_map(|e| e.get("stack").and_then(Value::as_str).map(str::to_owned))
+                .collect(),
+        )
+    })?;
 
     let mut body = json!({ "templateRef": args.template_ref, "values": values });
     if !secrets.is_empty() {
@@ -503,7 +534,7 @@ pub async fn create(client: &Client, args: CreateArgs) -> Result<u8, ClientError
         .and_then(Value::as_str)
         .ok_or_else(|| ClientError::Transport("the server did not answer with a task id".into()))?
         .to_owned();
-    eprintln!("Task {id} created.");
+    errln!("Task {id} created.");
     follow_with_display(client, &id, None, args.verbose, args.output).await
 }
 
@@ -512,25 +543,25 @@ pub async fn tasks_list(
     status: &[String],
     limit: Option<u32>,
     output: OutputFormat,
-) -> Result<u8, ClientError> {
+) -> Result<Exit, ClientError> {
     let mut query: Vec<(&str, String)> = status.iter().map(|s| ("status", s.clone())).collect();
     if let Some(limit) = limit {
         query.push(("limit", limit.to_string()));
     }
     let answer = client.get(&["v2", "tasks"], &query).await?;
     if output == OutputFormat::Json {
-        println!("{answer}");
-        return Ok(EXIT_OK);
+        outln!("{answer}");
+        return Ok(Exit::Ok);
     }
     let tasks = answer
         .get("tasks")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    println!("{:<36}  {:<10}  {:<24}  TEMPLATE", "ID", "STATUS", "CREATED");
+    outln!("{:<36}  {:<10}  {:<24}  TEMPLATE", "ID", "STATUS", "CREATED");
     for task in &tasks {
         let field = |pointer: &str| task.pointer(pointer).and_then(Value::as_str).unwrap_or("-").to_owned();
-        println!(
+        outln!(
             "{:<36}  {:<10}  {:<24}  {}",
             field("/id"),
             field("/status"),
@@ -542,29 +573,29 @@ pub async fn tasks_list(
         .get("totalTasks")
         .and_then(Value::as_i64)
         .unwrap_or(tasks.len() as i64);
-    eprintln!("{} of {total} tasks", tasks.len());
-    Ok(EXIT_OK)
+    errln!("{} of {total} tasks", tasks.len());
+    Ok(Exit::Ok)
 }
 
-pub async fn tasks_show(client: &Client, id: &str, output: OutputFormat) -> Result<u8, ClientError> {
+pub async fn tasks_show(client: &Client, id: &str, output: OutputFormat) -> Result<Exit, ClientError> {
     let task = client.get(&["v2", "tasks", id], &[]).await?;
     if output == OutputFormat::Json {
-        println!("{task}");
-        return Ok(EXIT_OK);
+        outln!("{task}");
+        return Ok(Exit::Ok);
     }
     let field = |pointer: &str| task.pointer(pointer).and_then(Value::as_str).unwrap_or("-").to_owned();
-    println!("Task        {}", field("/id"));
-    println!("Template    {}", field("/spec/templateInfo/entityRef"));
-    println!("Status      {}", field("/status"));
-    println!("Created     {}", field("/createdAt"));
-    println!("Heartbeat   {}", field("/lastHeartbeatAt"));
+    outln!("Task        {}", field("/id"));
+    outln!("Template    {}", field("/spec/templateInfo/entityRef"));
+    outln!("Status      {}", field("/status"));
+    outln!("Created     {}", field("/createdAt"));
+    outln!("Heartbeat   {}", field("/lastHeartbeatAt"));
     if let Some(by) = task.get("createdBy").and_then(Value::as_str) {
-        println!("Created by  {by}");
+        outln!("Created by  {by}");
     }
     if let Some(parameters) = task.pointer("/spec/parameters").and_then(Value::as_object) {
-        println!("Parameters:");
+        outln!("Parameters:");
         for (key, value) in parameters {
-            println!("  {key}: {value}");
+            outln!("  {key}: {value}");
         }
     }
     let spec = task.get("spec").cloned().unwrap_or_else(|| json!({}));
@@ -578,7 +609,7 @@ pub async fn tasks_show(client: &Client, id: &str, output: OutputFormat) -> Resu
         let body = event.get("body").cloned().unwrap_or_else(|| json!({}));
         display.event(event_type(event), &body, event_time(event));
     }
-    println!("Steps:");
+    outln!("Steps:");
     for step in display.summary() {
         let mark = match step.status {
             "completed" => "✓",
@@ -592,20 +623,20 @@ pub async fn tasks_show(client: &Client, id: &str, output: OutputFormat) -> Resu
             .duration_ms
             .map(|ms| format!(" {}", super::progress::format_duration(Duration::from_millis(ms))))
             .unwrap_or_default();
-        println!("  {mark} {} ({}) {}{duration}", step.name, step.id, step.status);
+        outln!("  {mark} {} ({}) {}{duration}", step.name, step.id, step.status);
     }
     if let Some(completion) = display.completion() {
         if let Some(error) = completion.get("error") {
-            println!(
+            outln!(
                 "Error: {}",
                 error.get("message").and_then(Value::as_str).unwrap_or_default()
             );
         }
         if let Some(output) = completion.get("output") {
-            print!("{}", render_output(output));
+            out!("{}", render_output(output));
         }
     }
-    Ok(EXIT_OK)
+    Ok(Exit::Ok)
 }
 
 fn log_line(event: &Value) -> String {
@@ -626,30 +657,30 @@ fn log_line(event: &Value) -> String {
         .join("\n")
 }
 
-pub async fn tasks_logs(client: &Client, id: &str, follow: bool) -> Result<u8, ClientError> {
+pub async fn tasks_logs(client: &Client, id: &str, follow: bool) -> Result<Exit, ClientError> {
     if !follow {
         for event in client.events_so_far(id).await? {
-            println!("{}", log_line(&event));
+            outln!("{}", log_line(&event));
         }
-        return Ok(EXIT_OK);
+        return Ok(Exit::Ok);
     }
     let mut interrupts = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .map_err(|e| ClientError::Transport(format!("cannot watch for Ctrl-C: {e}")))?;
-    let print = |event: &Value| println!("{}", log_line(event));
-    let note = |after: Option<i64>| eprintln!("(connection lost; resuming after event {})", after.unwrap_or(0));
+        .map_err(|e| ClientError::Local(format!("cannot watch for Ctrl-C: {e}")))?;
+    let print = |event: &Value| outln!("{}", log_line(event));
+    let note = |after: Option<i64>| errln!("(connection lost; resuming after event {})", after.unwrap_or(0));
     tokio::select! {
         completion = client.follow(id, None, print, note) => Ok(exit_of_status(&status_of_completion(&completion?))),
-        _ = interrupts.recv() => Ok(EXIT_CANCELLED),
+        _ = interrupts.recv() => Ok(Exit::Cancelled),
     }
 }
 
-pub async fn tasks_cancel(client: &Client, id: &str) -> Result<u8, ClientError> {
+pub async fn tasks_cancel(client: &Client, id: &str) -> Result<Exit, ClientError> {
     let answer = client.post(&["v2", "tasks", id, "cancel"], &json!({})).await?;
     match answer.get("message").and_then(Value::as_str) {
-        Some(message) => eprintln!("{message}"),
-        None => eprintln!("Task {id}: cancellation requested."),
+        Some(message) => errln!("{message}"),
+        None => errln!("Task {id}: cancellation requested."),
     }
-    Ok(EXIT_OK)
+    Ok(Exit::Ok)
 }
 
 pub async fn tasks_retry(
@@ -658,7 +689,7 @@ pub async fn tasks_retry(
     follow: bool,
     verbose: bool,
     output: OutputFormat,
-) -> Result<u8, ClientError> {
+) -> Result<Exit, ClientError> {
     // Follow only what the new attempt appends.
     let last = if follow {
         client
@@ -671,11 +702,16 @@ pub async fn tasks_retry(
         None
     };
     client.post(&["v2", "tasks", id, "retry"], &json!({})).await?;
-    eprintln!("Task {id} re-opened.");
+    errln!("Task {id} re-opened.");
     if follow {
         return follow_with_display(client, id, last, verbose, output).await;
     }
-    Ok(EXIT_OK)
+    if output == OutputFormat::Json {
+        // The task as it is now, as `tasks show --output json` prints it.
+        let task = client.get(&["v2", "tasks", id], &[]).await?;
+        outln!("{task}");
+    }
+    Ok(Exit::Ok)
 }
 
 fn describe_property(key: &str, schema: &Value, required: bool) -> String {
@@ -718,7 +754,7 @@ fn describe_property(key: &str, schema: &Value, required: bool) -> String {
     text
 }
 
-pub async fn templates_show(client: &Client, raw_ref: &str, output: OutputFormat) -> Result<u8, ClientError> {
+pub async fn templates_show(client: &Client, raw_ref: &str, output: OutputFormat) -> Result<Exit, ClientError> {
     let entity_ref = EntityRef::parse(raw_ref, "template", "default").map_err(|e| ClientError::Usage(e.to_string()))?;
     let schema = client
         .get(
@@ -734,13 +770,13 @@ pub async fn templates_show(client: &Client, raw_ref: &str, output: OutputFormat
         )
         .await?;
     if output == OutputFormat::Json {
-        println!("{schema}");
-        return Ok(EXIT_OK);
+        outln!("{schema}");
+        return Ok(Exit::Ok);
     }
     let title = schema.get("title").and_then(Value::as_str).unwrap_or(&entity_ref.name);
-    println!("{title} ({entity_ref})");
+    outln!("{title} ({entity_ref})");
     if let Some(description) = schema.get("description").and_then(Value::as_str) {
-        println!("  {}", description.split_whitespace().collect::<Vec<_>>().join(" "));
+        outln!("  {}", description.split_whitespace().collect::<Vec<_>>().join(" "));
     }
     let steps = schema
         .get("steps")
@@ -749,14 +785,14 @@ pub async fn templates_show(client: &Client, raw_ref: &str, output: OutputFormat
         .unwrap_or_default();
     for (i, step) in steps.iter().enumerate() {
         let page_title = step.get("title").and_then(Value::as_str).unwrap_or("Parameters");
-        println!();
-        print!("{}. {page_title}", i + 1);
+        outln!();
+        out!("{}. {page_title}", i + 1);
         match step.pointer("/schema/when") {
-            Some(when) => println!(
+            Some(when) => outln!(
                 "  (shown when {})",
                 when.as_str().map(str::to_owned).unwrap_or(when.to_string())
             ),
-            None => println!(),
+            None => outln!(),
         }
         let required: Vec<&str> = step
             .pointer("/schema/required")
@@ -769,17 +805,17 @@ pub async fn templates_show(client: &Client, raw_ref: &str, output: OutputFormat
             .and_then(Value::as_object)
             .unwrap_or(&empty);
         for (key, prop) in props {
-            println!("{}", describe_property(key, prop, required.contains(&key.as_str())));
+            outln!("{}", describe_property(key, prop, required.contains(&key.as_str())));
         }
     }
-    Ok(EXIT_OK)
+    Ok(Exit::Ok)
 }
 
-pub async fn actions_list(client: &Client, output: OutputFormat) -> Result<u8, ClientError> {
+pub async fn actions_list(client: &Client, output: OutputFormat) -> Result<Exit, ClientError> {
     let actions = client.get(&["v2", "actions"], &[]).await?;
     if output == OutputFormat::Json {
-        println!("{actions}");
-        return Ok(EXIT_OK);
+        outln!("{actions}");
+        return Ok(Exit::Ok);
     }
     let list = actions.as_array().cloned().unwrap_or_default();
     let width = list
@@ -792,9 +828,9 @@ pub async fn actions_list(client: &Client, output: OutputFormat) -> Result<u8, C
         let id = action.get("id").and_then(Value::as_str).unwrap_or("?");
         let description = action.get("description").and_then(Value::as_str).unwrap_or("");
         let first = description.lines().next().unwrap_or("");
-        println!("{id:<width$}  {first}");
+        outln!("{id:<width$}  {first}");
     }
-    Ok(EXIT_OK)
+    Ok(Exit::Ok)
 }
 
 #[cfg(test)]
@@ -836,13 +872,13 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(validation.exit_code(), EXIT_USAGE);
+        assert_eq!(validation.exit_code(), Exit::Usage);
         let not_found = error_of_body(404, r#"{"error":{"name":"NotFoundError","message":"No task"}}"#);
         match &not_found {
             ClientError::Http { message, .. } => assert_eq!(message, "No task"),
             other => panic!("{other:?}"),
         }
-        assert_eq!(not_found.exit_code(), EXIT_FAILED);
+        assert_eq!(not_found.exit_code(), Exit::NotFound);
         assert!(
             matches!(error_of_body(502, "bad gateway"), ClientError::Http { message, .. } if message == "bad gateway")
         );

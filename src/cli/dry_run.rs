@@ -4,21 +4,24 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::progress::{Display, DisplaySink};
-use super::values::{load_secrets, load_values};
+use super::run::{complete_values, refuse, resolve_template, Refusal};
+use super::values::{can_prompt, load_secrets, load_values};
+use super::{Exit, OutputFormat};
 use crate::actions::{builtin_actions_with, ActionRegistry};
 use crate::config::Settings;
 use crate::engine::Runner;
 use crate::service::DryRunService;
 use crate::startup::action_deps;
-use crate::template::source::load_template_file;
 use crate::templating::Renderer;
+use crate::{errln, outln};
 
 pub struct DryRunArgs {
-    /// A template file, or a directory holding `template.yaml`.
-    pub template: PathBuf,
+    /// A template file, a directory holding `template.yaml`, or a template
+    /// reference looked up in `templates.dirs` (as `run` takes it).
+    pub template: String,
     pub values: Option<PathBuf>,
     pub set: Vec<String>,
     pub secrets: Vec<String>,
@@ -28,78 +31,69 @@ pub struct DryRunArgs {
     pub config: Option<PathBuf>,
 }
 
-pub async fn run(args: DryRunArgs) -> Result<bool, String> {
-    let file = if args.template.is_dir() {
-        args.template.join("template.yaml")
-    } else {
-        args.template.clone()
-    };
-    let mut templates = load_template_file(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let template = templates.remove(0);
+/// Runs the dry-run; returns the exit code (the README's table).
+pub async fn run(args: DryRunArgs) -> Exit {
+    match run_inner(args).await {
+        Ok(exit) => exit,
+        Err(refusal) => refuse(refusal, OutputFormat::Text),
+    }
+}
 
-    let values = load_values(args.values.as_deref(), &args.set)?;
+async fn run_inner(args: DryRunArgs) -> Result<Exit, Refusal> {
+    let settings = Settings::load(args.config.as_deref()).map_err(|e| Refusal::Usage(e.to_string()))?;
+    let template = resolve_template(&args.template, &settings)?;
+    let values = load_values(args.values.as_deref(), &args.set).map_err(Refusal::Usage)?;
     let env: Vec<(String, String)> = std::env::vars().collect();
-    let secrets = load_secrets(&env, &args.secrets)?;
+    let secrets = load_secrets(&env, &args.secrets).map_err(Refusal::Usage)?;
 
     let (workspace, _scratch) = match &args.out {
         Some(out) => {
-            prepare_out(out)?;
+            prepare_out(out).map_err(Refusal::Usage)?;
             (out.clone(), None)
         }
         None => {
-            let dir = tempfile::tempdir().map_err(|e| format!("cannot create a workspace: {e}"))?;
+            let dir = tempfile::tempdir().map_err(|e| Refusal::Usage(format!("cannot create a workspace: {e}")))?;
             (dir.path().to_path_buf(), Some(dir))
         }
     };
-    let settings = Settings::load(args.config.as_deref()).map_err(|e| e.to_string())?;
-    let deps = action_deps(&settings).map_err(|e| e.to_string())?;
-    let renderer = Renderer::builder().integrations(deps.integrations.templating()).build();
-    let runner = Runner::new(ActionRegistry::new(builtin_actions_with(&deps)), Arc::new(renderer));
+    let deps = action_deps(&settings).map_err(|e| Refusal::Usage(e.to_string()))?;
+    let renderer = Arc::new(Renderer::builder().integrations(deps.integrations.templating()).build());
+    // As `run` treats them: unknown `--set` keys, prompts, every page's errors.
+    let values = complete_values(&template, values, &args.set, &renderer, can_prompt())?;
+    let runner = Runner::new(ActionRegistry::new(builtin_actions_with(&deps)), renderer);
     let service = DryRunService::new(runner, None);
-    let display = Display::new(
-        &template.task_spec(&Value::Object(values.clone()), &json!({})),
-        args.verbose,
-    );
+    let display = Display::new(&template.task_spec(&values, &json!({})), args.verbose);
     let ticker = display.start_ticker();
     let progress = Arc::new(DisplaySink(display.clone()));
     let outcome = service
-        .run_template(&template, &Value::Object(values), &secrets, &workspace, Some(progress))
+        .run_template(&template, &values, &secrets, &workspace, Some(progress))
         .await
         .map_err(|e| match e {
-            crate::service::ServiceError::Validation(errors) => {
-                let lines: Vec<String> = errors
-                    .iter()
-                    .filter_map(|e| e.get("stack").and_then(Value::as_str).map(|s| format!("  - {s}")))
-                    .collect();
-                format!(
-                    "the values do not match the template's parameters:\n{}",
-                    lines.join("\n")
-                )
-            }
-            other => other.to_string(),
+            crate::service::ServiceError::Validation(errors) => Refusal::Invalid(errors),
+            other => Refusal::Usage(other.to_string()),
         });
     ticker.cancel();
     display.finish();
     let outcome = outcome?;
     match outcome {
         Ok(result) => {
-            eprintln!();
+            errln!();
             for file in &result.directory_contents {
-                eprintln!("  {}{}", file.path, if file.executable { " (executable)" } else { "" });
+                errln!("  {}{}", file.path, if file.executable { " (executable)" } else { "" });
             }
             match &args.out {
-                Some(out) => eprintln!("{} files written to {}", result.directory_contents.len(), out.display()),
-                None => eprintln!(
+                Some(out) => errln!("{} files written to {}", result.directory_contents.len(), out.display()),
+                None => errln!(
                     "{} files rendered (use --out DIR to keep them)",
                     result.directory_contents.len()
                 ),
             }
-            println!("{}", serde_json::to_string_pretty(&result.output).unwrap_or_default());
-            Ok(true)
+            outln!("{}", serde_json::to_string_pretty(&result.output).unwrap_or_default());
+            Ok(Exit::Ok)
         }
         Err(failure) => {
-            eprintln!("dry-run failed: {}: {}", failure.name, failure.message);
-            Ok(false)
+            errln!("dry-run failed: {}: {}", failure.name, failure.message);
+            Ok(Exit::Failed)
         }
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod dry_run;
+pub mod output;
 pub mod progress;
 pub mod run;
 pub mod values;
@@ -13,14 +14,49 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-/// The task completed (or the command did what it was asked).
-pub const EXIT_OK: u8 = 0;
-/// The task failed, or the server answered with an error.
-pub const EXIT_FAILED: u8 = 1;
-/// Bad usage or parameter values that fail the template's schema.
-pub const EXIT_USAGE: u8 = 2;
-/// Interrupted (Ctrl-C) or the task was cancelled.
-pub const EXIT_CANCELLED: u8 = 130;
+use crate::errln;
+
+/// The exit codes of every command, as the README's table lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The task completed, or the command did what it was asked.
+    Ok,
+    /// The task (or local run) failed, or the server refused the request
+    /// (an error answer other than invalid values or not found).
+    Failed,
+    /// Bad usage: arguments, `--set` keys the template does not declare,
+    /// values that fail the template's schema (clap's own errors are 2 too).
+    Usage,
+    /// What was named does not exist: a template (path or reference), a task.
+    NotFound,
+    /// The server could not be reached, or its answer was not the API's.
+    Unreachable,
+    /// Interrupted (Ctrl-C), or the task was cancelled.
+    Cancelled,
+    /// Whoever read stdout (or stderr) closed it: 128 + SIGPIPE, as a shell
+    /// reports `git log | head`.
+    BrokenPipe,
+}
+
+impl Exit {
+    pub const fn code(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::Failed => 1,
+            Exit::Usage => 2,
+            Exit::NotFound => 3,
+            Exit::Unreachable => 4,
+            Exit::Cancelled => 130,
+            Exit::BrokenPipe => 141,
+        }
+    }
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> ExitCode {
+        ExitCode::from(exit.code())
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
 pub enum OutputFormat {
@@ -48,8 +84,9 @@ pub enum CliCommand {
     /// Run a template for real on this machine (no server, no database).
     ///
     /// Every step runs; publishing goes to the configured integrations (by
-    /// default the local git host). Exit code 0 completed, 1 failed, 130
-    /// cancelled, 2 usage or invalid values.
+    /// default the local git host). Exit code 0 completed, 1 failed, 2 usage
+    /// or invalid values, 3 template not found, 130 cancelled, 141 output
+    /// closed (the README's table).
     Run {
         /// Template file, a directory holding `template.yaml`, or a template
         /// reference (`template:default/x`, `x`) looked up in `templates.dirs`.
@@ -173,8 +210,8 @@ pub fn main(command: CliCommand, options: ClientOptions, config: Option<PathBuf>
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("scaffolder: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            errln!("scaffolder: cannot start the async runtime: {e}");
+            return Exit::Failed.into();
         }
     };
     let code = runtime.block_on(dispatch(command, options, config));
@@ -183,7 +220,7 @@ pub fn main(command: CliCommand, options: ClientOptions, config: Option<PathBuf>
     ExitCode::from(code)
 }
 
-async fn dispatch(command: CliCommand, options: ClientOptions, config: Option<PathBuf>) -> u8 {
+async fn dispatch(command: CliCommand, options: ClientOptions, config: Option<PathBuf>) -> Exit {
     let client_command = match command {
         CliCommand::Run {
             template,
@@ -216,7 +253,7 @@ async fn dispatch(command: CliCommand, options: ClientOptions, config: Option<Pa
         }
     };
     let result = match client_command {
-        CliCommand::Run { .. } => Ok(EXIT_USAGE),
+        CliCommand::Run { .. } => Ok(Exit::Usage),
         CliCommand::Create {
             template_ref,
             values,

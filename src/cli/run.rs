@@ -15,8 +15,11 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use super::progress::{format_duration, json_report, render_output, Display};
-use super::values::{apply_defaults, can_prompt, load_secrets, load_values, missing_required, pages_of, prompt};
-use super::{OutputFormat, EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+use super::values::{
+    can_prompt, check_set_keys, fill_values, load_secrets, load_values, page_visible, pages_of, validate_all, Ask,
+    Terminal,
+};
+use super::{Exit, OutputFormat};
 use crate::actions::{builtin_actions_with, ActionRegistry};
 use crate::config::Settings;
 use crate::engine::runner::redact_secrets;
@@ -24,8 +27,9 @@ use crate::engine::{JournalError, RunEnd, RunId, RunOutcome, RunRequest, RunSink
 use crate::model::{NewEvent, TaskStatus};
 use crate::startup::action_deps;
 use crate::template::source::load_template_file;
-use crate::template::{validate_parameters, DirTemplateSource, EntityRef, LoadedTemplate};
+use crate::template::{DirTemplateSource, EntityRef, LoadedTemplate};
 use crate::templating::Renderer;
+use crate::{errln, errout, out, outln};
 
 pub struct RunArgs {
     /// A template file, a directory holding `template.yaml`, or a template
@@ -42,122 +46,109 @@ pub struct RunArgs {
 }
 
 /// Why a run did not start.
-enum Refusal {
+pub enum Refusal {
     Usage(String),
+    NotFound(String),
     Invalid(Vec<Value>),
 }
 
-/// Finds the template: a path if one exists, else a reference in the
-/// configured template directories.
-pub fn resolve_template(raw: &str, settings: &Settings) -> Result<LoadedTemplate, String> {
+/// Whether `raw` names a file or directory rather than a template reference:
+/// it exists, looks like a path (`./x`, `/x`, `~/x`, `x.yaml`, `a/b/c`), or its
+/// first component is an existing directory (`templates/nope`). `default/x`
+/// stays a reference while there is no `default` directory here.
+pub fn names_a_path(raw: &str) -> bool {
     let path = Path::new(raw);
-    if path.exists() {
-        let file = if path.is_dir() {
-            path.join("template.yaml")
-        } else {
-            path.to_path_buf()
-        };
-        let templates = load_template_file(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-        return templates
-            .into_iter()
-            .next()
-            .ok_or_else(|| format!("{}: no template in this file", file.display()));
+    if path.exists()
+        || raw.starts_with('.')
+        || raw.starts_with('/')
+        || raw.starts_with('~')
+        || raw.contains('\\')
+        || raw.ends_with(".yaml")
+        || raw.ends_with(".yml")
+        || raw.matches('/').count() > 1
+    {
+        return true;
     }
-    let looks_like_path =
-        raw.ends_with(".yaml") || raw.ends_with(".yml") || raw.starts_with('.') || raw.starts_with('/');
-    if looks_like_path {
-        return Err(format!("{raw}: no such file or directory"));
+    match raw.split_once('/') {
+        Some((first, _)) => !first.contains(':') && Path::new(first).is_dir(),
+        None => false,
     }
-    let entity_ref = EntityRef::parse(raw, "template", "default").map_err(|e| e.to_string())?;
+}
+
+/// Finds the template: a path (see [`names_a_path`]), else a reference in
+/// the configured template directories.
+pub fn resolve_template(raw: &str, settings: &Settings) -> Result<LoadedTemplate, Refusal> {
+    if names_a_path(raw) {
+        return load_path(Path::new(raw));
+    }
+    let entity_ref = EntityRef::parse(raw, "template", "default").map_err(|e| Refusal::Usage(e.to_string()))?;
     if !entity_ref.kind.eq_ignore_ascii_case("template") {
-        return Err(format!(
+        return Err(Refusal::Usage(format!(
             "Invalid kind, only 'Template' kind is supported, got '{}'",
             entity_ref.kind
-        ));
+        )));
     }
     let source = DirTemplateSource::load(&settings.templates.dirs);
     let key = entity_ref.key();
     if let Some(found) = source.templates().find(|t| t.entity_ref.key() == key) {
         return Ok(found.clone());
     }
-    let dirs: Vec<String> = settings
-        .templates
-        .dirs
-        .iter()
-        .map(|d| d.display().to_string())
-        .collect();
-    let mut message = format!(
-        "Template {entity_ref} not found: no such file or directory, and no template of that name in {} (templates.dirs)",
-        dirs.join(", ")
-    );
+    let mut message = if settings.templates.dirs.is_empty() {
+        format!(
+            "{entity_ref} not found: no template directories are configured (templates.dirs); \
+             give a path (./{raw}) or --config with templates.dirs"
+        )
+    } else {
+        let dirs: Vec<String> = settings
+            .templates
+            .dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        format!("{entity_ref} not found; looked in {} (templates.dirs)", dirs.join(", "))
+    };
     for (path, problem) in &source.problems {
         message.push_str(&format!("\n  skipped {}: {problem}", path.display()));
     }
-    Err(message)
+    Err(Refusal::NotFound(message))
 }
 
-/// Whether a parameter page is shown, as the server decides it (`when`).
-fn page_visible(renderer: &Renderer, page: &Value, values: &Value) -> bool {
-    match page.get("when") {
-        None => true,
-        Some(condition) => match renderer.render_value(condition, &json!({ "parameters": values })) {
-            None | Some(Value::Null) | Some(Value::Bool(false)) => false,
-            Some(Value::String(s)) => !s.is_empty() && s != "false",
-            Some(_) => true,
-        },
+fn load_path(path: &Path) -> Result<LoadedTemplate, Refusal> {
+    if !path.exists() {
+        return Err(Refusal::NotFound(format!("{} does not exist", path.display())));
     }
+    let file = if path.is_dir() {
+        let file = path.join("template.yaml");
+        if !file.is_file() {
+            return Err(Refusal::NotFound(format!("no template.yaml in {}", path.display())));
+        }
+        file
+    } else {
+        path.to_path_buf()
+    };
+    let templates = load_template_file(&file).map_err(|e| Refusal::Usage(format!("{}: {e}", file.display())))?;
+    templates
+        .into_iter()
+        .next()
+        .ok_or_else(|| Refusal::NotFound(format!("{}: no template in this file", file.display())))
 }
 
-/// Schema defaults, then prompts for the required values still missing
-/// (page by page, skipping hidden pages) when `interactive`.
-pub fn fill_values(
-    pages: &[&Value],
-    mut values: Map<String, Value>,
-    renderer: &Renderer,
-    interactive: bool,
-) -> Map<String, Value> {
-    apply_defaults(pages, &mut values);
-    if !interactive {
-        return values;
-    }
-    for page in pages {
-        if !page_visible(renderer, page, &Value::Object(values.clone())) {
-            continue;
-        }
-        let missing: Vec<String> = missing_required(page, &values).into_iter().map(str::to_owned).collect();
-        if missing.is_empty() {
-            continue;
-        }
-        if let Some(title) = page.get("title").and_then(Value::as_str) {
-            eprintln!("{title}");
-        }
-        for key in missing {
-            let schema = page
-                .get("properties")
-                .and_then(|p| p.get(&key))
-                .cloned()
-                .unwrap_or_else(|| json!({}));
-            match prompt(&key, &schema) {
-                Some(value) => {
-                    values.insert(key, value);
-                }
-                None => return values,
-            }
-        }
-    }
-    values
-}
-
-/// Defaults, prompts, then the server's validation: the values to run with.
-fn complete_values(
+/// `--set` keys checked, then defaults, prompts, and the validation of every
+/// shown page: the values to run with.
+pub fn complete_values(
     template: &LoadedTemplate,
     values: Map<String, Value>,
+    set: &[String],
     renderer: &Renderer,
     interactive: bool,
-) -> Result<Value, Vec<Value>> {
+) -> Result<Value, Refusal> {
     let pages = pages_of(&template.spec.parameters);
-    let values = Value::Object(fill_values(&pages, values, renderer, interactive));
-    validate_parameters(&pages, &values, |page| page_visible(renderer, page, &values))
+    check_set_keys(&pages, set).map_err(Refusal::Usage)?;
+    let visible = |page: &Value, values: &Value| page_visible(renderer, page, values);
+    let mut terminal = Terminal;
+    let ask: Option<&mut dyn Ask> = if interactive { Some(&mut terminal) } else { None };
+    let values = Value::Object(fill_values(&pages, values, &visible, ask));
+    validate_all(&pages, &values, |page| page_visible(renderer, page, &values)).map_err(Refusal::Invalid)
 }
 
 /// The run's sink: the live display, and the step journal in memory.
@@ -277,35 +268,42 @@ fn prepare_workspace(dir: &Path) -> Result<(), String> {
     }
 }
 
-fn refuse(refusal: Refusal, output: OutputFormat) -> u8 {
-    let (message, errors) = match refusal {
-        Refusal::Usage(message) => (message, Vec::new()),
-        Refusal::Invalid(errors) => ("the values do not match the template's parameters".to_owned(), errors),
+pub fn refuse(refusal: Refusal, output: OutputFormat) -> Exit {
+    let (exit, name, message, errors) = match refusal {
+        Refusal::Usage(message) => (Exit::Usage, "InputError", message, Vec::new()),
+        Refusal::NotFound(message) => (Exit::NotFound, "NotFoundError", message, Vec::new()),
+        Refusal::Invalid(errors) => (
+            Exit::Usage,
+            "InputError",
+            "the values do not match the template's parameters".to_owned(),
+            errors,
+        ),
     };
     let stacks: Vec<String> = errors
         .iter()
         .filter_map(|e| e.get("stack").and_then(Value::as_str).map(str::to_owned))
         .collect();
     if stacks.is_empty() {
-        eprintln!("scaffolder: {message}");
+        errln!("scaffolder: {message}");
     } else {
-        eprintln!("scaffolder: {message}:");
+        errln!("scaffolder: {message}:");
         for stack in &stacks {
-            eprintln!("  - {stack}");
+            errln!("  - {stack}");
         }
     }
     if output == OutputFormat::Json {
-        let mut error = json!({ "name": "InputError", "message": message });
+        let mut error = json!({ "name": name, "message": message });
         if !errors.is_empty() {
             error["errors"] = Value::Array(errors);
         }
-        println!("{}", json_report("invalid", &json!({}), &[], Some(error)));
+        let status = if exit == Exit::NotFound { "not-found" } else { "invalid" };
+        outln!("{}", json_report(status, &json!({}), &[], Some(error)));
     }
-    EXIT_USAGE
+    exit
 }
 
 /// Runs the template; returns the process exit code.
-pub async fn run(args: RunArgs) -> u8 {
+pub async fn run(args: RunArgs) -> Exit {
     let output = args.output;
     match run_inner(args).await {
         Ok(code) => code,
@@ -313,16 +311,16 @@ pub async fn run(args: RunArgs) -> u8 {
     }
 }
 
-async fn run_inner(args: RunArgs) -> Result<u8, Refusal> {
+async fn run_inner(args: RunArgs) -> Result<Exit, Refusal> {
     let settings = Settings::load(args.config.as_deref()).map_err(|e| Refusal::Usage(e.to_string()))?;
-    let template = resolve_template(&args.template, &settings).map_err(Refusal::Usage)?;
+    let template = resolve_template(&args.template, &settings)?;
     let values = load_values(args.values.as_deref(), &args.set).map_err(Refusal::Usage)?;
     let env: Vec<(String, String)> = std::env::vars().collect();
     let secrets = load_secrets(&env, &args.secrets).map_err(Refusal::Usage)?;
 
     let deps = action_deps(&settings).map_err(|e| Refusal::Usage(e.to_string()))?;
     let renderer = Arc::new(Renderer::builder().integrations(deps.integrations.templating()).build());
-    let values = complete_values(&template, values, &renderer, can_prompt()).map_err(Refusal::Invalid)?;
+    let values = complete_values(&template, values, &args.set, &renderer, can_prompt())?;
 
     let (workspace, scratch) = match &args.workspace {
         Some(dir) => {
@@ -361,8 +359,8 @@ async fn run_inner(args: RunArgs) -> Result<u8, Refusal> {
                 cancel.cancel();
                 if interrupts.recv().await.is_some() {
                     display.finish();
-                    eprintln!("scaffolder: interrupted");
-                    std::process::exit(i32::from(EXIT_CANCELLED));
+                    errln!("scaffolder: interrupted");
+                    std::process::exit(i32::from(Exit::Cancelled.code()));
                 }
             }
         })
@@ -409,9 +407,9 @@ async fn run_inner(args: RunArgs) -> Result<u8, Refusal> {
     let done = published(&spec, &journal);
     let error = outcome.final_events.iter().find_map(|e| e.body.get("error").cloned());
     let (code, status) = match TaskStatus::from(outcome.status) {
-        TaskStatus::Completed => (EXIT_OK, "completed"),
-        TaskStatus::Cancelled => (EXIT_CANCELLED, "cancelled"),
-        _ => (EXIT_FAILED, "failed"),
+        TaskStatus::Completed => (Exit::Ok, "completed"),
+        TaskStatus::Cancelled => (Exit::Cancelled, "cancelled"),
+        _ => (Exit::Failed, "failed"),
     };
     let cancelled_message = outcome
         .final_events
@@ -432,16 +430,16 @@ async fn run_inner(args: RunArgs) -> Result<u8, Refusal> {
                     .unwrap_or_else(|| json!({ "name": "Error", "message": "the run failed" })),
             ),
         };
-        println!("{}", json_report(status, &outcome.output, &display.summary(), error));
+        outln!("{}", json_report(status, &outcome.output, &display.summary(), error));
     } else {
         match TaskStatus::from(outcome.status) {
             TaskStatus::Completed => {
-                eprintln!("Completed in {elapsed}.");
-                print!("{}", render_output(&outcome.output));
+                errln!("Completed in {elapsed}.");
+                out!("{}", render_output(&outcome.output));
                 print_repositories(&local_repositories(&done), true);
             }
             TaskStatus::Cancelled => {
-                eprintln!(
+                errln!(
                     "Cancelled after {elapsed}: {}",
                     cancelled_message.unwrap_or_else(|| "the run was cancelled".into())
                 );
@@ -452,14 +450,14 @@ async fn run_inner(args: RunArgs) -> Result<u8, Refusal> {
                     .as_ref()
                     .and_then(|e| e.get("message").and_then(Value::as_str))
                     .unwrap_or("the run failed");
-                eprintln!("Failed after {elapsed}: {message}");
+                errln!("Failed after {elapsed}: {message}");
                 report_published(&spec, &done);
             }
         }
     }
     match scratch {
         Some(dir) => drop(dir),
-        None => eprintln!("The workspace is kept in {}", workspace.display()),
+        None => errln!("The workspace is kept in {}", workspace.display()),
     }
     Ok(code)
 }
@@ -476,14 +474,14 @@ fn step_name(spec: &Value, id: &str) -> String {
 /// After a failure or a cancel: what already happened and is not undone.
 fn report_published(spec: &Value, done: &[(String, Vec<(String, String)>)]) {
     if done.is_empty() {
-        eprintln!("No step had finished: nothing was published.");
+        errln!("No step had finished: nothing was published.");
         return;
     }
-    eprintln!("These steps had finished; what they did is not undone:");
+    errln!("These steps had finished; what they did is not undone:");
     for (id, urls) in done {
-        eprintln!("  ✓ {}", step_name(spec, id));
+        errln!("  ✓ {}", step_name(spec, id));
         for (key, url) in urls {
-            eprintln!("      {key}: {url}");
+            errln!("      {key}: {url}");
         }
     }
     print_repositories(&local_repositories(done), false);
@@ -506,9 +504,9 @@ fn print_repositories(repos: &[PathBuf], to_stdout: bool) {
         ));
     }
     if to_stdout {
-        print!("{text}");
+        out!("{text}");
     } else {
-        eprint!("{text}");
+        errout!("{text}");
     }
 }
 
@@ -554,5 +552,24 @@ mod tests {
             local_repository("file:///x/a.git/blob/main"),
             Some(PathBuf::from("/x/a.git"))
         );
+    }
+
+    #[test]
+    fn paths_and_references_are_told_apart() {
+        // Run from the repository root, as cargo runs unit tests.
+        for path in [
+            "templates/app-base-go-react",
+            "templates/nope",
+            "./nope",
+            "../x",
+            "/abs/x",
+            "x.yaml",
+            "a/b/c",
+        ] {
+            assert!(names_a_path(path), "{path} is a path");
+        }
+        for reference in ["app-base-go-react", "default/x", "template:default/x", "template:x"] {
+            assert!(!names_a_path(reference), "{reference} is a reference");
+        }
     }
 }

@@ -162,7 +162,13 @@ impl GithubClient {
         };
         let builder = Octocrab::builder()
             .base_uri(host.api_base_url.as_str())
-            .map_err(|e| setup(format!("invalid API base URL {}: {e}", host.api_base_url)))?
+            .map_err(|e| {
+                setup(format!(
+                    "invalid API base URL {}: {}",
+                    host.api_base_url,
+                    without_backtrace(&e.to_string())
+                ))
+            })?
             .set_connect_timeout(Some(Duration::from_secs(10)))
             .set_read_timeout(Some(Duration::from_secs(60)));
         let token = token
@@ -177,7 +183,7 @@ impl GithubClient {
                 let crab = builder
                     .personal_token(token.clone())
                     .build()
-                    .map_err(|e| setup(e.to_string()))?;
+                    .map_err(|e| setup(describe_octocrab_error(&e)))?;
                 (crab, Some(token))
             }
             (
@@ -191,10 +197,10 @@ impl GithubClient {
                 let app = builder
                     .app(octocrab::models::AppId(*app_id), key.clone())
                     .build()
-                    .map_err(|e| setup(e.to_string()))?;
+                    .map_err(|e| setup(describe_octocrab_error(&e)))?;
                 let crab = app
                     .installation(octocrab::models::InstallationId(*installation_id))
-                    .map_err(|e| setup(e.to_string()))?;
+                    .map_err(|e| setup(describe_octocrab_error(&e)))?;
                 let minted = tokio::select! {
                     _ = cancel.cancelled() => return Err(GithubError::Cancelled),
                     t = crab.installation_token() => t.map_err(|e| setup(format!(
@@ -204,7 +210,7 @@ impl GithubClient {
                 };
                 (crab, Some(minted.expose_secret().to_owned()))
             }
-            (None, _) => (builder.build().map_err(|e| setup(e.to_string()))?, None),
+            (None, _) => (builder.build().map_err(|e| setup(describe_octocrab_error(&e)))?, None),
         };
         Ok(GithubClient {
             crab,
@@ -450,14 +456,29 @@ pub fn rate_limit_wait(status: StatusCode, headers: &HeaderMap, message: &str, n
 
 /// octocrab's errors print only their kind; the source says what happened.
 fn describe_octocrab_error(e: &octocrab::Error) -> String {
-    let mut text = e.to_string();
+    let mut text = without_backtrace(&e.to_string()).to_owned();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
+        let said = s.to_string();
+        let said = without_backtrace(&said);
+        // Most kinds already print their source.
+        if !text.contains(said) {
+            text.push_str(": ");
+            text.push_str(said);
+        }
         source = s.source();
     }
     text
+}
+
+/// octocrab's errors end with "Found at <backtrace>", a whole backtrace when
+/// RUST_BACKTRACE or RUST_LIB_BACKTRACE is set: task error messages (shown on
+/// Backstage's task page) must not carry it.
+fn without_backtrace(text: &str) -> &str {
+    match text.find("\nFound at ") {
+        Some(end) => text[..end].trim_end(),
+        None => text.trim_end(),
+    }
 }
 
 #[cfg(test)]
@@ -470,6 +491,15 @@ mod tests {
             map.insert(*k, v.parse().unwrap());
         }
         map
+    }
+
+    #[test]
+    fn octocrab_backtraces_are_cut_from_messages() {
+        assert_eq!(
+            without_backtrace("Service Error: error trying to connect\n\nFound at    0: std::backtrace\n   1: x"),
+            "Service Error: error trying to connect"
+        );
+        assert_eq!(without_backtrace("GitHub said no"), "GitHub said no");
     }
 
     #[test]

@@ -68,12 +68,12 @@ async fn server_errors_are_printed_as_backstage_words_them() {
         out.stderr
     );
     let out = server.cli(&["create", "nope"]).await;
-    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
     assert!(out.stderr.contains("not found"), "{}", out.stderr);
 
     let missing = uuid::Uuid::new_v4().to_string();
     let out = server.cli(&["tasks", "show", &missing]).await;
-    assert_eq!(out.code, Some(1));
+    assert_eq!(out.code, Some(3));
     assert!(
         out.stderr.contains(&format!("No task with id '{missing}' found")),
         "{}",
@@ -83,7 +83,7 @@ async fn server_errors_are_printed_as_backstage_words_them() {
     // Nobody listens here.
     let data = tempfile::tempdir().unwrap();
     let out = run(data.path(), &["--server", "http://127.0.0.1:9", "actions", "list"]).await;
-    assert_eq!(out.code, Some(1));
+    assert_eq!(out.code, Some(4));
     assert!(out.stderr.contains("cannot reach"), "{}", out.stderr);
 }
 
@@ -196,7 +196,7 @@ async fn templates_show_and_actions_list() {
         .await;
     assert_eq!(out.json()["steps"][1]["title"], "Advanced");
     let out = server.cli(&["templates", "show", "nope"]).await;
-    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert_eq!(out.code, Some(3), "{}", out.stderr);
 
     let out = server.cli(&["actions", "list"]).await;
     assert_eq!(out.code, Some(0), "{}", out.stderr);

@@ -25,6 +25,14 @@ pub fn admin_url() -> String {
 /// repository root, publishing into `data/git`.
 pub fn scaffolder(data: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_scaffolder"));
+    isolate(&mut cmd, data);
+    cmd.stdin(Stdio::null());
+    cmd
+}
+
+/// Runs `cmd` (the binary, or a wrapper starting it) from the repository
+/// root without the caller's scaffolder settings, publishing into `data/git`.
+pub fn isolate(cmd: &mut Command, data: &Path) {
     cmd.current_dir(root());
     for (key, _) in std::env::vars() {
         if key.starts_with("SCAFFOLDER") || key == "DATABASE_URL" || key == "XDG_DATA_HOME" {
@@ -33,9 +41,7 @@ pub fn scaffolder(data: &Path) -> Command {
     }
     cmd.env("SCAFFOLDER__INTEGRATIONS__LOCAL_GIT__DIR", data.join("git"));
     cmd.env("NO_COLOR", "1");
-    cmd.stdin(Stdio::null());
     cmd.kill_on_drop(true);
-    cmd
 }
 
 /// A finished process.
@@ -200,8 +206,19 @@ pub struct Server {
     child: Running,
 }
 
+/// What a test server differs in: more environment, more template dirs.
+#[derive(Default)]
+pub struct ServerSetup<'a> {
+    pub env: Vec<(&'a str, String)>,
+    pub templates: Vec<&'a str>,
+}
+
 impl Server {
     pub async fn start() -> Server {
+        Server::start_with(ServerSetup::default()).await
+    }
+
+    pub async fn start_with(setup: ServerSetup<'_>) -> Server {
         let data = tempfile::tempdir().expect("temp dir");
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
@@ -220,6 +237,10 @@ impl Server {
         .env("SCAFFOLDER__LOG__FORMAT", "pretty")
         .env("SCAFFOLDER__LOG__LEVEL", "warn")
         .env("SCAFFOLDER__DATABASE__MAX_CONNECTIONS", "5");
+        for dir in setup.templates {
+            cmd.args(["--templates", dir]);
+        }
+        cmd.envs(setup.env);
         let child = spawn(cmd);
         let server = Server {
             url: format!("http://127.0.0.1:{port}"),

@@ -2,5 +2,6 @@
 //! commands against a running server, through the real binary.
 
 mod client;
+mod edges;
 mod helpers;
 mod run;

@@ -298,10 +298,10 @@ async fn template_refs_are_found_in_the_configured_dirs() {
     assert!(out.stderr.contains("requires property \"replicas\""), "{}", out.stderr);
 
     let out = run(data.path(), &["run", "no-such-template", "--config", config]).await;
-    assert_eq!(out.code, Some(2));
+    assert_eq!(out.code, Some(3));
     assert!(
         out.stderr
-            .contains("Template template:default/no-such-template not found"),
+            .contains("template:default/no-such-template not found; looked in tests/templates"),
         "{}",
         out.stderr
     );
