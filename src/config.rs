@@ -200,6 +200,10 @@ pub struct AuthSettings {
     pub tokens: Vec<StaticTokenSettings>,
     /// User entity refs that see, cancel and retry every task.
     pub admins: Vec<String>,
+    /// Host names (with an optional port; `*`: any) that anonymous requests
+    /// may carry in `Host` besides loopback names. Anything else is refused,
+    /// so a web page cannot reach an anonymous server through DNS rebinding.
+    pub anonymous_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -702,7 +706,7 @@ fn set_path(tree: &mut Value, path: &[&str], value: Value) {
             (Value::String(s), Some(Value::Array(_))) | (Value::String(s), None)
                 if matches!(
                     *last,
-                    "dirs" | "urls" | "admins" | "origins" | "methods" | "headers" | "keys"
+                    "dirs" | "urls" | "admins" | "anonymous_hosts" | "origins" | "methods" | "headers" | "keys"
                 ) =>
             {
                 Value::Array(

@@ -149,6 +149,8 @@ impl Application {
         let cors = settings.server.cors.clone();
         let server = HttpServer::new(move || {
             App::new()
+                // Bodies are checked after the caller is known, before any handler.
+                .wrap(from_fn(http::content_type::require_json))
                 .wrap(from_fn(http::auth::authenticate))
                 .wrap(from_fn(http::error::with_request_info))
                 .wrap(Condition::new(

@@ -14,6 +14,7 @@ mod list;
 mod meta;
 mod metrics;
 mod openapi;
+mod request_hygiene;
 mod secrets;
 mod startup_db;
 mod tasks;
