@@ -259,7 +259,7 @@ pub fn action_deps(settings: &Settings) -> Result<ActionDeps, StartupError> {
     let catalog = match &settings.catalog.base_url {
         Some(url) => Some(Arc::new(crate::actions::catalog::CatalogClient::new(
             url,
-            settings.catalog.token.clone(),
+            settings.catalog.token.as_ref().map(|t| t.expose().to_owned()),
         )?)),
         None => None,
     };

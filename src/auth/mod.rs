@@ -203,7 +203,7 @@ impl Authenticator {
         let mut tokens = Vec::new();
         for (i, t) in auth.tokens.iter().enumerate() {
             let token = match (&t.token, &t.token_file) {
-                (Some(token), _) => token.clone(),
+                (Some(token), _) => token.expose().to_owned(),
                 (None, Some(file)) => std::fs::read_to_string(file)
                     .map_err(|e| {
                         AuthConfigError(format!(

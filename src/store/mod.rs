@@ -51,15 +51,16 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 impl Store {
     /// Connects (creating the database when allowed and missing) without migrating.
     pub async fn connect(settings: &DatabaseSettings) -> Result<Store, StoreError> {
-        if settings.create_if_missing && !Postgres::database_exists(&settings.url).await.unwrap_or(true) {
+        let url = settings.url.expose();
+        if settings.create_if_missing && !Postgres::database_exists(url).await.unwrap_or(true) {
             // Two replicas starting at once may race here; losing the race is fine.
-            if let Err(e) = Postgres::create_database(&settings.url).await {
-                if !Postgres::database_exists(&settings.url).await.unwrap_or(false) {
+            if let Err(e) = Postgres::create_database(url).await {
+                if !Postgres::database_exists(url).await.unwrap_or(false) {
                     return Err(e.into());
                 }
             }
         }
-        let options: PgConnectOptions = settings.url.parse()?;
+        let options: PgConnectOptions = url.parse()?;
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(Duration::from_secs(10))

@@ -16,6 +16,7 @@ mod metrics;
 mod openapi;
 mod request_hygiene;
 mod secrets;
+mod serve_env;
 mod startup_db;
 mod tasks;
 mod telemetry;
