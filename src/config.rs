@@ -7,6 +7,11 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+mod secret;
+mod typed;
+
+pub use secret::{DatabaseUrl, Secret};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -38,7 +43,7 @@ pub struct Settings {
 #[serde(deny_unknown_fields, default)]
 pub struct TelemetrySettings {
     /// When set, `GET /metrics` requires `Authorization: Bearer <token>`; unset: open, like `/readyz`.
-    pub metrics_token: Option<String>,
+    pub metrics_token: Option<Secret>,
     /// OTLP/HTTP collector base URL (`http://otel-collector:4318`); spans go to `<url>/v1/traces`.
     /// Unset: no traces are exported.
     pub otlp_endpoint: Option<String>,
@@ -61,7 +66,7 @@ impl Default for TelemetrySettings {
 #[serde(deny_unknown_fields, default)]
 pub struct SecretsSettings {
     /// `id:base64key` entries (32-byte keys); the first encrypts, all decrypt.
-    pub keys: Vec<String>,
+    pub keys: Vec<Secret>,
     /// Used when `keys` is empty: a key file created (mode 0600) on first start.
     /// Default `$XDG_DATA_HOME/scaffolder/secrets.key`, else `./data/secrets.key`.
     pub key_file: Option<PathBuf>,
@@ -73,7 +78,7 @@ impl std::fmt::Debug for SecretsSettings {
         let ids: Vec<&str> = self
             .keys
             .iter()
-            .map(|k| k.split_once(':').map_or("<malformed>", |(id, _)| id))
+            .map(|k| k.expose().split_once(':').map_or("<malformed>", |(id, _)| id))
             .collect();
         f.debug_struct("SecretsSettings")
             .field("keys", &ids)
@@ -200,6 +205,10 @@ pub struct AuthSettings {
     pub tokens: Vec<StaticTokenSettings>,
     /// User entity refs that see, cancel and retry every task.
     pub admins: Vec<String>,
+    /// Host names (with an optional port; `*`: any) that anonymous requests
+    /// may carry in `Host` besides loopback names. Anything else is refused,
+    /// so a web page cannot reach an anonymous server through DNS rebinding.
+    pub anonymous_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -230,7 +239,7 @@ fn default_jwks_refresh() -> u64 {
 pub struct StaticTokenSettings {
     /// The token itself…
     #[serde(default)]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// …or a file holding it (surrounding whitespace is ignored).
     #[serde(default)]
     pub token_file: Option<PathBuf>,
@@ -253,7 +262,7 @@ pub enum TokenAccess {
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
     /// PostgreSQL connection URL. `DATABASE_URL` overrides it.
-    pub url: String,
+    pub url: DatabaseUrl,
     pub max_connections: u32,
     /// Create the database named in `url` when it does not exist yet.
     pub create_if_missing: bool,
@@ -355,7 +364,7 @@ pub struct GithubIntegrationSettings {
     pub api_base_url: Option<String>,
     /// A personal access token (or fine-grained token).
     #[serde(default)]
-    pub token: Option<String>,
+    pub token: Option<Secret>,
     /// GitHub App credentials; preferred over `token` when both are set.
     #[serde(default)]
     pub app: Option<GithubAppSettings>,
@@ -411,7 +420,7 @@ pub struct CatalogSettings {
     /// Catalog API base, e.g. `http://backstage:7007/api/catalog`. Unset: no catalog.
     pub base_url: Option<String>,
     /// Service token sent when the task has no initiator token.
-    pub token: Option<String>,
+    pub token: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -437,7 +446,7 @@ impl Default for ServerSettings {
 impl Default for DatabaseSettings {
     fn default() -> Self {
         DatabaseSettings {
-            url: "postgres://postgres@127.0.0.1:5432/scaffolder".into(),
+            url: DatabaseUrl::from("postgres://postgres@127.0.0.1:5432/scaffolder"),
             max_connections: 20,
             create_if_missing: true,
         }
@@ -514,10 +523,12 @@ impl Settings {
             } else if let Some(rest) = key.strip_prefix(ENV_PREFIX) {
                 let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
                 let refs: Vec<&str> = path.iter().map(String::as_str).collect();
-                set_path(&mut tree, &refs, env_value(value));
+                // Kept as text: the field's type decides what it becomes.
+                set_path(&mut tree, &refs, Value::String(value.clone()));
             }
         }
-        let settings: Settings = serde_json::from_value(tree).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let settings =
+            Settings::deserialize(typed::Typed::root(tree)).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -551,7 +562,12 @@ impl Settings {
         if let Some(url) = &self.telemetry.otlp_endpoint {
             check_http_url("telemetry.otlp_endpoint", url)?;
         }
-        if self.telemetry.metrics_token.as_deref().is_some_and(|t| t.len() < 8) {
+        if self
+            .telemetry
+            .metrics_token
+            .as_ref()
+            .is_some_and(|t| t.expose().len() < 8)
+        {
             return Err(ConfigError::Invalid(
                 "telemetry.metrics_token must be at least 8 characters".into(),
             ));
@@ -602,7 +618,7 @@ impl Settings {
                 )));
             }
             match (&token.token, &token.token_file) {
-                (Some(t), None) if t.len() >= 8 => {}
+                (Some(t), None) if t.expose().len() >= 8 => {}
                 (Some(_), None) => {
                     return Err(ConfigError::Invalid(format!(
                         "auth.tokens[{i}].token must be at least 8 characters"
@@ -642,7 +658,7 @@ impl Settings {
             if let Some(url) = &github.api_base_url {
                 check_http_url(&format!("integrations.github[{i}].api_base_url"), url)?;
             }
-            if github.token.as_deref().is_some_and(str::is_empty) {
+            if github.token.as_ref().is_some_and(|t| t.expose().is_empty()) {
                 return Err(ConfigError::Invalid(format!("integrations.github[{i}].token is empty")));
             }
             hosts.push(host);
@@ -678,19 +694,6 @@ fn check_http_url(key: &str, raw: &str) -> Result<(), ConfigError> {
     }
 }
 
-/// Environment values are strings; numbers, booleans and comma-separated
-/// lists (for list keys such as `templates__dirs`) are recognised so that the
-/// typed tree accepts them.
-fn env_value(raw: &str) -> Value {
-    if let Ok(b) = raw.parse::<bool>() {
-        return Value::Bool(b);
-    }
-    if let Ok(n) = raw.parse::<u64>() {
-        return Value::from(n);
-    }
-    Value::String(raw.to_owned())
-}
-
 fn set_path(tree: &mut Value, path: &[&str], value: Value) {
     let Some((last, parents)) = path.split_last() else {
         return;
@@ -707,23 +710,6 @@ fn set_path(tree: &mut Value, path: &[&str], value: Value) {
         *node = Value::Object(Map::new());
     }
     if let Value::Object(map) = node {
-        // List-valued keys take a comma-separated string from the environment.
-        let value = match (&value, map.get(*last)) {
-            (Value::String(s), Some(Value::Array(_))) | (Value::String(s), None)
-                if matches!(
-                    *last,
-                    "dirs" | "urls" | "admins" | "origins" | "methods" | "headers" | "keys"
-                ) =>
-            {
-                Value::Array(
-                    s.split(',')
-                        .filter(|p| !p.is_empty())
-                        .map(|p| Value::String(p.into()))
-                        .collect(),
-                )
-            }
-            _ => value,
-        };
         map.insert(last.to_string(), value);
     }
 }
@@ -760,7 +746,7 @@ mod tests {
         .unwrap();
         assert_eq!(s.server.bind, "0.0.0.0:1");
         assert_eq!(s.worker.concurrency, 7);
-        assert_eq!(s.database.url, "postgres://x/y");
+        assert_eq!(s.database.url.expose(), "postgres://x/y");
         assert_eq!(s.templates.dirs, vec![PathBuf::from("a"), PathBuf::from("b")]);
     }
 
@@ -781,12 +767,121 @@ mod tests {
         assert_eq!(s.limits.sse_streams_per_client, 3);
         assert_eq!(s.limits.template_fuel, 1000);
         assert_eq!(s.limits.dry_run_files, LimitsSettings::default().dry_run_files);
-        assert_eq!(s.secrets.keys, vec!["new:AAAA".to_owned(), "old:BBBB".to_owned()]);
+        let keys: Vec<&str> = s.secrets.keys.iter().map(Secret::expose).collect();
+        assert_eq!(keys, ["new:AAAA", "old:BBBB"]);
         assert_eq!(s.secrets.key_file(), PathBuf::from("/run/keys/secrets.key"));
         let printed = format!("{:?}", s.secrets);
         assert!(printed.contains("new") && !printed.contains("AAAA"), "{printed}");
         let err = Settings::load_from(None, &env(&[("SCAFFOLDER__LIMITS__SKELETON_FILES", "0")])).unwrap_err();
         assert!(err.to_string().contains("limits.skeleton_files"), "{err}");
+    }
+
+    #[test]
+    fn environment_values_take_the_type_of_their_field() {
+        let s = Settings::load_from(
+            None,
+            &env(&[
+                // Strings that look like numbers or booleans stay strings.
+                ("SCAFFOLDER__TELEMETRY__METRICS_TOKEN", "12345678"),
+                ("SCAFFOLDER__CATALOG__TOKEN", "000123"),
+                ("SCAFFOLDER__TELEMETRY__SERVICE_NAME", "true"),
+                ("SCAFFOLDER__LOG__LEVEL", "1e3"),
+                // Number and boolean fields still parse.
+                ("SCAFFOLDER__WORKER__CONCURRENCY", "4"),
+                ("SCAFFOLDER__WORKER__MAX_ATTEMPTS", "3"),
+                ("SCAFFOLDER__WORKER__ENABLED", "false"),
+                ("SCAFFOLDER__AUTH__ALLOW_ANONYMOUS", "True"),
+                ("SCAFFOLDER__SERVER__CORS__MAX_AGE_SECONDS", "600"),
+                // Every list field takes comma-separated text.
+                (
+                    "SCAFFOLDER__TEMPLATES__URLS",
+                    "https://github.com/o/r/blob/main/t/template.yaml",
+                ),
+                ("SCAFFOLDER__AUTH__ADMINS", "user:default/a,user:default/b"),
+                ("SCAFFOLDER__AUTH__ANONYMOUS_HOSTS", "scaffolder, scaffolder.internal"),
+                (
+                    "SCAFFOLDER__SERVER__CORS__ORIGINS",
+                    "http://localhost:3000,https://backstage.example",
+                ),
+                ("SCAFFOLDER__SERVER__CORS__METHODS", "GET,POST"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.telemetry.metrics_token.as_ref().map(Secret::expose), Some("12345678"));
+        assert_eq!(s.catalog.token.as_ref().map(Secret::expose), Some("000123"));
+        assert_eq!(s.telemetry.service_name, "true");
+        assert_eq!(s.log.level, "1e3");
+        assert_eq!((s.worker.concurrency, s.worker.max_attempts), (4, 3));
+        assert!(!s.worker.enabled);
+        assert_eq!(s.auth.allow_anonymous, Some(true));
+        assert_eq!(s.templates.urls.len(), 1);
+        assert_eq!(s.auth.admins, ["user:default/a", "user:default/b"]);
+        assert_eq!(s.auth.anonymous_hosts, ["scaffolder", "scaffolder.internal"]);
+        let cors = s.server.cors.expect("cors from the environment");
+        assert_eq!(cors.origins, ["http://localhost:3000", "https://backstage.example"]);
+        assert_eq!(cors.methods, ["GET", "POST"]);
+        assert_eq!(cors.max_age_seconds, Some(600));
+        assert!(
+            cors.credentials,
+            "defaults fill the rest of a section set from the environment"
+        );
+
+        // A YAML number given to a string field is its text.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.yaml");
+        std::fs::write(&file, "telemetry:\n  metrics_token: 87654321\n").unwrap();
+        let s = Settings::load_from(Some(&file), &[]).unwrap();
+        assert_eq!(s.telemetry.metrics_token.as_ref().map(Secret::expose), Some("87654321"));
+
+        for (key, value, needle) in [
+            ("SCAFFOLDER__WORKER__CONCURRENCY", "four", "worker.concurrency"),
+            ("SCAFFOLDER__WORKER__ENABLED", "maybe", "worker.enabled"),
+            (
+                "SCAFFOLDER__SERVER__CORS__MAX_AGE_SECONDS",
+                "-1",
+                "server.cors.max_age_seconds",
+            ),
+        ] {
+            let err = Settings::load_from(None, &env(&[(key, value)])).unwrap_err();
+            assert!(
+                err.to_string().contains(needle) && err.to_string().contains(value),
+                "{key}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn printing_the_settings_shows_no_token_key_or_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.yaml");
+        std::fs::write(
+            &file,
+            "auth:\n  tokens:\n    - token: static-token-one\n      subject: service:ci\nintegrations:\n  github:\n    - host: ghe.example.com\n      token: ghp_github_token\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(
+            Some(&file),
+            &env(&[
+                ("DATABASE_URL", "postgres://app:db-password-1@db:5432/scaffolder"),
+                ("SCAFFOLDER__TELEMETRY__METRICS_TOKEN", "12345678"),
+                ("SCAFFOLDER__CATALOG__TOKEN", "catalog-token"),
+                ("SCAFFOLDER__SECRETS__KEYS", "k1:c2VjcmV0LWtleS1ieXRlcw=="),
+            ]),
+        )
+        .unwrap();
+        let printed = format!("{s:?} {s:#?}");
+        for secret in [
+            "db-password-1",
+            "12345678",
+            "catalog-token",
+            "c2VjcmV0LWtleS1ieXRlcw",
+            "static-token-one",
+            "ghp_github_token",
+        ] {
+            assert!(!printed.contains(secret), "{secret} printed in {printed}");
+        }
+        assert!(printed.contains("postgres://app:***@db:5432/scaffolder"), "{printed}");
+        assert!(printed.contains("k1"), "key ids still print: {printed}");
     }
 
     #[test]
@@ -851,7 +946,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.telemetry.otlp_endpoint.as_deref(), Some("http://collector:4318"));
-        assert_eq!(s.telemetry.metrics_token.as_deref(), Some("scrape-me-please"));
+        assert_eq!(
+            s.telemetry.metrics_token.as_ref().map(Secret::expose),
+            Some("scrape-me-please")
+        );
         assert_eq!(s.telemetry.service_name, "scaffolder-eu");
         for (key, value, needle) in [
             (
@@ -896,13 +994,13 @@ mod tests {
         .unwrap();
         let s = Settings::load_from(Some(&file), &env(&[("SCAFFOLDER__CATALOG__TOKEN", "secret")])).unwrap();
         assert_eq!(s.integrations.github.len(), 2);
-        assert_eq!(s.integrations.github[0].token.as_deref(), Some("t"));
+        assert_eq!(s.integrations.github[0].token.as_ref().map(Secret::expose), Some("t"));
         assert_eq!(
             s.integrations.github[1].app.as_ref().map(|a| a.installation_id),
             Some(2)
         );
         assert_eq!(s.integrations.local_git.data_dir(), PathBuf::from("/srv/git"));
-        assert_eq!(s.catalog.token.as_deref(), Some("secret"));
+        assert_eq!(s.catalog.token.as_ref().map(Secret::expose), Some("secret"));
 
         for (yaml, needle) in [
             ("integrations:\n  github:\n    - host: a/b\n", "host"),

@@ -120,7 +120,8 @@ impl Keyring {
     /// keys, so a generated file only suits a single replica.
     pub fn from_settings(settings: &SecretsSettings) -> Result<Keyring, SecretsError> {
         if !settings.keys.is_empty() {
-            return Keyring::from_entries(&settings.keys);
+            let entries: Vec<&str> = settings.keys.iter().map(crate::config::Secret::expose).collect();
+            return Keyring::from_entries(&entries);
         }
         let path = settings.key_file();
         let entries = read_or_create_key_file(&path)?;

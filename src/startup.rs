@@ -150,6 +150,8 @@ impl Application {
         let cors = settings.server.cors.clone();
         let server = HttpServer::new(move || {
             App::new()
+                // Bodies are checked after the caller is known, before any handler.
+                .wrap(from_fn(http::content_type::require_json))
                 .wrap(from_fn(http::auth::authenticate))
                 .wrap(from_fn(http::error::with_request_info))
                 .wrap(Condition::new(
@@ -258,7 +260,7 @@ pub fn action_deps(settings: &Settings) -> Result<ActionDeps, StartupError> {
     let catalog = match &settings.catalog.base_url {
         Some(url) => Some(Arc::new(crate::actions::catalog::CatalogClient::new(
             url,
-            settings.catalog.token.clone(),
+            settings.catalog.token.as_ref().map(|t| t.expose().to_owned()),
         )?)),
         None => None,
     };

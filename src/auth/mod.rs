@@ -76,6 +76,10 @@ impl std::fmt::Debug for Caller {
 }
 
 impl Caller {
+    pub fn is_anonymous(&self) -> bool {
+        matches!(self.identity, Identity::Anonymous)
+    }
+
     pub fn anonymous() -> Caller {
         Caller {
             identity: Identity::Anonymous,
@@ -129,6 +133,8 @@ struct StaticToken {
 /// Turns an `Authorization` header into a [`Caller`].
 pub struct Authenticator {
     allow_anonymous: bool,
+    /// Host names besides loopback ones that anonymous requests may address.
+    anonymous_hosts: Vec<String>,
     backstage: Option<JwksVerifier>,
     tokens: Vec<StaticToken>,
     admins: HashSet<String>,
@@ -138,6 +144,7 @@ impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticator")
             .field("allow_anonymous", &self.allow_anonymous)
+            .field("anonymous_hosts", &self.anonymous_hosts)
             .field("backstage", &self.backstage.is_some())
             .field("tokens", &self.tokens.len())
             .field("admins", &self.admins)
@@ -158,6 +165,35 @@ pub fn is_loopback_bind(bind: &str) -> bool {
     host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// The name in a `Host` header without its port: `[::1]:7007` is `::1`,
+/// `localhost:7007` is `localhost`.
+fn host_name(host: &str) -> &str {
+    let host = host.trim();
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split_once(']').map_or(rest, |(name, _)| name);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+/// Whether a `Host` header names this machine's loopback interface:
+/// `localhost`, `*.localhost`, `127.0.0.0/8` or `[::1]`, with any port.
+/// A DNS-rebinding page reaches a local server under a name of its own, so
+/// its requests never carry one of these.
+pub fn is_loopback_host(host: &str) -> bool {
+    let name = host_name(host).trim_end_matches('.').to_ascii_lowercase();
+    if name == "localhost" || name.ends_with(".localhost") {
+        return true;
+    }
+    match name.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => false,
+    }
+}
+
 impl Authenticator {
     /// Reads token files and checks that the configuration does not expose
     /// the API to anyone by accident: binding a non-loopback address needs
@@ -167,7 +203,7 @@ impl Authenticator {
         let mut tokens = Vec::new();
         for (i, t) in auth.tokens.iter().enumerate() {
             let token = match (&t.token, &t.token_file) {
-                (Some(token), _) => token.clone(),
+                (Some(token), _) => token.expose().to_owned(),
                 (None, Some(file)) => std::fs::read_to_string(file)
                     .map_err(|e| {
                         AuthConfigError(format!(
@@ -215,6 +251,11 @@ impl Authenticator {
         }
         Ok(Authenticator {
             allow_anonymous,
+            anonymous_hosts: auth
+                .anonymous_hosts
+                .iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .collect(),
             backstage,
             tokens,
             admins: auth.admins.iter().cloned().collect(),
@@ -228,6 +269,21 @@ impl Authenticator {
 
     pub fn allows_anonymous(&self) -> bool {
         self.allow_anonymous
+    }
+
+    /// Whether an anonymous request may be served under this `Host` header:
+    /// loopback names always, others only when listed in
+    /// `auth.anonymous_hosts` (`*`: any). No header (HTTP/1.0, not a
+    /// browser) names no host to rebind.
+    pub fn anonymous_host_allowed(&self, host: Option<&str>) -> bool {
+        let Some(host) = host else { return true };
+        if is_loopback_host(host) {
+            return true;
+        }
+        let name = host_name(host).trim_end_matches('.').to_ascii_lowercase();
+        self.anonymous_hosts
+            .iter()
+            .any(|allowed| allowed == "*" || *allowed == name || *allowed == host.trim().to_ascii_lowercase())
     }
 
     /// The caller behind an `Authorization` header value (if any).
@@ -308,6 +364,52 @@ mod tests {
         for bind in ["0.0.0.0:7007", "[::]:7007", "10.0.0.1:80", "example.com:7007"] {
             assert!(!is_loopback_bind(bind), "{bind}");
         }
+    }
+
+    #[test]
+    fn loopback_hosts_are_recognised_with_any_port() {
+        for host in [
+            "localhost",
+            "localhost:7007",
+            "LocalHost.:80",
+            "app.localhost:3000",
+            "127.0.0.1",
+            "127.0.0.1:7007",
+            "127.1.2.3:1",
+            "[::1]",
+            "[::1]:7007",
+            "[::ffff:127.0.0.1]:7007",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "evil.example",
+            "evil.example:7007",
+            "localhost.evil.example",
+            "127.0.0.1.nip.io:7007",
+            "10.0.0.1:7007",
+            "[::]:7007",
+            "0.0.0.0:7007",
+            "",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn anonymous_hosts_extend_the_loopback_names() {
+        let mut s = settings("0.0.0.0:7007");
+        s.auth.allow_anonymous = Some(true);
+        s.auth.anonymous_hosts = vec!["scaffolder".into(), "Docs.Internal:8080".into()];
+        let auth = Authenticator::from_settings(&s).unwrap();
+        assert!(auth.anonymous_host_allowed(None));
+        assert!(auth.anonymous_host_allowed(Some("localhost:7007")));
+        assert!(auth.anonymous_host_allowed(Some("scaffolder:7007")));
+        assert!(auth.anonymous_host_allowed(Some("docs.internal:8080")));
+        assert!(!auth.anonymous_host_allowed(Some("evil.example")));
+        s.auth.anonymous_hosts = vec!["*".into()];
+        let auth = Authenticator::from_settings(&s).unwrap();
+        assert!(auth.anonymous_host_allowed(Some("evil.example")));
     }
 
     #[test]

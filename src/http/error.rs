@@ -27,6 +27,9 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     Unsupported(String),
+    /// A request body that is not declared JSON (415).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// Missing or invalid credentials (401).
     #[error("{0}")]
     Unauthenticated(#[from] crate::auth::AuthError),
@@ -55,6 +58,8 @@ impl ApiError {
             ApiError::Conflict(_) => "ConflictError",
             ApiError::PayloadTooLarge(_) => "PayloadTooLargeError",
             ApiError::Unsupported(_) => "NotSupportedError",
+            // The name express' body parser gives its 415s.
+            ApiError::UnsupportedMediaType(_) => "UnsupportedMediaTypeError",
             ApiError::Unauthenticated(_) => "AuthenticationError",
             ApiError::Forbidden(_) => "NotAllowedError",
             ApiError::TooManyRequests(_) => "TooManyRequestsError",
@@ -102,6 +107,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unsupported(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,

@@ -31,7 +31,7 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> Result<Htt
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or(ApiError::Unauthenticated(AuthError::Missing))?;
-        if !same_token(given.trim().as_bytes(), expected.as_bytes()) {
+        if !same_token(given.trim().as_bytes(), expected.expose().as_bytes()) {
             return Err(ApiError::Unauthenticated(AuthError::invalid("invalid metrics token")));
         }
     }

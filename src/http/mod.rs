@@ -2,6 +2,7 @@
 //! result. No SQL and no business rules live here.
 
 pub mod auth;
+pub mod content_type;
 mod dry_run;
 pub mod error;
 mod events;
@@ -79,7 +80,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
     cfg.app_data(
         web::JsonConfig::default()
             .limit(body_limit)
-            .content_type_required(false)
+            .content_type_required(true)
             .error_handler(error::json_error),
     )
     .app_data(web::PayloadConfig::new(body_limit))

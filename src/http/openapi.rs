@@ -49,8 +49,54 @@ pub fn document() -> utoipa::openapi::OpenApi {
     for (_, item) in health.paths.paths.iter_mut() {
         item.servers = Some(vec![utoipa::openapi::server::Server::new("/")]);
     }
+    for (path, item) in health.paths.paths.iter_mut() {
+        if path == "/metrics" {
+            add_refusals(item);
+        }
+    }
+    for item in doc.paths.paths.values_mut() {
+        add_refusals(item);
+    }
     doc.paths.paths.extend(health.paths.paths);
     doc
+}
+
+/// The answers the middleware gives before any handler runs, on every
+/// operation they apply to: 403 for anonymous requests under a foreign
+/// `Host` (`http::auth`), 415 for bodies not declared JSON
+/// (`http::content_type`).
+fn add_refusals(item: &mut utoipa::openapi::PathItem) {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    let error = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    let operations = [
+        &mut item.get,
+        &mut item.post,
+        &mut item.put,
+        &mut item.patch,
+        &mut item.delete,
+    ];
+    for operation in operations.into_iter().flatten() {
+        operation.responses.responses.entry("403".into()).or_insert_with(|| {
+            error("Anonymous access is on and the request's `Host` is not a loopback name nor listed in `auth.anonymous_hosts`")
+        });
+        if operation.request_body.is_some() {
+            operation.responses.responses.entry("415".into()).or_insert_with(|| {
+                error("The request has a body that is not declared JSON (`Content-Type: application/json`)")
+            });
+        }
+    }
 }
 
 pub fn yaml() -> String {

@@ -174,7 +174,7 @@ fn github_host(settings: &GithubIntegrationSettings) -> Result<GithubHost, Integ
                 installation_id: app.installation_id,
             }
         }
-        (None, Some(token)) => GithubCredentials::Token(token.clone()),
+        (None, Some(token)) => GithubCredentials::Token(token.expose().to_owned()),
         (None, None) => GithubCredentials::None,
     };
     Ok(GithubHost {

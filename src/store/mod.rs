@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, Postgres};
+use sqlx::{Connection, PgConnection, PgPool, Postgres};
 
 pub use journal::{SavedManifest, WorkspaceRecord};
 pub use metrics::QueueStats;
@@ -29,6 +29,12 @@ pub const CANCEL_CHANNEL: &str = "scaffolder_task_cancel";
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The first connection failed; `target` says where it went
+    /// (`127.0.0.1:5432, database "scaffolder", user "postgres"`).
+    #[error("cannot connect to PostgreSQL at {target}: {source}")]
+    Connect { target: String, source: sqlx::Error },
+    #[error("cannot connect to PostgreSQL at {target}: no answer within {seconds} s")]
+    ConnectTimeout { target: String, seconds: u64 },
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
@@ -38,7 +44,14 @@ pub enum StoreError {
 impl StoreError {
     /// The settings are wrong (a malformed URL, say): retrying cannot help.
     pub fn is_misconfiguration(&self) -> bool {
-        matches!(self, StoreError::Database(sqlx::Error::Configuration(_)))
+        matches!(
+            self,
+            StoreError::Database(sqlx::Error::Configuration(_))
+                | StoreError::Connect {
+                    source: sqlx::Error::Configuration(_),
+                    ..
+                }
+        )
     }
 }
 
@@ -47,23 +60,55 @@ pub struct Store {
     pool: PgPool,
 }
 
+/// How long one connection attempt may take (also the pool's acquire timeout).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a connection goes, for error messages (no password).
+fn describe(options: &PgConnectOptions) -> String {
+    let host = options.get_host();
+    let server = if host.starts_with('/') {
+        format!("{host}/.s.PGSQL.{}", options.get_port())
+    } else if host.contains(':') {
+        format!("[{host}]:{}", options.get_port())
+    } else {
+        format!("{host}:{}", options.get_port())
+    };
+    let database = options.get_database().unwrap_or("(default)");
+    format!("{server}, database \"{database}\", user \"{}\"", options.get_username())
+}
+
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 impl Store {
     /// Connects (creating the database when allowed and missing) without migrating.
+    /// A failure names the server, database and user, and carries the
+    /// driver's cause (connection refused, authentication failed, database
+    /// missing), at once rather than after the pool's acquire timeout.
     pub async fn connect(settings: &DatabaseSettings) -> Result<Store, StoreError> {
-        if settings.create_if_missing && !Postgres::database_exists(&settings.url).await.unwrap_or(true) {
+        let url = settings.url.expose();
+        let options: PgConnectOptions = url.parse()?;
+        let target = describe(&options);
+        if settings.create_if_missing && !Postgres::database_exists(url).await.unwrap_or(true) {
             // Two replicas starting at once may race here; losing the race is fine.
-            if let Err(e) = Postgres::create_database(&settings.url).await {
-                if !Postgres::database_exists(&settings.url).await.unwrap_or(false) {
+            if let Err(e) = Postgres::create_database(url).await {
+                if !Postgres::database_exists(url).await.unwrap_or(false) {
                     return Err(e.into());
                 }
             }
         }
-        let options: PgConnectOptions = settings.url.parse()?;
+        // One direct connection first: the pool retries a failing connect
+        // until its acquire timeout and then reports only "pool timed out".
+        let probe = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
+            .await
+            .map_err(|_| StoreError::ConnectTimeout {
+                target: target.clone(),
+                seconds: CONNECT_TIMEOUT.as_secs(),
+            })?
+            .map_err(|source| StoreError::Connect { target, source })?;
+        let _ = probe.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(CONNECT_TIMEOUT)
             .connect_with(options)
             .await?;
         Ok(Store { pool })
@@ -93,5 +138,34 @@ impl Store {
         let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
         listener.listen_all(channels.iter().copied()).await?;
         Ok(listener)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_malformed_url_is_a_misconfiguration_and_a_refused_one_is_not() {
+        let malformed = DatabaseSettings {
+            url: "postgres://db:not-a-port/scaffolder".into(),
+            ..DatabaseSettings::default()
+        };
+        let err = Store::connect(&malformed).await.expect_err("malformed URL");
+        assert!(err.is_misconfiguration(), "{err}");
+
+        // Port 1 on loopback: nothing listens there.
+        let refused = DatabaseSettings {
+            url: "postgres://app:hunter2@127.0.0.1:1/scaffolder".into(),
+            create_if_missing: false,
+            ..DatabaseSettings::default()
+        };
+        let err = Store::connect(&refused).await.expect_err("nothing listens");
+        assert!(!err.is_misconfiguration(), "{err}");
+        let message = err.to_string();
+        assert!(
+            message.contains("127.0.0.1:1, database \"scaffolder\", user \"app\"") && !message.contains("hunter2"),
+            "{message}"
+        );
     }
 }

@@ -58,7 +58,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     init_logs();
     let db_name = format!("scaffolder_test_{}", uuid::Uuid::new_v4().simple());
     let mut settings = Settings::default();
-    settings.database.url = format!("{}/{db_name}", admin_url());
+    settings.database.url = format!("{}/{db_name}", admin_url()).into();
     settings.database.max_connections = 10;
     settings.server.bind = "127.0.0.1:0".into();
     settings.templates.dirs = vec![
@@ -68,7 +68,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     settings.worker.heartbeat_seconds = 1;
     settings.worker.lease_seconds = 5;
     configure(&mut settings);
-    let db_url = settings.database.url.clone();
+    let db_url = settings.database.url.expose().to_owned();
     let app = Application::build(settings).await.expect("application starts");
     let address = format!("http://127.0.0.1:{}", app.port());
     let shutdown = app.shutdown_token();

@@ -285,7 +285,7 @@ async fn a_task_taken_over_from_an_expired_lease_is_counted() {
     .unwrap();
 
     let db_url = first.db_url.clone();
-    let second = spawn_app_with(move |s| s.database.url = db_url).await;
+    let second = spawn_app_with(move |s| s.database.url = db_url.into()).await;
     second.events_until_completion(&id, LIMIT).await;
     let samples = second
         .scrape_until("the resumed task finished", |s| {

@@ -24,7 +24,7 @@ async fn parked_task(keys: Vec<String>) -> (TestApp, String) {
     let app = spawn_app_with(|s| {
         s.worker.enabled = false;
         s.server.long_poll_seconds = 1;
-        s.secrets.keys = keys;
+        s.secrets.keys = keys.into_iter().map(Into::into).collect();
     })
     .await;
     let (status, body) = app
@@ -52,8 +52,8 @@ async fn secrets_that_no_configured_key_opens_fail_the_task_with_a_clear_error()
 
     let db_url = parked.db_url.clone();
     let worker = spawn_app_with(|s| {
-        s.database.url = db_url;
-        s.secrets.keys = vec![generate_key_entry("k2")];
+        s.database.url = db_url.into();
+        s.secrets.keys = vec![generate_key_entry("k2").into()];
     })
     .await;
     let events = worker.events_until_completion(&id, LIMIT).await;
@@ -77,7 +77,7 @@ async fn rotation_re_seals_open_tasks_so_the_old_key_can_go() {
 
     // `scaffolder secrets rotate` with the new key first.
     let store = Store::connect(&scaffolder::config::DatabaseSettings {
-        url: parked.db_url.clone(),
+        url: parked.db_url.clone().into(),
         ..Default::default()
     })
     .await
@@ -92,8 +92,8 @@ async fn rotation_re_seals_open_tasks_so_the_old_key_can_go() {
     // The old key is gone; the task still runs, with its secrets.
     let db_url = parked.db_url.clone();
     let worker = spawn_app_with(|s| {
-        s.database.url = db_url;
-        s.secrets.keys = vec![new];
+        s.database.url = db_url.into();
+        s.secrets.keys = vec![new.into()];
     })
     .await;
     let events = worker.events_until_completion(&id, LIMIT).await;
@@ -120,9 +120,9 @@ async fn plaintext_secrets_from_before_encryption_are_sealed_at_start() {
 
     let db_url = parked.db_url.clone();
     let restarted = spawn_app_with(|s| {
-        s.database.url = db_url;
+        s.database.url = db_url.into();
         s.worker.enabled = false;
-        s.secrets.keys = vec![key];
+        s.secrets.keys = vec![key.into()];
     })
     .await;
     let stored = stored_secrets(&restarted.db_url, &id).await.expect("stored");

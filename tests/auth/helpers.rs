@@ -199,7 +199,7 @@ pub fn admin_url() -> String {
 pub fn test_settings() -> Settings {
     let mut settings = Settings::default();
     let db_name = format!("scaffolder_test_{}", uuid::Uuid::new_v4().simple());
-    settings.database.url = format!("{}/{db_name}", admin_url());
+    settings.database.url = format!("{}/{db_name}", admin_url()).into();
     settings.database.max_connections = 5;
     settings.server.bind = "127.0.0.1:0".into();
     settings.templates.dirs = vec![shared_dir().join("fixtures/compat-templates")];

@@ -53,7 +53,7 @@ impl Action for Panics {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_action_fails_its_step_and_the_task_goes_on() {
     let mut settings = Settings::default();
-    settings.database.url = fresh_db();
+    settings.database.url = fresh_db().into();
     let store = Store::connect(&settings.database).await.expect("database");
     store.migrate().await.expect("migrations");
 
