@@ -18,3 +18,8 @@ pub mod telemetry;
 pub mod template;
 pub mod templating;
 pub mod validation;
+
+/// Where the unit tests find their data; shared with the integration tests.
+#[cfg(test)]
+#[path = "../tests/common/data.rs"]
+mod test_data;

@@ -350,14 +350,9 @@ pub(crate) mod testing {
         path.to_path_buf()
     }
 
-    /// The reference material beside the repository (`../shared`), or `SHARED_DIR`.
+    /// `id` as Backstage 4.3.0 lists it in `GET /v2/actions` (captured in `tests/data`).
     pub fn golden_action(id: &str) -> Value {
-        let shared = std::env::var_os("SHARED_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-        let path = shared.join("fixtures/api-golden/actions-list.json");
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-        let golden: Value = serde_json::from_str(&text).expect("golden fixture is JSON");
+        let golden = crate::test_data::test_data_json("api-golden/actions-list.json");
         golden["response"]["body"]
             .as_array()
             .and_then(|list| list.iter().find(|a| a["id"] == id))

@@ -300,6 +300,7 @@ fn ref_demo_dir(arg: Option<PathBuf>) -> PathBuf {
         return p;
     }
     for candidate in [
+        "tests/data/compat-templates/ref-demo",
         "../shared/fixtures/compat-templates/ref-demo",
         "../shared/bench/backstage-ref/templates/ref-demo",
     ] {

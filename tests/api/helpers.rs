@@ -10,21 +10,12 @@ use scaffolder::startup::Application;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-/// The reference material beside the repository (`../shared`), or `SHARED_DIR`.
-pub fn shared_dir() -> PathBuf {
-    std::env::var_os("SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"))
-}
+use crate::common::data::{test_data_dir, test_data_json};
+pub use crate::common::db::admin_url;
 
+/// The exchange `name` captured from Backstage 4.3.0 (`tests/data/api-golden`).
 pub fn golden(name: &str) -> Value {
-    let path = shared_dir().join("fixtures/api-golden").join(format!("{name}.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    serde_json::from_str(&text).expect("golden fixture is JSON")
-}
-
-pub fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    test_data_json(&format!("api-golden/{name}.json"))
 }
 
 pub struct TestApp {
@@ -63,7 +54,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     settings.server.bind = "127.0.0.1:0".into();
     settings.templates.dirs = vec![
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/templates"),
-        shared_dir().join("fixtures/compat-templates"),
+        test_data_dir().join("compat-templates"),
     ];
     settings.worker.heartbeat_seconds = 1;
     settings.worker.lease_seconds = 5;

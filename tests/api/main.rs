@@ -1,5 +1,8 @@
 //! One test binary for the HTTP API (see helpers::spawn_app).
 
+#[path = "../common/mod.rs"]
+mod common;
+
 mod app_base;
 mod dry_run;
 mod errors;

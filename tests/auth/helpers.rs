@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
@@ -17,11 +16,8 @@ use scaffolder::startup::Application;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-pub fn shared_dir() -> PathBuf {
-    std::env::var_os("SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"))
-}
+use crate::common::data::test_data_dir;
+pub use crate::common::db::admin_url;
 
 pub fn b64url(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -191,10 +187,6 @@ impl Drop for TestApp {
     }
 }
 
-pub fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
 /// Test defaults: loopback on a random port, a fresh database, the compat templates.
 pub fn test_settings() -> Settings {
     let mut settings = Settings::default();
@@ -202,7 +194,7 @@ pub fn test_settings() -> Settings {
     settings.database.url = format!("{}/{db_name}", admin_url()).into();
     settings.database.max_connections = 5;
     settings.server.bind = "127.0.0.1:0".into();
-    settings.templates.dirs = vec![shared_dir().join("fixtures/compat-templates")];
+    settings.templates.dirs = vec![test_data_dir().join("compat-templates")];
     settings.worker.heartbeat_seconds = 1;
     settings.worker.lease_seconds = 5;
     settings.server.long_poll_seconds = 1;

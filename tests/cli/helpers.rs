@@ -17,9 +17,7 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-pub fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
+pub use crate::common::db::admin_url;
 
 /// The binary with none of the caller's scaffolder settings, run from the
 /// repository root, publishing into `data/git`.

@@ -4,9 +4,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
+pub use crate::common::db::admin_url;
 
 /// The URL of a database that does not exist yet (`serve` creates it).
 pub fn fresh_db() -> String {
