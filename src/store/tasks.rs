@@ -464,18 +464,8 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 let message = format!("Task {id} was cancelled before it started.");
-                insert_event(
-                    &mut tx,
-                    id,
-                    &NewEvent::cancelled(message),
-                )
-                .await?;
-                insert_event(
-                    &mut tx,
-                    id,
-                    &NewEvent::completion(TaskStatus::Cancelled, None, None),
-                )
-                .await?;
+                insert_event(&mut tx, id, &NewEvent::cancelled(message)).await?;
+                insert_event(&mut tx, id, &NewEvent::completion(TaskStatus::Cancelled, None, None)).await?;
                 CancelOutcome::CancelledBeforeStart
             }
             TaskStatus::Processing => {
