@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::RunSink;
-use crate::model::NewEvent;
+use crate::model::{NewEvent, StepStatus};
 
 /// Log lines kept per step, shown under a failed step when not verbose.
 const KEPT_LOG_LINES: usize = 15;
@@ -54,25 +54,19 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
+/// Where a step stands on the display: not reported yet, or the last
+/// [`StepStatus`] its events reported (the type the runner writes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepState {
     Pending,
-    Running,
-    Completed,
-    Failed,
-    Skipped,
-    Cancelled,
+    Reported(StepStatus),
 }
 
 impl StepState {
     pub fn as_str(self) -> &'static str {
         match self {
             StepState::Pending => "pending",
-            StepState::Running => "processing",
-            StepState::Completed => "completed",
-            StepState::Failed => "failed",
-            StepState::Skipped => "skipped",
-            StepState::Cancelled => "cancelled",
+            StepState::Reported(status) => status.as_str(),
         }
     }
 }
@@ -313,7 +307,7 @@ impl Display {
         let state = &mut *guard;
         let message = self.clean(body.get("message").and_then(Value::as_str).unwrap_or_default());
         let step_id = body.get("stepId").and_then(Value::as_str);
-        let status = body.get("status").and_then(Value::as_str);
+        let status = body.get("status").and_then(Value::as_str).and_then(StepStatus::parse);
         match event_type {
             "completion" => {
                 state.completion = Some(body.clone());
@@ -341,9 +335,9 @@ impl Display {
                 .or_else(|| step.started_local.map(|t| t.elapsed()))
         };
         match (event_type, status) {
-            (_, Some("processing")) => {
+            (_, Some(StepStatus::Processing)) => {
                 let step = &mut state.steps[i];
-                step.state = StepState::Running;
+                step.state = StepState::Reported(StepStatus::Processing);
                 step.started = Some(at);
                 step.started_local = Some(std::time::Instant::now());
                 step.duration = None;
@@ -355,9 +349,9 @@ impl Display {
                     self.write_lines(state, &[line]);
                 }
             }
-            (_, Some("completed")) => {
+            (_, Some(StepStatus::Completed)) => {
                 let step = &mut state.steps[i];
-                step.state = StepState::Completed;
+                step.state = StepState::Reported(StepStatus::Completed);
                 step.duration = since_start(step);
                 let line = format!(
                     "{} {} {}",
@@ -367,9 +361,9 @@ impl Display {
                 );
                 self.end_line(state, i, vec![line]);
             }
-            (_, Some("skipped")) => {
+            (_, Some(StepStatus::Skipped)) => {
                 let step = &mut state.steps[i];
-                step.state = StepState::Skipped;
+                step.state = StepState::Reported(StepStatus::Skipped);
                 step.duration = None;
                 let mut lines = vec![format!(
                     "{} {} {}",
@@ -382,9 +376,9 @@ impl Display {
                 }
                 self.end_line(state, i, lines);
             }
-            (_, Some("failed")) => {
+            (_, Some(StepStatus::Failed)) => {
                 let step = &mut state.steps[i];
-                step.state = StepState::Failed;
+                step.state = StepState::Reported(StepStatus::Failed);
                 step.duration = since_start(step);
                 let mut lines = vec![format!(
                     "{} {} {}",
@@ -400,12 +394,12 @@ impl Display {
                 }
                 self.end_line(state, i, lines);
             }
-            ("cancelled", _) | (_, Some("cancelled")) => {
+            ("cancelled", _) | (_, Some(StepStatus::Cancelled)) => {
                 let step = &mut state.steps[i];
-                if step.state == StepState::Running {
+                if step.state == StepState::Reported(StepStatus::Processing) {
                     step.duration = since_start(step);
                 }
-                step.state = StepState::Cancelled;
+                step.state = StepState::Reported(StepStatus::Cancelled);
                 let line = format!(
                     "{} {} {}",
                     self.paint("33", "⊘"),
@@ -470,7 +464,7 @@ impl Display {
         state
             .steps
             .iter()
-            .find(|s| s.state == StepState::Running)
+            .find(|s| s.state == StepState::Reported(StepStatus::Processing))
             .map(|s| s.name.clone())
     }
 }

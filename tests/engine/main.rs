@@ -7,4 +7,5 @@ mod common;
 mod panics;
 mod replicas;
 mod sentinel;
+mod store;
 mod support;

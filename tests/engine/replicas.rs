@@ -194,7 +194,7 @@ async fn a_killed_replica_s_task_is_resumed_from_its_unfinished_step() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn cancel_during_a_wait_ends_within_a_second() {
+async fn cancel_during_a_wait_stops_the_step() {
     let db = fresh_db();
     let replica = start_replica(&db, &[]).await;
     let client = reqwest::Client::new();
@@ -207,11 +207,17 @@ async fn cancel_during_a_wait_ends_within_a_second() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    events_until_completion(&client, &replica.base, &id).await;
-    let took = asked.elapsed();
-    assert!(took < Duration::from_secs(1), "cancel took {took:?}");
+    let events = events_until_completion(&client, &replica.base, &id).await;
+    // A figure, not a bound: timing belongs to benchmarks.
+    eprintln!("cancel during a 60 s wait took {:?}", asked.elapsed());
     let task: Value = get_json(&client, format!("{}/v2/tasks/{id}", replica.base)).await;
     assert_eq!(task["status"], "cancelled");
+    // The wait was cut short, not waited out: no later step began.
+    assert_eq!(count(&events, "wait", "completed"), 0);
+    assert_eq!(count(&events, "bye", "processing"), 0);
+    assert!(events
+        .iter()
+        .any(|e| e["type"] == "cancelled" && e["body"]["stepId"] == "wait"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -235,10 +241,16 @@ async fn graceful_shutdown_hands_running_tasks_to_another_replica_at_once() {
     let mut leaving = leaving;
     let exit = leaving.child.wait().unwrap();
     assert!(exit.success(), "{exit:?}");
-    let started = Instant::now();
     let other = start_replica(&db, &[]).await;
     let events = events_until_completion(&client, &other.base, &id).await;
-    assert!(started.elapsed() < Duration::from_secs(30));
+    // Handed over, not left to its 60 s lease: the new attempt says so.
+    assert!(
+        events.iter().any(|e| e["type"] == "recovered"
+            && e["body"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("its previous worker released it"))),
+        "the task was not released at shutdown"
+    );
     assert_eq!(ran(&events, "hello"), 1);
     assert_eq!(count(&events, "wait", "processing"), 2);
     assert!(events.iter().any(|e| e["type"] == "recovered"));
