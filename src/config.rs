@@ -17,7 +17,7 @@ pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("config file {path} is not valid YAML: {source}")]
-    Parse { path: PathBuf, source: serde_yaml::Error },
+    Parse { path: PathBuf, source: serde_norway::Error },
     #[error("invalid configuration: {0}")]
     Invalid(String),
 }
@@ -509,7 +509,7 @@ impl Settings {
                 path: path.to_owned(),
                 source,
             })?;
-            let parsed: Value = serde_yaml::from_str(&text).map_err(|source| ConfigError::Parse {
+            let parsed: Value = serde_norway::from_str(&text).map_err(|source| ConfigError::Parse {
                 path: path.to_owned(),
                 source,
             })?;

@@ -13,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(base) = url::Url::parse("file:///templates/fuzz/template.yaml") else {
         return;
     };
-    for document in serde_yaml::Deserializer::from_str(text) {
+    for document in serde_norway::Deserializer::from_str(text) {
         let Ok(entity) = <Value as serde::Deserialize>::deserialize(document) else {
             return;
         };

@@ -408,7 +408,7 @@ pub(crate) mod testing {
         );
         assert!(action.supports_dry_run(), "{id} supports dry-run");
         for example in action.examples() {
-            let parsed: serde_yaml::Value = serde_yaml::from_str(example.example)
+            let parsed: serde_norway::Value = serde_norway::from_str(example.example)
                 .unwrap_or_else(|e| panic!("{id} example {:?} does not parse: {e}", example.description));
             let steps = parsed["steps"].as_sequence().expect("example has steps");
             assert!(

@@ -316,7 +316,7 @@ fn ref_demo_dir(arg: Option<PathBuf>) -> PathBuf {
 /// its skeleton as base64 `directoryContents`, sorted by path.
 fn inline_template(dir: &Path) -> (Value, Value) {
     let text = std::fs::read_to_string(dir.join("template.yaml")).expect("ref-demo/template.yaml is readable");
-    let template: Value = serde_yaml::from_str(&text).expect("ref-demo/template.yaml is YAML");
+    let template: Value = serde_norway::from_str(&text).expect("ref-demo/template.yaml is YAML");
     let mut files = Vec::new();
     for entry in walkdir::WalkDir::new(dir.join("skeleton")) {
         let entry = entry.expect("skeleton is readable");

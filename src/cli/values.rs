@@ -20,7 +20,7 @@ pub fn key_value(raw: &str) -> Result<(String, Value), String> {
     if key.is_empty() {
         return Err(format!("'{raw}' has an empty key"));
     }
-    let parsed: Value = serde_yaml::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
+    let parsed: Value = serde_norway::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
     // An empty value is the empty string, not YAML's null.
     let parsed = if value.is_empty() {
         Value::String(String::new())
@@ -35,7 +35,7 @@ pub fn load_values(file: Option<&Path>, set: &[String]) -> Result<Map<String, Va
     let mut values = match file {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            match serde_yaml::from_str::<Value>(&text).map_err(|e| format!("{}: {e}", path.display()))? {
+            match serde_norway::from_str::<Value>(&text).map_err(|e| format!("{}: {e}", path.display()))? {
                 Value::Object(map) => map,
                 Value::Null => Map::new(),
                 _ => return Err(format!("{}: values must be a mapping", path.display())),
@@ -388,7 +388,7 @@ pub fn parse_answer(schema: &Value, answer: &str) -> Result<Value, String> {
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::Array)
         }
-        "object" => match serde_yaml::from_str::<Value>(answer) {
+        "object" => match serde_norway::from_str::<Value>(answer) {
             Ok(v @ Value::Object(_)) => Ok(v),
             _ => Err("type a mapping, e.g. {key: value}".into()),
         },

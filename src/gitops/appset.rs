@@ -64,7 +64,7 @@ pub fn appset(cluster: &str, source: &AppSetSource) -> Value {
 }
 
 fn yaml(header: &str, value: &Value) -> Result<String, GitopsError> {
-    serde_yaml::to_string(value)
+    serde_norway::to_string(value)
         .map(|body| format!("{header}{body}"))
         .map_err(|e| GitopsError::Invalid(format!("cannot write YAML: {e}")))
 }
@@ -111,7 +111,7 @@ pub fn cluster_kustomization(existing: Option<&str>) -> Result<Option<String>, G
         )
         .map(Some);
     };
-    let mut doc: Value = serde_yaml::from_str(text)
+    let mut doc: Value = serde_norway::from_str(text)
         .map_err(|e| GitopsError::Invalid(format!("the cluster's kustomization.yaml is not valid YAML: {e}")))?;
     let Some(map) = doc.as_object_mut() else {
         return Err(GitopsError::Invalid(
@@ -150,7 +150,7 @@ mod tests {
     #[test]
     fn the_appset_watches_the_clusters_overlays() {
         let text = render_appset("yc-prod", &source()).unwrap();
-        let doc: Value = serde_yaml::from_str(&text).unwrap();
+        let doc: Value = serde_norway::from_str(&text).unwrap();
         assert_eq!(
             doc.pointer("/spec/generators/0/git/directories/0/path"),
             Some(&json!("apps/*/overlays/yc-prod"))
@@ -166,7 +166,7 @@ mod tests {
         let extended = cluster_kustomization(Some("resources:\n  - ingress.yaml\n"))
             .unwrap()
             .unwrap();
-        let doc: Value = serde_yaml::from_str(&extended).unwrap();
+        let doc: Value = serde_norway::from_str(&extended).unwrap();
         assert_eq!(doc["resources"], json!(["ingress.yaml", APPSET_RELATIVE]));
         assert!(cluster_kustomization(Some("resources: 3\n")).is_err());
     }

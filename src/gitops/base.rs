@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_yaml::Value;
+use serde_norway::Value;
 
 use super::GitopsError;
 use crate::actions::workspace::normalize_relative;
@@ -42,7 +42,7 @@ fn parent(path: &str) -> &str {
 pub fn parse_documents(path: &str, bytes: &[u8]) -> Result<Vec<Value>, GitopsError> {
     let text = std::str::from_utf8(bytes).map_err(|_| GitopsError::Invalid(format!("{path} is not UTF-8 text")))?;
     let mut docs = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(text) {
+    for doc in serde_norway::Deserializer::from_str(text) {
         let value = <Value as serde::Deserialize>::deserialize(doc)
             .map_err(|e| GitopsError::Invalid(format!("{path} is not valid YAML: {e}")))?;
         if !value.is_null() {

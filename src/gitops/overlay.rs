@@ -146,7 +146,7 @@ pub fn merge_images(shared: &[ImageSpec], specific: &[ImageSpec]) -> Vec<ImageSp
 }
 
 fn to_yaml(header: &str, value: &Value) -> Result<String, GitopsError> {
-    let body = serde_yaml::to_string(value).map_err(|e| GitopsError::Invalid(format!("cannot write YAML: {e}")))?;
+    let body = serde_norway::to_string(value).map_err(|e| GitopsError::Invalid(format!("cannot write YAML: {e}")))?;
     Ok(format!("{header}{body}"))
 }
 
@@ -257,7 +257,7 @@ pub fn check_owner(service: &str, owner: &str, marker: Option<&str>, dir_exists:
         ))),
         None => Ok(()),
         Some(text) => {
-            let marker: Marker = serde_yaml::from_str(text).map_err(|e| {
+            let marker: Marker = serde_norway::from_str(text).map_err(|e| {
                 GitopsError::Conflict(format!(
                     "{} cannot be read ({e}); refusing to overwrite {}",
                     layout::marker_path(service),
@@ -310,12 +310,12 @@ mod tests {
             }),
         };
         let text = render_overlay("web", &spec, &info()).unwrap();
-        let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
-        assert_eq!(doc["resources"][0], serde_yaml::Value::from("../../base"));
-        assert_eq!(doc["images"][0]["newTag"], serde_yaml::Value::from("v1"));
+        let doc: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+        assert_eq!(doc["resources"][0], serde_norway::Value::from("../../base"));
+        assert_eq!(doc["images"][0]["newTag"], serde_norway::Value::from("v1"));
         assert_eq!(
             doc["labels"][0]["pairs"]["backstage.io/kubernetes-id"],
-            serde_yaml::Value::from("web")
+            serde_norway::Value::from("web")
         );
         assert_eq!(doc["patches"].as_sequence().map(Vec::len), Some(2));
         assert!(

@@ -48,7 +48,7 @@ async fn load_url(raw: &str, reader: &UrlReader, cancel: &CancellationToken) -> 
     let url = Url::parse(raw).map_err(|e| format!("not a URL: {e}"))?;
     let (text, commit) = reader.read_file(&url, None, cancel).await.map_err(|e| e.to_string())?;
     let mut templates = Vec::new();
-    for document in serde_yaml::Deserializer::from_str(&text) {
+    for document in serde_norway::Deserializer::from_str(&text) {
         let value: Value = serde::Deserialize::deserialize(document).map_err(|e| format!("invalid YAML: {e}"))?;
         let is_template = value.get("kind").and_then(Value::as_str) == Some("Template")
             && value.get("apiVersion").and_then(Value::as_str) == Some(API_VERSION);

@@ -103,7 +103,7 @@ pub fn load_template_file(file: &Path) -> Result<Vec<LoadedTemplate>, String> {
     let base_url = Url::from_file_path(&canonical).map_err(|()| "path is not absolute".to_string())?;
     let dir = canonical.parent().map(Path::to_path_buf);
     let mut templates = Vec::new();
-    for document in serde_yaml::Deserializer::from_str(&text) {
+    for document in serde_norway::Deserializer::from_str(&text) {
         let value: Value = serde::Deserialize::deserialize(document).map_err(|e| format!("invalid YAML: {e}"))?;
         let is_template = value.get("kind").and_then(Value::as_str) == Some("Template")
             && value.get("apiVersion").and_then(Value::as_str) == Some(API_VERSION);

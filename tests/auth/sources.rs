@@ -34,7 +34,7 @@ fn template(name: &str) -> Value {
 /// A GitHub host (web URLs and `/api/v3`) with `acme/tpl` holding
 /// `templates/git-demo/{template.yaml,skeleton/hello.txt}` at `main`.
 fn fake_github() -> FakeServer {
-    let yaml = serde_yaml::to_string(&template("git-demo")).expect("yaml");
+    let yaml = serde_norway::to_string(&template("git-demo")).expect("yaml");
     let gh = FakeServer::start(HashMap::new());
     gh.set("/api/v3/repos/acme/tpl/commits/main", json!({"sha": COMMIT}));
     gh.set(

@@ -263,7 +263,7 @@ async fn a_secret_never_leaves_through_the_database_the_api_or_the_logs() {
     );
 
     // 4. Dry-runs with the secret: one that succeeds, one that fails.
-    let template: Value = serde_yaml::from_str(
+    let template: Value = serde_norway::from_str(
         &std::fs::read_to_string(
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/templates/sentinel/template.yaml"),
         )

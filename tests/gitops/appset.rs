@@ -229,7 +229,7 @@ fn render(value: &Value, path: &str) -> Result<Value, String> {
 
 fn read_yaml(path: &std::path::Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_yaml::from_str(&text).expect("yaml")
+    serde_norway::from_str(&text).expect("yaml")
 }
 
 #[test]

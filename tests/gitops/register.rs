@@ -21,7 +21,7 @@ fn images(service: &str, tag: &str) -> Value {
 
 /// `kubectl kustomize DIR` as YAML documents; the test fails when kubectl
 /// is missing.
-pub fn kustomize(dir: &Path) -> Vec<serde_yaml::Value> {
+pub fn kustomize(dir: &Path) -> Vec<serde_norway::Value> {
     let out = Command::new("kubectl")
         .arg("kustomize")
         .arg(dir)
@@ -34,18 +34,18 @@ pub fn kustomize(dir: &Path) -> Vec<serde_yaml::Value> {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|d| <serde_yaml::Value as serde::Deserialize>::deserialize(d).expect("kustomize output parses"))
+    serde_norway::Deserializer::from_str(&text)
+        .map(|d| <serde_norway::Value as serde::Deserialize>::deserialize(d).expect("kustomize output parses"))
         .collect()
 }
 
-fn deployment<'a>(docs: &'a [serde_yaml::Value], name: &str) -> &'a serde_yaml::Value {
+fn deployment<'a>(docs: &'a [serde_norway::Value], name: &str) -> &'a serde_norway::Value {
     docs.iter()
         .find(|d| d["kind"].as_str() == Some("Deployment") && d["metadata"]["name"].as_str() == Some(name))
         .unwrap_or_else(|| panic!("no Deployment {name} in {docs:?}"))
 }
 
-fn container<'a>(deployment: &'a serde_yaml::Value, name: &str) -> &'a serde_yaml::Value {
+fn container<'a>(deployment: &'a serde_norway::Value, name: &str) -> &'a serde_norway::Value {
     deployment["spec"]["template"]["spec"]["containers"]
         .as_sequence()
         .and_then(|c| c.iter().find(|c| c["name"].as_str() == Some(name)))

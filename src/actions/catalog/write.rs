@@ -53,7 +53,7 @@ impl ActionHandler for CatalogWrite {
         ctx.logger.info("Writing catalog-info.yaml").await;
         let relative = input.file_path.as_deref().unwrap_or("catalog-info.yaml");
         let path = resolve_safe_child_path(&ctx.workspace, relative)?;
-        let yaml = serde_yaml::to_string(&Value::Object(input.entity))
+        let yaml = serde_norway::to_string(&Value::Object(input.entity))
             .map_err(|e| ActionError::InvalidInput(format!("the entity cannot be written as YAML: {e}")))?;
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
@@ -81,7 +81,7 @@ mod tests {
         let t = TestDirs::new();
         let entity = json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component", "metadata": {"name": "svc"}});
         t.run(&CatalogWrite, json!({"entity": entity})).await.unwrap();
-        let written: Value = serde_yaml::from_str(&t.read("catalog-info.yaml")).unwrap();
+        let written: Value = serde_norway::from_str(&t.read("catalog-info.yaml")).unwrap();
         assert_eq!(written, entity);
         t.run(&CatalogWrite, json!({"entity": entity, "filePath": "sub/c.yaml"}))
             .await

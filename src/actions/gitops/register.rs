@@ -417,7 +417,7 @@ mod tests {
         assert_eq!(schema["properties"]["branch"]["default"], json!("main"));
         assert!(Action::supports_dry_run(&action));
         for example in Action::examples(&action) {
-            let parsed: serde_yaml::Value = serde_yaml::from_str(example.example).unwrap();
+            let parsed: serde_norway::Value = serde_norway::from_str(example.example).unwrap();
             assert_eq!(parsed["steps"][0]["action"].as_str(), Some("gitops:overlay:register"));
         }
     }
