@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app_with, step_statuses, LIMIT};
+use crate::api::helpers::{spawn_app_with, step_statuses, LIMIT};
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")

@@ -8,8 +8,8 @@ use regex::Regex;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use crate::api::helpers::{golden, spawn_app, TestApp};
 use crate::common::data::outside_dir;
-use crate::helpers::{golden, spawn_app, TestApp};
 
 /// Workspace directory names carry a UUID; the fixtures write `<UUID>`.
 fn normalize(value: &Value) -> Value {

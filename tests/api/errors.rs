@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::spawn_app;
+use crate::api::helpers::spawn_app;
 
 #[tokio::test]
 async fn unknown_routes_get_backstages_error_body() {

@@ -6,7 +6,7 @@ use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{golden, spawn_app, spawn_app_with, LIMIT};
+use crate::api::helpers::{golden, spawn_app, spawn_app_with, LIMIT};
 
 /// Reads SSE frames until the server closes the stream.
 async fn read_sse(res: reqwest::Response) -> Vec<(String, Option<i64>, Value)> {

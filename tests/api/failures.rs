@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app_with, TestApp};
+use crate::api::helpers::{spawn_app_with, TestApp};
 
 const LIMIT: Duration = Duration::from_secs(60);
 

@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::spawn_app;
+use crate::api::helpers::spawn_app;
 
 #[tokio::test]
 async fn health_and_readiness() {
@@ -19,7 +19,7 @@ async fn readiness_fails_when_the_database_is_gone() {
     let app = spawn_app().await;
     let db_name = app.db_url.rsplit('/').next().unwrap().to_owned();
     // Cut every connection of this test's database and keep new ones out.
-    let admin = sqlx::PgPool::connect(&format!("{}/postgres", crate::helpers::admin_url()))
+    let admin = sqlx::PgPool::connect(&format!("{}/postgres", crate::api::helpers::admin_url()))
         .await
         .unwrap();
     sqlx::query(&format!("ALTER DATABASE {db_name} ALLOW_CONNECTIONS false"))

@@ -6,7 +6,7 @@ use base64::Engine;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::spawn_app_with;
+use crate::api::helpers::spawn_app_with;
 
 fn file(path: &str) -> Value {
     json!({ "path": path, "base64Content": base64::engine::general_purpose::STANDARD.encode("x") })

@@ -5,7 +5,7 @@ use base64::Engine;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{keys, spawn_app_with, TestApp, LIMIT};
+use crate::api::helpers::{keys, spawn_app_with, TestApp, LIMIT};
 
 fn b64(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(text)
@@ -187,7 +187,7 @@ async fn a_task_that_logs_too_much_keeps_its_status_events_and_one_marker() {
         .count();
     assert!(lines < 15, "{lines} log lines were kept");
     // Both steps still report their progress.
-    let statuses = crate::helpers::step_statuses(&events);
+    let statuses = crate::api::helpers::step_statuses(&events);
     assert!(statuses.contains(&("done".into(), "completed".into())), "{statuses:?}");
     // Stored: at most the limit, the marker, the step status events and the completion.
     assert!(events.len() <= 15 + 1 + 4 + 1, "{} events", events.len());

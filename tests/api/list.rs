@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{golden, keys, spawn_app_with, TestApp};
+use crate::api::helpers::{golden, keys, spawn_app_with, TestApp};
 
 async fn app_with_tasks(n: usize) -> (TestApp, Vec<String>) {
     let app = spawn_app_with(|s| s.worker.enabled = false).await;

@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{golden, spawn_app};
+use crate::api::helpers::{golden, spawn_app};
 
 #[tokio::test]
 async fn parameter_schema_is_exactly_backstages() {

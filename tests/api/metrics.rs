@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, spawn_app_with, TestApp, LIMIT};
+use crate::api::helpers::{spawn_app, spawn_app_with, TestApp, LIMIT};
 
 /// One sample of the exposition: name and labels.
 #[derive(Debug)]

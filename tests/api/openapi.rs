@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::spawn_app;
+use crate::api::helpers::spawn_app;
 
 /// `openapi/openapi.yaml` is generated; regenerate it with
 /// `cargo run -- openapi > openapi/openapi.yaml`.

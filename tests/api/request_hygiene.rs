@@ -9,7 +9,7 @@ use reqwest::header::{CONTENT_TYPE, HOST, ORIGIN};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_app_with, TestApp};
+use crate::api::helpers::{spawn_app, spawn_app_with, TestApp};
 
 const WAIT_AND_FAIL: &str = "template:default/wait-and-fail";
 

@@ -9,7 +9,7 @@ use std::process::Command;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app_with, step_statuses, TestApp, LIMIT};
+use crate::api::helpers::{spawn_app_with, step_statuses, TestApp, LIMIT};
 
 fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");

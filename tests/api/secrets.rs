@@ -6,7 +6,7 @@ use scaffolder::secrets::{generate_key_entry, Keyring};
 use scaffolder::store::Store;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app_with, TestApp, LIMIT};
+use crate::api::helpers::{spawn_app_with, TestApp, LIMIT};
 
 async fn stored_secrets(db_url: &str, id: &str) -> Option<String> {
     let pool = sqlx::PgPool::connect(db_url).await.expect("database");

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use reqwest::header::{AUTHORIZATION, HOST};
 use reqwest::StatusCode;
 
-use crate::helpers::admin_url;
-use crate::startup_db::{free_port, read_log, Killed};
+use crate::api::helpers::admin_url;
+use crate::api::startup_db::{free_port, read_log, Killed};
 
 #[tokio::test]
 async fn an_all_digit_metrics_token_from_the_environment_starts_and_guards_metrics() {

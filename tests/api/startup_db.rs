@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::admin_url;
+use crate::api::helpers::admin_url;
 
 pub(crate) struct Killed(pub(crate) Child);
 

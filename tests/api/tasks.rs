@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{golden, keys, spawn_app, LIMIT};
+use crate::api::helpers::{golden, keys, spawn_app, LIMIT};
 
 #[tokio::test]
 async fn create_returns_201_with_id_and_the_task_echoes_backstage_shape() {
@@ -170,8 +170,8 @@ async fn oversized_bodies_are_413_and_never_500() {
     assert_eq!(body["response"]["statusCode"], 413);
 }
 
-async fn spawn_app_small_limit() -> crate::helpers::TestApp {
-    crate::helpers::spawn_app_with(|s| s.server.body_limit_bytes = 1024).await
+async fn spawn_app_small_limit() -> crate::api::helpers::TestApp {
+    crate::api::helpers::spawn_app_with(|s| s.server.body_limit_bytes = 1024).await
 }
 
 #[tokio::test]

@@ -16,7 +16,7 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use serde_json::{json, Value};
 
-use crate::helpers::{admin_url, LIMIT};
+use crate::api::helpers::{admin_url, LIMIT};
 
 /// A `scaffolder serve` process, killed when dropped.
 struct Server {

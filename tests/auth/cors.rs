@@ -1,6 +1,6 @@
 use reqwest::StatusCode;
 
-use crate::helpers::spawn_app_with;
+use crate::auth::helpers::spawn_app_with;
 use scaffolder::config::CorsSettings;
 
 #[tokio::test]

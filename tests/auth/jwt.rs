@@ -1,7 +1,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{b64url, jwks_server, spawn_app_with, TestApp, TestKey, JWKS_PATH};
+use crate::auth::helpers::{b64url, jwks_server, spawn_app_with, TestApp, TestKey, JWKS_PATH};
 use scaffolder::config::BackstageAuthSettings;
 
 async fn app_trusting(jwks: &str, min_refresh: u64) -> TestApp {

@@ -3,7 +3,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{jwks_server, spawn_app_with, TestKey};
+use crate::auth::helpers::{jwks_server, spawn_app_with, TestKey};
 use scaffolder::config::{BackstageAuthSettings, StaticTokenSettings, TokenAccess};
 
 const SVC_ALL: &str = "service-token-all-0123";

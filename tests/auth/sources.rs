@@ -4,7 +4,7 @@ use base64::Engine;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{jwks_server, spawn_app_with, FakeServer, TestKey};
+use crate::auth::helpers::{jwks_server, spawn_app_with, FakeServer, TestKey};
 use scaffolder::config::{BackstageAuthSettings, GithubIntegrationSettings};
 
 const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -66,7 +66,7 @@ fn github_integration(gh: &FakeServer) -> GithubIntegrationSettings {
     }
 }
 
-async fn logs_of(app: &crate::helpers::TestApp, id: &str, token: Option<&str>) -> String {
+async fn logs_of(app: &crate::auth::helpers::TestApp, id: &str, token: Option<&str>) -> String {
     let (status, events) = app.get(&format!("/v2/tasks/{id}/events"), token).await;
     assert_eq!(status, StatusCode::OK);
     events

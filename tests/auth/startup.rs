@@ -1,7 +1,7 @@
 use scaffolder::config::Settings;
 use scaffolder::startup::Application;
 
-use crate::helpers::test_settings;
+use crate::auth::helpers::test_settings;
 
 #[tokio::test]
 async fn binding_a_public_address_without_auth_is_refused() {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{run, scaffolder, spawn, Server};
+use crate::cli::helpers::{run, scaffolder, spawn, Server};
 
 #[tokio::test]
 async fn create_follows_a_task_to_its_end() {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{isolate, run, scaffolder, Server, ServerSetup};
+use crate::cli::helpers::{isolate, run, scaffolder, Server, ServerSetup};
 
 const SMALL: &str = "tests/cli/templates/publish-small";
 

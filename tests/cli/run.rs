@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{clone, git, run, scaffolder, spawn};
+use crate::cli::helpers::{clone, git, run, scaffolder, spawn};
 
 const SMALL: &str = "tests/cli/templates/publish-small";
 

@@ -1,4 +1,4 @@
-//! Helpers every test binary includes (`#[path = "../common/mod.rs"] mod common;`);
+//! Helpers the integration tests share (`crate::common`, declared in `tests/integration.rs`);
 //! the library's unit tests include `data.rs` alone. Not every binary uses
 //! every helper.
 #![allow(dead_code)]

@@ -18,7 +18,7 @@ use scaffolder::model::{TaskId, TaskStatus};
 use scaffolder::store::{Store, EVENTS_CHANNEL};
 use scaffolder::templating::Renderer;
 
-use crate::support::fresh_db;
+use crate::engine::support::fresh_db;
 
 struct Panics;
 

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::{admin_url, fresh_db, serve, Server};
+use crate::engine::support::{admin_url, fresh_db, serve, Server};
 
 const LIMIT: Duration = Duration::from_secs(120);
 

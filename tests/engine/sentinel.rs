@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::support::{admin_url, fresh_db, serve, Server};
+use crate::engine::support::{admin_url, fresh_db, serve, Server};
 
 const LIMIT: Duration = Duration::from_secs(60);
 

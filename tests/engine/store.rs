@@ -10,7 +10,7 @@ use scaffolder::config::Settings;
 use scaffolder::model::{EventType, NewEvent, StepStatus, TaskId, TaskStatus};
 use scaffolder::store::{RetryOutcome, Store, WorkspaceRecord};
 
-use crate::support::fresh_db;
+use crate::engine::support::fresh_db;
 
 async fn store() -> Store {
     let mut settings = Settings::default();

@@ -7,7 +7,7 @@ use std::process::Command;
 use scaffolder::actions::gitops::GitopsInit;
 use serde_json::{json, Value};
 
-use crate::helpers::{commit_count, export, git, integrations, local_repo, Task, LOCAL_URL};
+use crate::gitops::helpers::{commit_count, export, git, integrations, local_repo, Task, LOCAL_URL};
 
 const CLUSTERS: [&str; 4] = ["onprem-dev", "yc-prod", "sber-prod", "vk-prod"];
 

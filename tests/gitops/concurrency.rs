@@ -9,8 +9,8 @@ use scaffolder::actions::gitops::GitopsOverlayRegister;
 use scaffolder::gitops::repo::RepoLocks;
 use serde_json::json;
 
-use crate::helpers::{commit_count, export, git, git_ok, integrations, local_repo, Task, LOCAL_URL};
-use crate::register::kustomize;
+use crate::gitops::helpers::{commit_count, export, git, git_ok, integrations, local_repo, Task, LOCAL_URL};
+use crate::gitops::register::kustomize;
 
 const SERVICES: usize = 50;
 const REPLICAS: usize = 5;
@@ -19,7 +19,7 @@ const REPLICAS: usize = 5;
 async fn fifty_concurrent_registrations_all_land_on_a_linear_main() {
     let hosts = tempfile::tempdir().unwrap();
     let repo = local_repo(hosts.path());
-    crate::helpers::bare_repo(&repo, true);
+    crate::gitops::helpers::bare_repo(&repo, true);
     let replicas: Vec<Arc<GitopsOverlayRegister>> = (0..REPLICAS)
         .map(|_| {
             Arc::new(

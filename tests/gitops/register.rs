@@ -7,8 +7,8 @@ use std::process::Command;
 use scaffolder::actions::gitops::GitopsOverlayRegister;
 use serde_json::{json, Value};
 
-use crate::fake_github::FakeGithub;
-use crate::helpers::{commit_count, export, git, git_ok, integrations, local_repo, Task, LOCAL_URL};
+use crate::gitops::helpers::{commit_count, export, git, git_ok, integrations, local_repo, Task, LOCAL_URL};
+use crate::publish::fake_github::FakeGithub;
 
 const DIGEST: &str = "sha256:4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945";
 
@@ -422,7 +422,7 @@ async fn pull_request_mode_on_the_local_host_pushes_a_branch() {
     let hosts = tempfile::tempdir().unwrap();
     let action = GitopsOverlayRegister::new(integrations(hosts.path(), None));
     let repo = local_repo(hosts.path());
-    crate::helpers::bare_repo(&repo, true);
+    crate::gitops::helpers::bare_repo(&repo, true);
     let main = git(&repo, &["rev-parse", "main"]);
     let task = Task::new();
     let input = json!({"repoUrl": LOCAL_URL, "service": "web", "basePath": task.base("web"),

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use scaffolder::actions::catalog::{CatalogClient, CatalogFetch, CatalogRegister};
 use serde_json::json;
 
-use crate::fake_catalog::FakeCatalog;
-use crate::helpers::Harness;
+use crate::publish::fake_catalog::FakeCatalog;
+use crate::publish::helpers::Harness;
 
 fn client(catalog: &FakeCatalog, token: Option<&str>) -> Option<Arc<CatalogClient>> {
     Some(Arc::new(

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::{json, Value};
 
-use crate::helpers::bare_repo;
+use crate::publish::helpers::bare_repo;
 
 #[derive(Debug, Clone)]
 pub struct Recorded {

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use scaffolder::actions::publish::{PublishGithub, PublishGithubPullRequest};
 use serde_json::{json, Value};
 
-use crate::fake_github::{Failure, FakeGithub};
-use crate::helpers::{git, integrations, Harness};
+use crate::publish::fake_github::{Failure, FakeGithub};
+use crate::publish::helpers::{git, integrations, Harness};
 
 const TOKEN: &str = "ghp_test";
 

@@ -7,7 +7,7 @@ use scaffolder::config::IntegrationSettings;
 use scaffolder::scm::ScmIntegrations;
 use serde_json::json;
 
-use crate::helpers::{git, Harness};
+use crate::publish::helpers::{git, Harness};
 
 fn local_integrations(h: &Harness) -> Arc<ScmIntegrations> {
     let mut settings = IntegrationSettings::default();

@@ -15,9 +15,9 @@ use scaffolder::templating::Renderer;
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::fake_catalog::FakeCatalog;
-use crate::fake_github::FakeGithub;
-use crate::helpers::git;
+use crate::publish::fake_catalog::FakeCatalog;
+use crate::publish::fake_github::FakeGithub;
+use crate::publish::helpers::git;
 
 #[derive(Default)]
 struct Events(Mutex<Vec<NewEvent>>);

@@ -1,9 +1,6 @@
 //! The durable engine with real processes: several `scaffolder serve`
 //! replicas on one database, replicas killed with SIGKILL, connections cut.
 
-#[path = "../common/mod.rs"]
-mod common;
-
 mod panics;
 mod replicas;
 mod sentinel;

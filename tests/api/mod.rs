@@ -1,8 +1,5 @@
 //! One test binary for the HTTP API (see helpers::spawn_app).
 
-#[path = "../common/mod.rs"]
-mod common;
-
 mod app_base;
 mod dry_run;
 mod errors;

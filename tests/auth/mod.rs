@@ -1,9 +1,6 @@
 //! Authentication (Backstage user tokens, static tokens, anonymous access),
 //! task ownership, catalog and git template sources, and CORS.
 
-#[path = "../common/mod.rs"]
-mod common;
-
 mod cors;
 mod helpers;
 mod jwt;

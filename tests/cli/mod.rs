@@ -1,9 +1,6 @@
 //! The command line: `scaffolder run` (local, no server) and the client
 //! commands against a running server, through the real binary.
 
-#[path = "../common/mod.rs"]
-mod common;
-
 mod client;
 mod edges;
 mod helpers;

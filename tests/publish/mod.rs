@@ -4,8 +4,8 @@
 
 mod catalog;
 mod fake_catalog;
-mod fake_github;
+pub(crate) mod fake_github;
 mod github;
-mod helpers;
+pub(crate) mod helpers;
 mod local;
 mod scenario;

@@ -5,8 +5,5 @@
 
 mod appset;
 mod concurrency;
-#[allow(dead_code)]
-#[path = "../publish/fake_github.rs"]
-mod fake_github;
 mod helpers;
 mod register;
