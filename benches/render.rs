@@ -140,6 +140,7 @@ fn context(template_dir: &Path, workspace: PathBuf) -> ActionContext {
         integrations: Default::default(),
         outputs: Map::new(),
         limits: Default::default(),
+        reader: None,
     }
 }
 

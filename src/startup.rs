@@ -98,8 +98,6 @@ impl Application {
             deps.integrations.clone(),
             settings.templates.cache_dir(),
         ));
-        // Fetch actions read remote skeletons (GitHub, the local git host) through it.
-        crate::actions::fetch::install_reader(reader.clone());
         let mut sources: Vec<Arc<dyn TemplateSource>> = vec![Arc::new(dir_source)];
         if !settings.templates.urls.is_empty() {
             let git_source = GitTemplateSource::load(&settings.templates.urls, &reader).await;
@@ -122,7 +120,10 @@ impl Application {
                 .build(),
         );
         let actions = ActionRegistry::new(builtin_actions_with(&deps));
-        let runner = Runner::new(actions.clone(), renderer.clone()).with_limits(limits);
+        // Fetch actions read remote skeletons (GitHub, the local git host) through it.
+        let runner = Runner::new(actions.clone(), renderer.clone())
+            .with_limits(limits)
+            .with_reader(reader.clone());
         let dry_run = DryRunService::new(runner.clone(), settings.worker.work_dir.clone()).with_limits(limits);
         let shutdown = CancellationToken::new();
         let metrics = Arc::new(Metrics::new());
@@ -267,5 +268,6 @@ pub fn action_deps(settings: &Settings) -> Result<ActionDeps, StartupError> {
     Ok(ActionDeps {
         integrations: Arc::new(integrations),
         catalog,
+        repo_locks: Arc::default(),
     })
 }

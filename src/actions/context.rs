@@ -62,6 +62,9 @@ pub struct ActionContext {
     pub outputs: Map<String, Value>,
     /// Bounds on skeletons and renders (`limits.*`).
     pub limits: ActionLimits,
+    /// Reads remote skeletons (GitHub, the local git host) for the fetch
+    /// actions; `None`: local files only.
+    pub reader: Option<std::sync::Arc<crate::scm::reader::UrlReader>>,
 }
 
 /// The `limits` an action applies itself.

@@ -243,6 +243,8 @@ impl<T: ActionHandler> Action for T {
 pub struct ActionDeps {
     pub integrations: Arc<crate::scm::ScmIntegrations>,
     pub catalog: Option<Arc<catalog::CatalogClient>>,
+    /// Writers to one GitOps repository take turns within the application.
+    pub repo_locks: Arc<crate::gitops::repo::RepoLocks>,
 }
 
 /// The actions every installation has, with the default integrations (the
@@ -266,8 +268,8 @@ pub fn builtin_actions_with(deps: &ActionDeps) -> Vec<Arc<dyn Action>> {
         Arc::new(fs::FsDelete),
         Arc::new(fs::FsReadDir),
         Arc::new(fs::FsRename),
-        Arc::new(gitops::GitopsInit::new(deps.integrations.clone())),
-        Arc::new(gitops::GitopsOverlayRegister::new(deps.integrations.clone())),
+        Arc::new(gitops::GitopsInit::new(deps.integrations.clone()).with_locks(deps.repo_locks.clone())),
+        Arc::new(gitops::GitopsOverlayRegister::new(deps.integrations.clone()).with_locks(deps.repo_locks.clone())),
         Arc::new(publish::PublishGit::new(deps.integrations.clone())),
         Arc::new(publish::PublishGithub::new(deps.integrations.clone())),
         Arc::new(publish::PublishGithubPullRequest::new(deps.integrations.clone())),

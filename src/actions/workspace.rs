@@ -317,6 +317,7 @@ pub(crate) mod testing {
                 integrations: Default::default(),
                 outputs: Map::new(),
                 limits: Default::default(),
+                reader: None,
             }
         }
 

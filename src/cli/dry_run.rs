@@ -60,7 +60,13 @@ async fn run_inner(args: DryRunArgs) -> Result<Exit, Refusal> {
     let renderer = Arc::new(Renderer::builder().integrations(deps.integrations.templating()).build());
     // As `run` treats them: unknown `--set` keys, prompts, every page's errors.
     let values = complete_values(&template, values, &args.set, &renderer, can_prompt())?;
-    let runner = Runner::new(ActionRegistry::new(builtin_actions_with(&deps)), renderer);
+    let runner = Runner::new(ActionRegistry::new(builtin_actions_with(&deps)), renderer)
+        .with_limits(&settings.limits)
+        // Remote skeletons (GitHub, the local git host) as `serve` reads them.
+        .with_reader(Arc::new(crate::scm::reader::UrlReader::new(
+            deps.integrations.clone(),
+            settings.templates.cache_dir(),
+        )));
     let service = DryRunService::new(runner, None);
     let display = Display::new(&template.task_spec(&values, &json!({})), args.verbose);
     let ticker = display.start_ticker();

@@ -341,7 +341,13 @@ async fn run_inner(args: RunArgs) -> Result<Exit, Refusal> {
     let mut interrupts = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(|e| Refusal::Usage(format!("cannot watch for Ctrl-C: {e}")))?;
 
-    let runner = Runner::new(ActionRegistry::new(builtin_actions_with(&deps)), renderer);
+    let runner = Runner::new(ActionRegistry::new(builtin_actions_with(&deps)), renderer)
+        .with_limits(&settings.limits)
+        // Remote skeletons (GitHub, the local git host) as `serve` reads them.
+        .with_reader(Arc::new(crate::scm::reader::UrlReader::new(
+            deps.integrations.clone(),
+            settings.templates.cache_dir(),
+        )));
     let spec = template.task_spec(&values, &json!({}));
     let display = Display::new(&spec, args.verbose);
     let sink = Arc::new(LocalSink {

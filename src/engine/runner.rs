@@ -15,6 +15,7 @@ use url::Url;
 
 use crate::actions::{ActionLimits, ActionRegistry};
 use crate::model::{NewEvent, RunError, StepStatus, TaskId, TaskStatus};
+use crate::scm::reader::UrlReader;
 use crate::template::Step;
 use crate::templating::Renderer;
 
@@ -153,6 +154,8 @@ pub struct Runner {
     pub(super) limits: ActionLimits,
     /// `limits.workspace_bytes`, checked after every step.
     pub(super) workspace_bytes: u64,
+    /// Handed to the actions: where remote skeletons are read from.
+    pub(super) reader: Option<Arc<UrlReader>>,
 }
 
 /// Replaces every secret value (and its encoded forms) inside strings by `***`.
@@ -192,7 +195,14 @@ impl Runner {
             renderer,
             limits: ActionLimits::from(&defaults),
             workspace_bytes: defaults.workspace_bytes,
+            reader: None,
         }
+    }
+
+    /// Remote skeletons (GitHub, the local git host) are read through it.
+    pub fn with_reader(mut self, reader: Arc<UrlReader>) -> Runner {
+        self.reader = Some(reader);
+        self
     }
 
     /// The configured `limits` (skeletons, renders, workspace size).

@@ -295,6 +295,7 @@ impl Runner {
                 integrations: self.renderer.integrations().clone(),
                 outputs: Map::new(),
                 limits: self.limits,
+                reader: self.reader.clone(),
             };
             if request.dry_run {
                 let mut shown = input.clone();

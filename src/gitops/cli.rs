@@ -102,6 +102,7 @@ pub async fn run(command: GitopsCommand, integrations: Arc<ScmIntegrations>) -> 
         integrations: integrations.templating(),
         outputs: Map::new(),
         limits: Default::default(),
+        reader: None,
     };
     let action = GitopsInit::new(integrations.clone());
     action.run(&mut ctx, input).await.map_err(|e| e.to_string())?;

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::{Component, Path};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
@@ -85,12 +85,6 @@ pub struct RepoLocks {
 }
 
 impl RepoLocks {
-    /// The locks of this process.
-    pub fn shared() -> Arc<RepoLocks> {
-        static SHARED: OnceLock<Arc<RepoLocks>> = OnceLock::new();
-        SHARED.get_or_init(Arc::default).clone()
-    }
-
     fn lock_for(&self, remote: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         locks.entry(remote.to_owned()).or_default().clone()

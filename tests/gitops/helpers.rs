@@ -104,6 +104,7 @@ impl Task {
             integrations: ScmIntegrations::default().templating(),
             outputs: Map::new(),
             limits: Default::default(),
+            reader: None,
         };
         action.run(&mut ctx, input).await?;
         Ok(ctx.into_outputs())

@@ -79,6 +79,7 @@ impl Harness {
             integrations: Default::default(),
             outputs: Map::new(),
             limits: Default::default(),
+            reader: None,
         };
         action.run(&mut ctx, input).await?;
         Ok(ctx.into_outputs())

@@ -21,7 +21,7 @@ use crate::templating::{RenderOptions, Renderer};
 
 pub use plain::FetchPlain;
 pub use plain_file::FetchPlainFile;
-pub use source::{install_reader, resolve_fetch_url, FetchLocation};
+pub use source::{resolve_fetch_url, FetchLocation};
 pub use template::FetchTemplate;
 pub use template_file::FetchTemplateFile;
 

@@ -1,11 +1,10 @@
 //! Where a fetch action's `url` points.
 
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
 
 use url::Url;
 
-use crate::scm::reader::{Fetched, ReadError, UrlReader};
+use crate::scm::reader::{Fetched, ReadError};
 
 use crate::actions::workspace::{ensure_inside, OUTSIDE_PARENT};
 use crate::actions::{ActionContext, ActionError};
@@ -87,26 +86,6 @@ fn resolve_path(dir: &Path, relative: &str) -> PathBuf {
     resolved
 }
 
-/// Readers of remote locations, most recent last. Every application built in
-/// this process installs its own; a URL is read by the newest one that knows
-/// its host (actions see no installation-wide state otherwise).
-static READERS: std::sync::Mutex<Vec<Arc<UrlReader>>> = std::sync::Mutex::new(Vec::new());
-
-/// Makes remote skeletons (GitHub and local git host URLs) readable by the
-/// fetch actions of this process.
-pub fn install_reader(reader: Arc<UrlReader>) {
-    if let Ok(mut readers) = READERS.lock() {
-        readers.push(reader);
-        let excess = readers.len().saturating_sub(32);
-        readers.drain(..excess);
-    }
-}
-
-fn reader_for(url: &Url) -> Option<Arc<UrlReader>> {
-    let readers = READERS.lock().ok()?;
-    readers.iter().rev().find(|r| r.knows(url)).cloned()
-}
-
 /// A fetch source on the local disk: the template's own directory, or a
 /// remote location downloaded into a temporary directory that lives as long
 /// as this value.
@@ -178,7 +157,7 @@ async fn locate_source(ctx: &ActionContext, url: &str) -> Result<FetchedSource, 
             Ok(FetchedSource { path, _temp: None })
         }
         FetchLocation::Remote(remote) => {
-            let reader = reader_for(&remote).ok_or_else(|| {
+            let reader = ctx.reader.clone().filter(|r| r.knows(&remote)).ok_or_else(|| {
                 ActionError::Fetch(format!(
                     "Cannot fetch {remote}: only paths relative to the template and git URLs of a configured \
                      integration (https://<host>/<owner>/<repo>/tree/<ref>/<path>) can be fetched"

@@ -27,8 +27,15 @@ impl GitopsInit {
         GitopsInit {
             integrations,
             retry: PushRetry::default(),
-            locks: RepoLocks::shared(),
+            locks: Arc::default(),
         }
+    }
+
+    /// Shares the per-repository turns with the other GitOps writers of the
+    /// application.
+    pub fn with_locks(mut self, locks: Arc<RepoLocks>) -> GitopsInit {
+        self.locks = locks;
+        self
     }
 }
 

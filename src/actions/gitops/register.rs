@@ -36,7 +36,7 @@ impl GitopsOverlayRegister {
         GitopsOverlayRegister {
             integrations,
             retry: PushRetry::default(),
-            locks: RepoLocks::shared(),
+            locks: Arc::default(),
         }
     }
 
