@@ -6,8 +6,15 @@ use crate::auth::Caller;
 use crate::model::{Task, TaskId};
 use crate::secrets::Keyring;
 use crate::store::{CancelOutcome, ListQuery, RetryOutcome, Store};
-use crate::template::{validate_parameters, EntityRef, LoadedTemplate, Templates};
+use crate::template::{validate_parameters, validate_secrets, EntityRef, LoadedTemplate, Templates};
 use crate::templating::Renderer;
+
+/// The request's `secrets` (before the caller's token is added) against the
+/// template's `spec.secrets.schema`; Backstage answers 400 `{errors}`.
+pub(crate) fn check_secrets(template: &LoadedTemplate, secrets: Option<&Map<String, Value>>) -> Result<(), ServiceError> {
+    let secrets = Value::Object(secrets.cloned().unwrap_or_default());
+    validate_secrets(template.spec.secrets_schema.as_ref(), &secrets).map_err(ServiceError::Validation)
+}
 
 /// A validated request to start a task.
 #[derive(Debug, Clone)]
@@ -145,6 +152,7 @@ impl TaskService {
         }
         let template = self.template_for(caller, &request.template_ref).await?;
         let values = self.validate_values(&template, &request.values)?;
+        check_secrets(&template, request.secrets.as_ref())?;
         let mut user = Map::new();
         if let Some(user_ref) = &request.created_by {
             if caller.is_user() {
@@ -232,6 +240,12 @@ impl TaskService {
         secrets: Option<Map<String, Value>>,
     ) -> Result<TaskId, ServiceError> {
         let task = self.get(caller, id).await?;
+        // As Backstage: the secrets of a retry are checked against the
+        // template the task was created from (which must still exist).
+        if let Some(template_ref) = task.spec.pointer("/templateInfo/entityRef").and_then(Value::as_str) {
+            let template = self.template_for(caller, template_ref).await?;
+            check_secrets(&template, secrets.as_ref())?;
+        }
         let mut secrets = secrets;
         if let Some(token) = caller.backstage_token() {
             secrets

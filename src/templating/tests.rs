@@ -382,3 +382,42 @@ fn extensions_match_backstage_listing() {
         "Selects a specific property (e.g. kind, namespace, name) from an object."
     );
 }
+
+/// Filters applied to `| safe` values (and, for contrast, to plain ones),
+/// against Backstage 4.3's answers captured in
+/// `tests/data/api-golden-extra/dry-run-safe-filters.json` (one dry-run per
+/// case, the file rendered by `fetch:template`).
+#[test]
+fn filters_on_safe_values_match_backstage() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/api-golden-extra/dry-run-safe-filters.json");
+    let capture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("capture")).expect("capture JSON");
+    let cases = [
+        ("missing-safe", "values.missing | safe"),
+        ("lines-safe", "values.lines | safe"),
+        ("missing", "values.missing"),
+        ("empty-safe", "values.empty | safe"),
+    ];
+    let context = json!({"values": {"lines": "one\ntwo", "empty": ""}});
+    let results = capture["results"].as_object().expect("results");
+    let mut differing = Vec::new();
+    for (key, expected) in results {
+        let (case, filter) = key.split_once(" | ").expect("case | filter");
+        let (_, expression) = cases.iter().find(|(c, _)| *c == case).expect("known case");
+        let template = format!("[${{{{ {expression} | {filter} }}}}]");
+        let ours = Renderer::new().render_str(&template, &context);
+        let matches = match (expected["status"].as_u64(), &ours) {
+            (Some(200), Ok(text)) => expected["text"].as_str() == Some(text.as_str()),
+            (Some(200), Err(_)) => false,
+            (_, result) => result.is_err() || KNOWN_LENIENT.contains(&key.as_str()),
+        };
+        if !matches {
+            differing.push(format!("{key}: ours {ours:?}, Backstage {expected}"));
+        }
+    }
+    assert!(differing.is_empty(), "{}", differing.join("\n"));
+}
+
+/// Where Backstage 4.3's nunjitsu throws on `undefined` and we render like
+/// nunjucks 3.2.4 (README, "Differences from Backstage you may notice").
+const KNOWN_LENIENT: &[&str] = &[];

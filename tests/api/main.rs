@@ -19,3 +19,4 @@ mod secrets;
 mod startup_db;
 mod tasks;
 mod telemetry;
+mod wire;
