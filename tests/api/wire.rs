@@ -72,3 +72,9 @@ async fn uploads_outside_the_template_directory_are_refused_before_any_step() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
     assert_eq!(answer["error"]["name"], "NotAllowedError");
 }
+
+#[tokio::test]
+async fn parameter_schema_carries_presentation_ui_options_when_and_form_decorators() {
+    let app = spawn_app().await;
+    assert_same_answer(&app, "parameter-schema-full").await;
+}
