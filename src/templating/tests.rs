@@ -409,7 +409,7 @@ fn filters_on_safe_values_match_backstage() {
         let matches = match (expected["status"].as_u64(), &ours) {
             (Some(200), Ok(text)) => expected["text"].as_str() == Some(text.as_str()),
             (Some(200), Err(_)) => false,
-            (_, result) => result.is_err() || KNOWN_LENIENT.contains(&key.as_str()),
+            (_, result) => result.is_err(),
         };
         if !matches {
             differing.push(format!("{key}: ours {ours:?}, Backstage {expected}"));
@@ -417,7 +417,3 @@ fn filters_on_safe_values_match_backstage() {
     }
     assert!(differing.is_empty(), "{}", differing.join("\n"));
 }
-
-/// Where Backstage 4.3's nunjitsu throws on `undefined` and we render like
-/// nunjucks 3.2.4 (README, "Differences from Backstage you may notice").
-const KNOWN_LENIENT: &[&str] = &[];
