@@ -263,7 +263,11 @@ impl DryRunService {
 
     /// Values against the parameter pages (the errors of the first page
     /// that fails, as Backstage), then secrets against `spec.secrets.schema`.
-    fn validate_inputs(loaded: &LoadedTemplate, values: &Value, secrets: &Map<String, Value>) -> Result<(), ServiceError> {
+    fn validate_inputs(
+        loaded: &LoadedTemplate,
+        values: &Value,
+        secrets: &Map<String, Value>,
+    ) -> Result<(), ServiceError> {
         validate_parameters(&loaded.spec.parameter_pages(), values, |_| true).map_err(ServiceError::Validation)?;
         super::tasks::check_secrets(loaded, Some(secrets))
     }
@@ -290,7 +294,6 @@ impl DryRunService {
         workspace: &Path,
         progress: Option<Arc<dyn RunSink>>,
     ) -> Result<Result<DryRunResult, DryRunFailure>, ServiceError> {
-
         let mut spec = loaded.task_spec(values, &json!({}));
         spec["templateInfo"] = json!({
             "entity": { "metadata": loaded.metadata() },
@@ -353,13 +356,19 @@ mod tests {
         for escaping in ["../s/x", "a/../../x", "/etc/passwd"] {
             match safe_child_path(escaping) {
                 Err(ServiceError::Forbidden(m)) => {
-                    assert_eq!(m, "Relative path is not allowed to refer to a directory outside its parent")
+                    assert_eq!(
+                        m,
+                        "Relative path is not allowed to refer to a directory outside its parent"
+                    )
                 }
                 other => panic!("{escaping}: {other:?}"),
             }
         }
         for not_a_file in ["", ".", "a/..", "a\0b"] {
-            assert!(matches!(safe_child_path(not_a_file), Err(ServiceError::Input(_))), "{not_a_file:?}");
+            assert!(
+                matches!(safe_child_path(not_a_file), Err(ServiceError::Input(_))),
+                "{not_a_file:?}"
+            );
         }
     }
 }

@@ -11,7 +11,10 @@ use crate::templating::Renderer;
 
 /// The request's `secrets` (before the caller's token is added) against the
 /// template's `spec.secrets.schema`; Backstage answers 400 `{errors}`.
-pub(crate) fn check_secrets(template: &LoadedTemplate, secrets: Option<&Map<String, Value>>) -> Result<(), ServiceError> {
+pub(crate) fn check_secrets(
+    template: &LoadedTemplate,
+    secrets: Option<&Map<String, Value>>,
+) -> Result<(), ServiceError> {
     let secrets = Value::Object(secrets.cloned().unwrap_or_default());
     validate_secrets(template.spec.secrets_schema.as_ref(), &secrets).map_err(ServiceError::Validation)
 }

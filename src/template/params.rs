@@ -163,7 +163,10 @@ mod tests {
         assert_eq!(errors[0]["stack"], "instance requires property \"apiToken\"");
         let errors = validate_secrets(Some(&schema), &json!({"apiToken": "abc"})).unwrap_err();
         assert_eq!(errors[0]["property"], "secrets.apiToken");
-        assert_eq!(errors[0]["message"], "secrets.apiToken does not meet minimum length of 5");
+        assert_eq!(
+            errors[0]["message"],
+            "secrets.apiToken does not meet minimum length of 5"
+        );
         assert_eq!(errors[0]["instance"], json!({}));
     }
 

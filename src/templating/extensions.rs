@@ -37,6 +37,7 @@ struct Builtin {
 }
 
 #[cfg(test)]
+#[rustfmt::skip]
 const BUILTINS: &[Builtin] = &[
     Builtin { name: "abs", example: ("-3 | abs", "3") },
     Builtin { name: "batch", example: ("[1,2,3] | batch(2) | dump", "[[1,2],[3]]") },
@@ -294,7 +295,10 @@ mod builtin_tests {
     #[test]
     fn the_listing_is_backstages_additions_only() {
         let listing = templating_extensions();
-        let names: Vec<&String> = listing["filters"].as_object().map(|f| f.keys().collect()).unwrap_or_default();
+        let names: Vec<&String> = listing["filters"]
+            .as_object()
+            .map(|f| f.keys().collect())
+            .unwrap_or_default();
         assert_eq!(names, ["parseRepoUrl", "parseEntityRef", "pick", "projectSlug"]);
         assert_eq!(listing["globals"], json!({"functions": {}, "values": {}}));
     }

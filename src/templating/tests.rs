@@ -389,7 +389,8 @@ fn extensions_match_backstage_listing() {
 /// case, the file rendered by `fetch:template`).
 #[test]
 fn filters_on_safe_values_match_backstage() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/api-golden-extra/dry-run-safe-filters.json");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/api-golden-extra/dry-run-safe-filters.json");
     let capture: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).expect("capture")).expect("capture JSON");
     let cases = [

@@ -50,7 +50,11 @@ async fn secrets_are_checked_against_the_template_schema_like_backstage() {
     let id = created["id"].as_str().expect("id");
     let retry = capture("tasks-retry-400-secrets-required");
     let (status, body) = app.post_json(&format!("/v2/tasks/{id}/retry"), &json!({})).await;
-    assert_eq!(status.as_u16() as u64, retry["response"]["status"].as_u64().unwrap_or(0), "{body}");
+    assert_eq!(
+        status.as_u16() as u64,
+        retry["response"]["status"].as_u64().unwrap_or(0),
+        "{body}"
+    );
     assert_eq!(body, retry["response"]["body"]);
 }
 
