@@ -122,7 +122,9 @@ impl Application {
                 .build(),
         );
         let actions = ActionRegistry::new(builtin_actions_with(&deps));
-        let runner = Runner::new(actions.clone(), renderer.clone()).with_limits(limits);
+        let runner = Runner::new(actions.clone(), renderer.clone())
+            .with_limits(limits)
+            .with_environment(&settings.default_environment);
         let dry_run = DryRunService::new(runner.clone(), settings.worker.work_dir.clone()).with_limits(limits);
         let shutdown = CancellationToken::new();
         let metrics = Arc::new(Metrics::new());

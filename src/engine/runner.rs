@@ -136,6 +136,15 @@ pub struct Runner {
     limits: ActionLimits,
     /// `limits.workspace_bytes`, checked after every step.
     workspace_bytes: u64,
+    /// `default_environment` (Backstage's `scaffolder.defaultEnvironment`).
+    environment: Arc<Environment>,
+}
+
+/// What templates see as `environment`.
+#[derive(Debug, Clone, Default)]
+struct Environment {
+    parameters: Map<String, Value>,
+    secrets: Map<String, Value>,
 }
 
 /// One step to run, and where the run stands.
@@ -270,7 +279,20 @@ impl Runner {
             renderer,
             limits: ActionLimits::from(&defaults),
             workspace_bytes: defaults.workspace_bytes,
+            environment: Arc::default(),
         }
+    }
+
+    /// `environment.parameters` and `environment.secrets` of every run.
+    pub fn with_environment(mut self, environment: &crate::config::DefaultEnvironmentSettings) -> Runner {
+        let map = |m: &std::collections::BTreeMap<String, String>| -> Map<String, Value> {
+            m.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()
+        };
+        self.environment = Arc::new(Environment {
+            parameters: map(&environment.parameters),
+            secrets: map(&environment.secrets),
+        });
+        self
     }
 
     /// The configured `limits` (skeletons, renders, workspace size).
@@ -285,7 +307,13 @@ impl Runner {
     }
 
     pub async fn run(&self, request: RunRequest, sink: Arc<dyn RunSink>) -> RunOutcome {
-        let redactor = Redactor::new(&request.secrets);
+        // The environment's secrets are scrubbed like the task's (Backstage
+        // adds both to its log redactions).
+        let mut scrubbed = request.secrets.clone();
+        for (i, value) in self.environment.secrets.values().enumerate() {
+            scrubbed.insert(format!("\u{0}environment{i}"), value.clone());
+        }
+        let redactor = Redactor::new(&scrubbed);
         let sink: Arc<dyn RunSink> = if redactor.is_empty() {
             sink
         } else {
@@ -331,6 +359,12 @@ impl Runner {
             "secrets": Value::Object(request.secrets.clone()),
             "user": user,
             "context": { "task": { "id": request.task_id } },
+            // As Backstage: a dry-run sees the environment's parameters but
+            // none of its secrets.
+            "environment": {
+                "parameters": Value::Object(self.environment.parameters.clone()),
+                "secrets": if request.dry_run { json!({}) } else { Value::Object(self.environment.secrets.clone()) },
+            },
         });
 
         let mut failure: Option<(&'static str, String)> = None;
@@ -667,6 +701,19 @@ impl Runner {
             };
             if request.dry_run {
                 let mut shown = input.clone();
+                if !self.environment.secrets.is_empty() {
+                    // Backstage shows the environment's secrets as `***` here.
+                    let starred: Map<String, Value> = self
+                        .environment
+                        .secrets
+                        .keys()
+                        .map(|k| (k.clone(), json!("***")))
+                        .collect();
+                    scope["environment"]["secrets"] = Value::Object(starred);
+                    if let Some(rendered) = step.input.as_ref().and_then(|i| self.renderer.render_value(i, &scope)) {
+                        shown = rendered;
+                    }
+                }
                 redact_secrets(&mut shown, &request.secrets);
                 logger
                     .info(format!(

@@ -82,3 +82,50 @@ async fn parameter_schema_carries_presentation_ui_options_when_and_form_decorato
     let app = spawn_app().await;
     assert_same_answer(&app, "parameter-schema-full").await;
 }
+
+fn with_default_environment(settings: &mut scaffolder::config::Settings) {
+    let environment = &mut settings.default_environment;
+    environment.parameters.insert("region".into(), "eu-west-1".into());
+    environment
+        .secrets
+        .insert("deployKey".into(), "s3cr3t-deploy-key".into());
+}
+
+/// The files, output and step statuses of a dry-run, as the dry-run
+/// fixtures compare them.
+fn comparable(body: &Value) -> Value {
+    let statuses: Vec<Value> = body["log"]
+        .as_array()
+        .map(|log| {
+            log.iter()
+                .filter(|e| e["body"].get("status").is_some())
+                .map(|e| json!([e["body"]["stepId"], e["body"]["status"]]))
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({"directoryContents": body["directoryContents"], "output": body["output"], "steps": body["steps"], "statuses": statuses})
+}
+
+#[tokio::test]
+async fn default_environment_is_seen_by_templates_like_backstage() {
+    let app = crate::helpers::spawn_app_with(with_default_environment).await;
+    // Dry-run: the parameters, never the secrets (the input log shows them as ***).
+    let ((status, body), (their_status, theirs)) = replay(&app, "dry-run-default-environment").await;
+    assert_eq!(status.as_u16(), their_status, "{body}");
+    assert_eq!(comparable(&body), comparable(&theirs));
+    let log = body["log"].to_string();
+    assert!(log.contains(r#"region=eu-west-1 key=***"#), "{log}");
+    assert!(!log.contains("s3cr3t-deploy-key"), "{log}");
+
+    // A task: both, with the secret scrubbed from its log and output.
+    let id = app.create_task("template:default/environment", json!({})).await;
+    let events = app.events_until_completion(&id, crate::helpers::LIMIT).await;
+    let text = serde_json::to_string(&events).unwrap_or_default();
+    assert!(text.contains("region=eu-west-1 key=***"), "{text}");
+    assert!(!text.contains("s3cr3t-deploy-key"), "{text}");
+    let task = app.task(&id).await;
+    assert_eq!(task["status"], "completed", "{task}");
+    let completion = events.last().cloned().unwrap_or_default();
+    assert_eq!(completion["body"]["output"]["region"], "eu-west-1", "{completion}");
+    assert_eq!(completion["body"]["output"]["key"], "***", "{completion}");
+}

@@ -183,7 +183,10 @@ async fn fetch_runs_in_a_dry_run_against_the_catalog_like_backstage() {
     let mut expected = optional["response"]["body"]["output"].clone();
     expected["second"] = json!("svc");
     assert_eq!(result.output, expected);
-    assert!(catalog.requests().iter().all(|r| r.token.as_deref() == Some("service-token")));
+    assert!(catalog
+        .requests()
+        .iter()
+        .all(|r| r.token.as_deref() == Some("service-token")));
 
     // Without a catalog every entity is missing: the same failure, saying why.
     let failure = dry_run_service(None)
@@ -193,7 +196,10 @@ async fn fetch_runs_in_a_dry_run_against_the_catalog_like_backstage() {
         .expect_err("no catalog holds no entity");
     assert_eq!(failure.name, "Error");
     assert!(
-        failure.message.starts_with("Entity component:default/missing not found") && failure.message.contains("catalog.base_url"),
+        failure
+            .message
+            .starts_with("Entity component:default/missing not found")
+            && failure.message.contains("catalog.base_url"),
         "{}",
         failure.message
     );
