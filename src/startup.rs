@@ -146,6 +146,7 @@ impl Application {
             auth,
             streams: crate::service::StreamLimiter::new(limits.sse_streams_per_client),
             metrics: MetricsService::new(store.clone(), metrics),
+            autocomplete: crate::service::AutocompleteService::new(deps.integrations.clone(), reader.clone()),
         });
 
         let body_limit = settings.server.body_limit_bytes;

@@ -285,3 +285,27 @@ pub struct DryRunResponse {
     #[schema(value_type = Vec<Object>)]
     pub steps: Value,
 }
+
+/// `POST /v2/autocomplete/{provider}/{resource}` body.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[schema(as = AutocompleteRequest)]
+pub struct AutocompleteRequestSchema {
+    /// The caller's token for the provider (a GitHub token for `github`).
+    pub token: String,
+    /// Resource parameters: `host`, `owner`, `repository` (github); `repoUrl`, `branch` (gitops).
+    #[schema(value_type = Object, required = false)]
+    pub context: Option<Value>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct AutocompleteSuggestion {
+    #[schema(required = false)]
+    pub title: Option<String>,
+    pub id: String,
+}
+
+/// `{results: [{title?, id}]}`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct AutocompleteResponse {
+    pub results: Vec<AutocompleteSuggestion>,
+}

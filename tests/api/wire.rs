@@ -129,3 +129,27 @@ async fn default_environment_is_seen_by_templates_like_backstage() {
     assert_eq!(completion["body"]["output"]["region"], "eu-west-1", "{completion}");
     assert_eq!(completion["body"]["output"]["key"], "***", "{completion}");
 }
+
+#[tokio::test]
+async fn autocomplete_checks_its_body_and_provider_like_backstage() {
+    let app = spawn_app().await;
+    assert_same_answer(&app, "autocomplete-400-missing-token").await;
+    // Backstage without a GitHub module refuses `github`; we ship the
+    // provider, so the same refusal is checked with a provider nobody has.
+    let capture = capture("autocomplete-400-unsupported");
+    let (status, body) = app
+        .post_json("/v2/autocomplete/bitbucket/repositories", &capture["request"]["body"])
+        .await;
+    assert_eq!(
+        status.as_u16() as u64,
+        capture["response"]["status"].as_u64().unwrap_or(0)
+    );
+    assert_eq!(body["error"]["name"], capture["response"]["body"]["error"]["name"]);
+    assert_eq!(body["error"]["message"], "Unsupported provider: bitbucket");
+    // An empty token passes the schema but not the router.
+    let (status, body) = app
+        .post_json("/v2/autocomplete/github/owners", &json!({"token": "", "context": {}}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["message"], "Missing token query parameter");
+}
