@@ -135,6 +135,13 @@ def main():
          "POST", "/v2/dry-run", {"template": template(LOG), "values": {},
                                  "directoryContents": [{"path": "/tmp/wire-capture-absolute.txt", "base64Content": b64("a")}]})
     safe_filters()
+    save("dry-run-safe-values", "`| safe` of an object, a number, a list and undefined in spec.output",
+         "POST", "/v2/dry-run", {"template": template(LOG, parameters=[{"properties": {
+             "obj": {"type": "object"}, "n": {"type": "number"}, "list": {"type": "array"}}}],
+             output={"missing": "${{ parameters.missing | safe }}", "obj": "${{ parameters.obj | safe }}",
+                     "n": "${{ parameters.n | safe }}", "list": "${{ parameters.list | safe }}",
+                     "indented": "${{ parameters.missing | safe | indent(2, true) }}"}),
+             "values": {"obj": {"a": 1}, "n": 5, "list": ["x", "y"]}, "directoryContents": []})
     save("dry-run-catalog-fetch-missing", "catalog:fetch of a missing entity in a dry-run",
          "POST", "/v2/dry-run", {"template": template([{"id": "fetch", "name": "Fetch", "action": "catalog:fetch",
                                                         "input": {"entityRef": "component:default/missing"}}]),

@@ -222,8 +222,9 @@ fn missing_input(v: &Value, property: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// nunjucks' `safe`: a `SafeString` of the value's text; `undefined` and
-/// `null` become an empty one (not `undefined`, so `default` no longer applies).
+/// nunjucks' `safe`: a `SafeString` of the value's text (`toString()`);
+/// `undefined` and `null` become an empty one (not `undefined`, so `default`
+/// no longer applies).
 fn safe(v: Value) -> Value {
     if v.is_safe() {
         v
@@ -232,7 +233,8 @@ fn safe(v: Value) -> Value {
     } else if v.kind() == ValueKind::String {
         Value::from_safe_string(v.as_str().unwrap_or_default().to_owned())
     } else {
-        v
+        // `str.toString()`: `[object Object]`, `x,y`, `5`.
+        Value::from_safe_string(to_js_string(&v))
     }
 }
 

@@ -418,3 +418,24 @@ fn filters_on_safe_values_match_backstage() {
     }
     assert!(differing.is_empty(), "{}", differing.join("\n"));
 }
+
+/// `| safe` turns any value into its text, as Backstage 4.3 renders it in a
+/// step input or `output` (`tests/data/api-golden-extra/dry-run-safe-values.json`).
+#[test]
+fn safe_values_are_strings_in_rendered_values() {
+    let context = json!({"parameters": {"obj": {"a": 1}, "n": 5, "list": ["x", "y"]}});
+    let renderer = Renderer::new();
+    for (template, expected) in [
+        ("${{ parameters.obj | safe }}", json!("[object Object]")),
+        ("${{ parameters.n | safe }}", json!("5")),
+        ("${{ parameters.list | safe }}", json!("x,y")),
+        ("${{ parameters.missing | safe }}", json!("")),
+        ("${{ parameters.missing | safe | indent(2, true) }}", json!("  ")),
+    ] {
+        assert_eq!(
+            renderer.render_value(&json!(template), &context),
+            Some(expected),
+            "{template}"
+        );
+    }
+}

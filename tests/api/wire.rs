@@ -153,3 +153,11 @@ async fn autocomplete_checks_its_body_and_provider_like_backstage() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["message"], "Missing token query parameter");
 }
+
+#[tokio::test]
+async fn safe_values_render_as_their_text_like_backstage() {
+    let app = spawn_app().await;
+    let ((status, body), (their_status, theirs)) = replay(&app, "dry-run-safe-values").await;
+    assert_eq!(status.as_u16(), their_status, "{body}");
+    assert_eq!(body["output"], theirs["output"]);
+}
