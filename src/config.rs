@@ -36,6 +36,26 @@ pub struct Settings {
     pub secrets: SecretsSettings,
     pub limits: LimitsSettings,
     pub telemetry: TelemetrySettings,
+    pub default_environment: DefaultEnvironmentSettings,
+}
+
+/// Backstage's `scaffolder.defaultEnvironment`: values every template sees
+/// as `environment.parameters.*` and `environment.secrets.*`. The secrets are
+/// redacted from task logs and outputs, and empty in dry-runs, as in Backstage.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DefaultEnvironmentSettings {
+    pub parameters: std::collections::BTreeMap<String, String>,
+    pub secrets: std::collections::BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for DefaultEnvironmentSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DefaultEnvironmentSettings")
+            .field("parameters", &self.parameters)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// Metrics and trace export (logging itself is `log`).

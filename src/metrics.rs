@@ -21,6 +21,8 @@ const HTTP_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.
 const STEP_BUCKETS: &[f64] = &[
     0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
 ];
+/// prom-client's default buckets, which Backstage's scaffolder histograms use.
+const BACKSTAGE_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 const TASK_BUCKETS: &[f64] = &[
     0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
 ];
@@ -40,6 +42,38 @@ pub struct Metrics {
     lease_takeovers: IntCounter,
     sse_clients: IntGauge,
     long_poll_watchers: IntGauge,
+    /// Backstage's own series (`scaffolder_task_count`, …), with its labels
+    /// and results (`ok`, `failed`, `cancelled`, `skipped`), so dashboards
+    /// built for Backstage's scaffolder read this service too.
+    backstage: BackstageMetrics,
+}
+
+struct BackstageMetrics {
+    task_count: IntCounterVec,
+    task_duration: HistogramVec,
+    step_count: IntCounterVec,
+    step_duration: HistogramVec,
+}
+
+impl BackstageMetrics {
+    fn new(r: &Registry) -> BackstageMetrics {
+        let task = ["template", "result"];
+        let step = ["template", "step", "result"];
+        BackstageMetrics {
+            task_count: counters(r, "task_count", "Count of task runs", &task),
+            task_duration: histograms(r, "task_duration", "Duration of a task run", &task, BACKSTAGE_BUCKETS),
+            step_count: counters(r, "step_count", "Count of step runs", &step),
+            step_duration: histograms(r, "step_duration", "Duration of a step runs", &step, BACKSTAGE_BUCKETS),
+        }
+    }
+}
+
+/// Backstage's word for a task or step result.
+fn backstage_result(result: &str) -> &str {
+    match result {
+        "completed" => "ok",
+        other => other,
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -156,6 +190,7 @@ impl Metrics {
                 "long_poll_watchers",
                 "Long-poll requests (`…/events`) waiting on this process",
             ),
+            backstage: BackstageMetrics::new(r),
             registry,
         }
     }
@@ -190,13 +225,29 @@ impl Metrics {
         self.task_duration
             .with_label_values(&labels)
             .observe(elapsed.as_secs_f64());
+        let labels = [template, backstage_result(result)];
+        self.backstage.task_count.with_label_values(&labels).inc();
+        self.backstage
+            .task_duration
+            .with_label_values(&labels)
+            .observe(elapsed.as_secs_f64());
     }
 
-    /// `result`: `completed`, `failed`, `cancelled` or `skipped`.
-    pub fn step_finished(&self, action: &str, result: &str, elapsed: Duration) {
+    /// `result`: `completed`, `failed`, `cancelled` or `skipped`. `step` is
+    /// the step's name (Backstage's label), `action` its action id (ours).
+    pub fn step_finished(&self, template: &str, step: &str, action: &str, result: &str, elapsed: Duration) {
         let labels = [action, result];
         self.steps.with_label_values(&labels).inc();
         self.step_duration
+            .with_label_values(&labels)
+            .observe(elapsed.as_secs_f64());
+        // As Backstage's tracker: a skipped step is timed but not counted.
+        let labels = [template, step, backstage_result(result)];
+        if result != "skipped" {
+            self.backstage.step_count.with_label_values(&labels).inc();
+        }
+        self.backstage
+            .step_duration
             .with_label_values(&labels)
             .observe(elapsed.as_secs_f64());
     }
@@ -280,7 +331,13 @@ mod tests {
         m.http_request("BREW", None, 404, Duration::from_millis(1));
         m.task_started("template:default/x");
         m.task_finished("template:default/x", "completed", Duration::from_secs(2));
-        m.step_finished("debug:log", "completed", Duration::from_millis(20));
+        m.step_finished(
+            "template:default/x",
+            "Log",
+            "debug:log",
+            "completed",
+            Duration::from_millis(20),
+        );
         m.set_queue(Some((3, 12.5)));
         let guard = m.sse_client();
         let text = m.encode();
@@ -296,11 +353,32 @@ mod tests {
             "scaffolder_queue_oldest_age_seconds 12.5",
             "scaffolder_sse_clients 1",
             "scaffolder_tasks_running 0",
+            // Backstage's names, labels and result words.
+            "# TYPE scaffolder_task_count counter",
+            r#"scaffolder_task_count{result="ok",template="template:default/x"} 1"#,
+            r#"scaffolder_task_duration_bucket{result="ok",template="template:default/x",le="2.5"} 1"#,
+            r#"scaffolder_step_count{result="ok",step="Log",template="template:default/x"} 1"#,
+            r#"scaffolder_step_duration_count{result="ok",step="Log",template="template:default/x"} 1"#,
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }
         drop(guard);
         assert!(m.encode().lines().any(|l| l == "scaffolder_sse_clients 0"));
+        m.step_finished(
+            "template:default/x",
+            "Maybe",
+            "debug:log",
+            "skipped",
+            Duration::from_millis(1),
+        );
+        let text = m.encode();
+        assert!(text.contains(
+            r#"scaffolder_step_duration_count{result="skipped",step="Maybe",template="template:default/x"} 1"#
+        ));
+        assert!(
+            !text.contains(r#"scaffolder_step_count{result="skipped""#),
+            "Backstage does not count skipped steps"
+        );
         m.set_queue(None);
         assert!(m.encode().lines().any(|l| l == "scaffolder_queue_depth NaN"));
     }

@@ -123,7 +123,8 @@ impl Application {
         // Fetch actions read remote skeletons (GitHub, the local git host) through it.
         let runner = Runner::new(actions.clone(), renderer.clone())
             .with_limits(limits)
-            .with_reader(reader.clone());
+            .with_reader(reader.clone())
+            .with_environment(&settings.default_environment);
         let dry_run = DryRunService::new(runner.clone(), settings.worker.work_dir.clone()).with_limits(limits);
         let shutdown = CancellationToken::new();
         let metrics = Arc::new(Metrics::new());
@@ -145,6 +146,7 @@ impl Application {
             auth,
             streams: crate::service::StreamLimiter::new(limits.sse_streams_per_client),
             metrics: MetricsService::new(store.clone(), metrics),
+            autocomplete: crate::service::AutocompleteService::new(deps.integrations.clone(), reader.clone()),
         });
 
         let body_limit = settings.server.body_limit_bytes;

@@ -787,7 +787,8 @@ pub async fn templates_show(client: &Client, raw_ref: &str, output: OutputFormat
         let page_title = step.get("title").and_then(Value::as_str).unwrap_or("Parameters");
         outln!();
         out!("{}. {page_title}", i + 1);
-        match step.pointer("/schema/when") {
+        // Backstage lifts a page's `when` out of its schema (older servers left it in).
+        match step.get("when").or_else(|| step.pointer("/schema/when")) {
             Some(when) => outln!(
                 "  (shown when {})",
                 when.as_str().map(str::to_owned).unwrap_or(when.to_string())

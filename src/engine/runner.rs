@@ -156,6 +156,15 @@ pub struct Runner {
     pub(super) workspace_bytes: u64,
     /// Handed to the actions: where remote skeletons are read from.
     pub(super) reader: Option<Arc<UrlReader>>,
+    /// `default_environment` (Backstage's `scaffolder.defaultEnvironment`).
+    pub(super) environment: Arc<Environment>,
+}
+
+/// What templates see as `environment`.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Environment {
+    pub(super) parameters: Map<String, Value>,
+    pub(super) secrets: Map<String, Value>,
 }
 
 /// Replaces every secret value (and its encoded forms) inside strings by `***`.
@@ -196,7 +205,20 @@ impl Runner {
             limits: ActionLimits::from(&defaults),
             workspace_bytes: defaults.workspace_bytes,
             reader: None,
+            environment: Arc::default(),
         }
+    }
+
+    /// `environment.parameters` and `environment.secrets` of every run.
+    pub fn with_environment(mut self, environment: &crate::config::DefaultEnvironmentSettings) -> Runner {
+        let map = |m: &std::collections::BTreeMap<String, String>| -> Map<String, Value> {
+            m.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()
+        };
+        self.environment = Arc::new(Environment {
+            parameters: map(&environment.parameters),
+            secrets: map(&environment.secrets),
+        });
+        self
     }
 
     /// Remote skeletons (GitHub, the local git host) are read through it.
@@ -217,7 +239,13 @@ impl Runner {
     }
 
     pub async fn run(&self, request: RunRequest, sink: Arc<dyn RunSink>) -> RunOutcome {
-        let redactor = Redactor::new(&request.secrets);
+        // The environment's secrets are scrubbed like the task's (Backstage
+        // adds both to its log redactions).
+        let mut scrubbed = request.secrets.clone();
+        for (i, value) in self.environment.secrets.values().enumerate() {
+            scrubbed.insert(format!("\u{0}environment{i}"), value.clone());
+        }
+        let redactor = Redactor::new(&scrubbed);
         let sink: Arc<dyn RunSink> = if redactor.is_empty() {
             sink
         } else {
@@ -263,6 +291,12 @@ impl Runner {
             "secrets": Value::Object(request.secrets.clone()),
             "user": user,
             "context": { "task": { "id": request.task_id.to_string() } },
+            // As Backstage: a dry-run sees the environment's parameters but
+            // none of its secrets.
+            "environment": {
+                "parameters": Value::Object(self.environment.parameters.clone()),
+                "secrets": if request.dry_run { json!({}) } else { Value::Object(self.environment.secrets.clone()) },
+            },
         });
 
         let mut failure: Option<RunError> = None;

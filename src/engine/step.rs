@@ -299,6 +299,19 @@ impl Runner {
             };
             if request.dry_run {
                 let mut shown = input.clone();
+                if !self.environment.secrets.is_empty() {
+                    // Backstage shows the environment's secrets as `***` here.
+                    let starred: Map<String, Value> = self
+                        .environment
+                        .secrets
+                        .keys()
+                        .map(|k| (k.clone(), json!("***")))
+                        .collect();
+                    scope["environment"]["secrets"] = Value::Object(starred);
+                    if let Some(rendered) = step.input.as_ref().and_then(|i| self.renderer.render_value(i, &scope)) {
+                        shown = rendered;
+                    }
+                }
                 redact_secrets(&mut shown, &request.secrets);
                 logger
                     .info(format!(

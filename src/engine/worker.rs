@@ -73,6 +73,10 @@ struct StoreSink {
     /// This attempt wrote its "log lines are dropped" marker.
     marked: AtomicBool,
     metrics: Arc<Metrics>,
+    /// Labels of Backstage's step metrics: the template ref and each step's
+    /// name by id (the name defaults to the action id, as in the task spec).
+    template: String,
+    step_names: HashMap<String, String>,
     /// Saves the workspace with each journal entry (`worker.save_workspace`).
     saver: Option<Arc<WorkspaceSaver>>,
 }
@@ -188,8 +192,18 @@ impl RunSink for StoreSink {
     }
 
     async fn step_ended(&self, report: &StepReport<'_>) {
-        self.metrics
-            .step_finished(report.action, report.result.as_str(), report.elapsed);
+        let name = self
+            .step_names
+            .get(report.step_id)
+            .map(String::as_str)
+            .unwrap_or(report.action);
+        self.metrics.step_finished(
+            &self.template,
+            name,
+            report.action,
+            report.result.as_str(),
+            report.elapsed,
+        );
     }
 }
 
@@ -216,6 +230,15 @@ pub struct Worker {
 
 /// Saved workspaces past their retention are looked for this often.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
+
+/// Step id → name, from the task spec (whose steps carry both).
+fn step_names(spec: &Value) -> HashMap<String, String> {
+    let name_of = |s: &Value| Some((s.get("id")?.as_str()?.to_owned(), s.get("name")?.as_str()?.to_owned()));
+    spec.get("steps")
+        .and_then(Value::as_array)
+        .map(|steps| steps.iter().filter_map(name_of).collect())
+        .unwrap_or_default()
+}
 
 /// The `template` label and span field of a task: its template's entity ref.
 fn template_of(spec: &Value) -> &str {
@@ -602,6 +625,8 @@ impl Worker {
             limit: self.events_per_task,
             marked: AtomicBool::new(false),
             metrics: self.metrics.clone(),
+            template: template_of(&claimed.task.spec).to_owned(),
+            step_names: step_names(&claimed.task.spec),
             saver,
         });
         let outcome = self.runner.run(request, sink).await;

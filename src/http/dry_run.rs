@@ -78,7 +78,8 @@ fn parse(body: &Value) -> Result<DryRunRequest, ApiError> {
     request_body = DryRunRequestSchema,
     responses(
         (status = 200, description = "The log, the files the template produced, its output and its steps", body = DryRunResponse),
-        (status = 400, description = "Malformed request, not a template, invalid values, or a step failed with an input error", body = ValidationErrors),
+        (status = 400, description = "Malformed request, not a template, invalid values or secrets (`spec.secrets.schema`), or a step failed with an input error", body = ValidationErrors),
+        (status = 403, description = "A `directoryContents` path leads outside the template's directory (`NotAllowedError`)", body = ErrorBody),
         (status = 404, description = "A step uses an action that is not installed", body = ErrorBody),
         (status = 500, description = "A step failed", body = ErrorBody),
     )

@@ -45,6 +45,10 @@ pub enum ApiError {
     /// error's class (`InputError` 400, `NotFoundError` 404, others 500).
     #[error("{message}")]
     Step { name: String, message: String },
+    /// A service we asked failed: Backstage's error handler answers with
+    /// the upstream status (octokit's `HttpError`), else 500.
+    #[error("{message}")]
+    Upstream { status: Option<u16>, message: String },
     /// Logged with its cause; the client sees an opaque message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -65,6 +69,7 @@ impl ApiError {
             ApiError::TooManyRequests(_) => "TooManyRequestsError",
             ApiError::Internal(_) => "Error",
             ApiError::Step { .. } => "Error",
+            ApiError::Upstream { .. } => "HttpError",
         }
     }
 
@@ -92,6 +97,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict(m) => ApiError::Conflict(m),
             ServiceError::Forbidden(m) => ApiError::Forbidden(m),
             ServiceError::TooManyRequests(m) => ApiError::TooManyRequests(m),
+            ServiceError::Upstream { status, message } => ApiError::Upstream { status, message },
             e @ (ServiceError::Store(_) | ServiceError::TemplateSource(_) | ServiceError::Secrets(_)) => {
                 ApiError::Internal(e.to_string())
             }
@@ -112,6 +118,10 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Upstream { status, .. } => status
+                .and_then(|s| StatusCode::from_u16(s).ok())
+                .filter(|s| s.is_client_error() || s.is_server_error())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             ApiError::Step { name, .. } => match name.as_str() {
                 "InputError" => StatusCode::BAD_REQUEST,
                 "AuthenticationError" => StatusCode::UNAUTHORIZED,

@@ -5,8 +5,12 @@ use actix_web::{web, HttpResponse};
 use serde_json::Value;
 
 use super::error::ApiError;
-use super::schemas::{ActionSchemaEntry, ErrorBody, ParameterSchema, TemplatingExtensions};
+use super::schemas::{
+    ActionSchemaEntry, AutocompleteRequestSchema, AutocompleteResponse, ErrorBody, ParameterSchema,
+    TemplatingExtensions,
+};
 use super::AppState;
+use crate::service::AutocompleteRequest;
 
 /// The parameter pages of a template, for the form.
 #[utoipa::path(
@@ -54,22 +58,61 @@ pub async fn templating_extensions() -> HttpResponse {
     HttpResponse::Ok().json(crate::templating::templating_extensions())
 }
 
-/// Autocompletion for form fields. No provider is installed yet.
+/// Suggestions for form fields, as Backstage's autocomplete handlers give
+/// them: `github` (`repositoriesWithOwner`, `branches`, `owners`, with the
+/// caller's token) and ours, `gitops` (`clusters` of an infra-gitops repository).
 #[utoipa::path(
     post, path = "/v2/autocomplete/{provider}/{resource}", tag = "autocomplete", operation_id = "autocomplete",
     params(
-        ("provider" = String, Path, description = "Provider id, e.g. `github`"),
-        ("resource" = String, Path, description = "Resource, e.g. `repositories`"),
+        ("provider" = String, Path, description = "`github` or `gitops`"),
+        ("resource" = String, Path, description = "`repositoriesWithOwner`, `branches`, `owners` (github); `clusters` (gitops)"),
     ),
-    request_body(content = Object, description = "`{token, context}`"),
-    responses((status = 400, description = "Unsupported provider", body = ErrorBody))
+    request_body(content = AutocompleteRequestSchema, description = "The caller's SCM token and the field's context"),
+    responses(
+        (status = 200, description = "Suggestions", body = AutocompleteResponse),
+        (status = 400, description = "No token, unknown provider or resource, missing context, or no integration for the host", body = ErrorBody),
+        (status = 404, description = "The infra-gitops repository or branch does not exist", body = ErrorBody),
+        (status = 500, description = "GitHub failed (`HttpError`; GitHub's own status when it answered one)", body = ErrorBody),
+    )
 )]
 pub async fn autocomplete(
+    state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    _body: Option<web::Json<Value>>,
+    body: Option<web::Json<Value>>,
 ) -> Result<HttpResponse, ApiError> {
-    let (provider, _resource) = path.into_inner();
-    Err(ApiError::Input(format!("Unsupported provider: {provider}")))
+    let (provider, resource) = path.into_inner();
+    let body = body.map(web::Json::into_inner).unwrap_or(Value::Null);
+    let request = parse_autocomplete(&body)?;
+    let results = state.autocomplete.complete(&provider, &resource, &request).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "results": results })))
+}
+
+/// The body checked as Backstage's OpenAPI validator does:
+/// `{context: {<name>: string}, token: string}`, both required.
+fn parse_autocomplete(body: &Value) -> Result<AutocompleteRequest, ApiError> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ApiError::Input("request/body must be object".into()))?;
+    for key in ["context", "token"] {
+        if !obj.contains_key(key) {
+            return Err(ApiError::Input(format!(
+                "request/body must have required property '{key}'"
+            )));
+        }
+    }
+    let context = obj["context"]
+        .as_object()
+        .ok_or_else(|| ApiError::Input("request/body/context must be object".into()))?;
+    if let Some((key, _)) = context.iter().find(|(_, v)| !v.is_string()) {
+        return Err(ApiError::Input(format!("request/body/context/{key} must be string")));
+    }
+    let token = obj["token"]
+        .as_str()
+        .ok_or_else(|| ApiError::Input("request/body/token must be string".into()))?;
+    Ok(AutocompleteRequest {
+        token: Some(token.to_owned()),
+        context: context.clone(),
+    })
 }
 
 /// Any other path under the plugin.

@@ -39,6 +39,8 @@ pub struct AppState {
     pub streams: Arc<crate::service::StreamLimiter>,
     /// Where requests, tasks and watchers are counted; renders `/metrics`.
     pub metrics: MetricsService,
+    /// `POST /v2/autocomplete/{provider}/{resource}`.
+    pub autocomplete: crate::service::AutocompleteService,
 }
 
 /// The CORS middleware for `server.cors` (Backstage's `backend.cors`):

@@ -25,7 +25,8 @@ use super::{dry_run, events, health, meta, metrics, schemas, tasks};
         schemas::TaskList, schemas::CancelResponse, schemas::EventSchema, schemas::ErrorBody,
         schemas::ValidationErrors, schemas::ParameterSchema, schemas::ActionSchemaEntry,
         schemas::TemplatingExtensions, schemas::HealthStatus, schemas::DryRunRequestSchema,
-        schemas::DryRunResponse, schemas::TaskEventFrame,
+        schemas::DryRunResponse, schemas::TaskEventFrame, schemas::AutocompleteRequestSchema,
+        schemas::AutocompleteResponse, schemas::AutocompleteSuggestion,
     )),
     tags(
         (name = "tasks", description = "Scaffolder tasks and their events"),

@@ -165,6 +165,9 @@ pub struct ParameterSchemaStep {
     pub title: String,
     #[schema(required = false)]
     pub description: Option<String>,
+    /// The page's `when` condition (a `${{ }}` expression or a boolean), lifted out of `schema`.
+    #[schema(value_type = Object, required = false)]
+    pub when: Option<Value>,
     #[schema(value_type = Object)]
     pub schema: Value,
 }
@@ -172,9 +175,20 @@ pub struct ParameterSchemaStep {
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct ParameterSchema {
     pub title: String,
+    /// `spec.presentation`, when set.
+    #[schema(value_type = Object, required = false)]
+    pub presentation: Option<Value>,
     #[schema(required = false)]
     pub description: Option<String>,
+    /// `metadata["ui:options"]`, when set.
+    #[serde(rename = "ui:options")]
+    #[schema(value_type = Object, required = false)]
+    pub ui_options: Option<Value>,
     pub steps: Vec<ParameterSchemaStep>,
+    /// `spec.formDecorators` (or the older `spec.EXPERIMENTAL_formDecorators`).
+    #[serde(rename = "formDecorators")]
+    #[schema(value_type = Vec<Object>, required = false)]
+    pub form_decorators: Option<Value>,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -270,4 +284,28 @@ pub struct DryRunResponse {
     /// The template's steps with `id` and `name` filled in.
     #[schema(value_type = Vec<Object>)]
     pub steps: Value,
+}
+
+/// `POST /v2/autocomplete/{provider}/{resource}` body.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[schema(as = AutocompleteRequest)]
+pub struct AutocompleteRequestSchema {
+    /// The caller's token for the provider (a GitHub token for `github`).
+    pub token: String,
+    /// Resource parameters: `host`, `owner`, `repository` (github); `repoUrl`, `branch` (gitops).
+    #[schema(value_type = Object, required = false)]
+    pub context: Option<Value>,
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct AutocompleteSuggestion {
+    #[schema(required = false)]
+    pub title: Option<String>,
+    pub id: String,
+}
+
+/// `{results: [{title?, id}]}`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct AutocompleteResponse {
+    pub results: Vec<AutocompleteSuggestion>,
 }

@@ -67,7 +67,7 @@ fn parse_create(body: &Value) -> Result<CreateTask, ApiError> {
     request_body = CreateTaskRequest,
     responses(
         (status = 201, description = "Task created", body = TaskIdResponse),
-        (status = 400, description = "Malformed request or parameter values that fail the template's schema", body = ValidationErrors),
+        (status = 400, description = "Malformed request, or parameter values or secrets that fail the template's schemas (`spec.parameters`, `spec.secrets.schema`)", body = ValidationErrors),
         (status = 404, description = "Unknown template", body = ErrorBody),
         (status = 413, description = "Request body too large", body = ErrorBody),
     )
@@ -224,7 +224,7 @@ pub async fn cancel(
     request_body(content = Option<super::schemas::RetryRequest>, description = "Optional new secrets"),
     responses(
         (status = 201, description = "Task re-opened", body = TaskIdResponse),
-        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 400, description = "Malformed body, or secrets that fail the template's `spec.secrets.schema` (then the body is `{errors}` as for invalid values)", body = ErrorBody),
         (status = 404, description = "No such task", body = ErrorBody),
         (status = 409, description = "The task has not finished", body = ErrorBody),
     )

@@ -332,6 +332,33 @@ impl GithubClient {
         }
     }
 
+    /// Every item of a paginated list (`GET path?per_page=100&page=n` until a
+    /// short page), as octokit's `paginate` collects them.
+    pub async fn list_all(&self, path: &str) -> Result<Vec<Value>, GithubError> {
+        const PER_PAGE: usize = 100;
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let mut items = Vec::new();
+        for page in 1.. {
+            let answer = self
+                .request(
+                    Method::GET,
+                    &format!("{path}{separator}per_page={PER_PAGE}&page={page}"),
+                    None,
+                )
+                .await?;
+            let batch = match answer {
+                Value::Array(batch) => batch,
+                _ => Vec::new(),
+            };
+            let done = batch.len() < PER_PAGE;
+            items.extend(batch);
+            if done {
+                break;
+            }
+        }
+        Ok(items)
+    }
+
     pub async fn get_repo(&self, owner: &str, repo: &str) -> Result<Option<RepoInfo>, GithubError> {
         match self
             .request(Method::GET, &format!("/repos/{}/{}", seg(owner), seg(repo)), None)

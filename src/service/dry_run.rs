@@ -97,29 +97,40 @@ pub struct DryRunService {
     timeout: std::time::Duration,
 }
 
-/// Splits `../../a/b` into (2, `a/b`) and refuses anything else that leaves
-/// the tree (absolute paths, `..` in the middle going above the start).
-fn split_parent_prefix(path: &str) -> Option<(usize, PathBuf)> {
-    if path.contains('\0') || Path::new(path).is_absolute() {
-        return None;
+/// Backstage's `resolveSafeChildPath`, as its dry-run applies it to every
+/// upload: a path that resolves outside the template's directory (`../x`,
+/// an absolute path) is refused with its `NotAllowedError`. Paths that stay
+/// inside but name no file (empty, `.`, `a/..`, a NUL byte) are ours to
+/// refuse as input errors (Backstage fails on them later, writing).
+fn safe_child_path(path: &str) -> Result<PathBuf, ServiceError> {
+    let not_a_file = || ServiceError::Input(format!("directoryContents path '{path}' is not a relative file path"));
+    if path.contains('\0') {
+        return Err(not_a_file());
     }
-    let mut ups = 0;
+    if Path::new(path).is_absolute() {
+        return Err(outside_parent());
+    }
     let mut rest: Vec<&str> = Vec::new();
     for component in Path::new(path).components() {
         match component {
-            Component::ParentDir if rest.is_empty() => ups += 1,
             Component::ParentDir => {
-                rest.pop();
+                if rest.pop().is_none() {
+                    return Err(outside_parent());
+                }
             }
-            Component::Normal(part) => rest.push(part.to_str()?),
+            Component::Normal(part) => rest.push(part.to_str().ok_or_else(not_a_file)?),
             Component::CurDir => {}
-            Component::RootDir | Component::Prefix(_) => return None,
+            Component::RootDir | Component::Prefix(_) => return Err(outside_parent()),
         }
     }
     if rest.is_empty() {
-        return None;
+        return Err(not_a_file());
     }
-    Some((ups, rest.iter().collect()))
+    Ok(rest.iter().collect())
+}
+
+fn outside_parent() -> ServiceError {
+    ServiceError::Forbidden("Relative path is not allowed to refer to a directory outside its parent".into())
 }
 
 /// The workspace's files; paths and text files are scrubbed of secrets, as
@@ -219,32 +230,22 @@ impl DryRunService {
             .prefix("scaffolder-dry-run-")
             .tempdir_in(&base)
             .map_err(|e| ServiceError::Input(format!("cannot create a dry-run directory: {e}")))?;
+        let contents_dir = scratch.path().join("content");
+        let base_url = Url::from_file_path(contents_dir.join("template.yaml"))
+            .map_err(|()| ServiceError::Input("dry-run directory is not absolute".into()))?;
+        let loaded = LoadedTemplate::from_entity(entity, base_url, Some(contents_dir.clone()))
+            .map_err(|e| ServiceError::Input(e.to_string()))?;
+        // Backstage's order: values and secrets first, then the uploads.
+        Self::validate_inputs(&loaded, &request.values, &request.secrets)?;
 
-        // Files may live above the template (`../skeletons/x`): nest the
-        // template directory deep enough that they still land in `scratch`.
         let mut placed = Vec::with_capacity(request.files.len());
         for file in &request.files {
-            let (ups, rest) = split_parent_prefix(&file.path).ok_or_else(|| {
-                ServiceError::Input(format!(
-                    "directoryContents path '{}' is not a relative file path",
-                    file.path
-                ))
-            })?;
-            placed.push((ups, rest, &file.content));
-        }
-        let depth = placed.iter().map(|(ups, _, _)| *ups).max().unwrap_or(0);
-        let mut contents_dir = scratch.path().join("content");
-        for level in 0..depth {
-            contents_dir = contents_dir.join(format!("d{level}"));
+            placed.push((safe_child_path(&file.path)?, &file.content));
         }
         let io_err = |e: std::io::Error| ServiceError::Input(format!("cannot write dry-run files: {e}"));
         std::fs::create_dir_all(&contents_dir).map_err(io_err)?;
-        for (ups, rest, content) in placed {
-            let mut dir = contents_dir.clone();
-            for _ in 0..ups {
-                dir.pop();
-            }
-            let target = dir.join(rest);
+        for (relative, content) in placed {
+            let target = contents_dir.join(relative);
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent).map_err(io_err)?;
             }
@@ -253,15 +254,22 @@ impl DryRunService {
         let workspace = scratch.path().join("workspace");
         std::fs::create_dir_all(&workspace).map_err(io_err)?;
 
-        let base_url = Url::from_file_path(contents_dir.join("template.yaml"))
-            .map_err(|()| ServiceError::Input("dry-run directory is not absolute".into()))?;
-        let loaded = LoadedTemplate::from_entity(entity, base_url, Some(contents_dir.clone()))
-            .map_err(|e| ServiceError::Input(e.to_string()))?;
         let result = self
-            .run_template(&loaded, &request.values, &request.secrets, &workspace, None)
+            .execute(&loaded, &request.values, &request.secrets, &workspace, None)
             .await;
         drop(scratch);
         result
+    }
+
+    /// Values against the parameter pages (the errors of the first page
+    /// that fails, as Backstage), then secrets against `spec.secrets.schema`.
+    fn validate_inputs(
+        loaded: &LoadedTemplate,
+        values: &Value,
+        secrets: &Map<String, Value>,
+    ) -> Result<(), ServiceError> {
+        validate_parameters(&loaded.spec.parameter_pages(), values, |_| true).map_err(ServiceError::Validation)?;
+        super::tasks::check_secrets(loaded, Some(secrets))
     }
 
     /// Runs a loaded template in dry-run mode with `workspace` as its
@@ -274,9 +282,18 @@ impl DryRunService {
         workspace: &Path,
         progress: Option<Arc<dyn RunSink>>,
     ) -> Result<Result<DryRunResult, DryRunFailure>, ServiceError> {
-        // As Backstage: the errors of the first page that fails.
-        validate_parameters(&loaded.spec.parameter_pages(), values, |_| true).map_err(ServiceError::Validation)?;
+        Self::validate_inputs(loaded, values, secrets)?;
+        self.execute(loaded, values, secrets, workspace, progress).await
+    }
 
+    async fn execute(
+        &self,
+        loaded: &LoadedTemplate,
+        values: &Value,
+        secrets: &Map<String, Value>,
+        workspace: &Path,
+        progress: Option<Arc<dyn RunSink>>,
+    ) -> Result<Result<DryRunResult, DryRunFailure>, ServiceError> {
         let mut spec = loaded.task_spec(values, &json!({}));
         spec["templateInfo"] = json!({
             "entity": { "metadata": loaded.metadata() },
@@ -338,12 +355,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parent_prefixes_are_split_and_escapes_refused() {
-        assert_eq!(split_parent_prefix("a/b"), Some((0, PathBuf::from("a/b"))));
-        assert_eq!(split_parent_prefix("../../s/x"), Some((2, PathBuf::from("s/x"))));
-        assert_eq!(split_parent_prefix("./a/../b"), Some((0, PathBuf::from("b"))));
-        assert_eq!(split_parent_prefix("/etc/passwd"), None);
-        assert_eq!(split_parent_prefix("a/.."), None);
-        assert_eq!(split_parent_prefix("a\0b"), None);
+    fn uploads_outside_the_template_directory_are_not_allowed() {
+        assert_eq!(safe_child_path("a/b").ok(), Some(PathBuf::from("a/b")));
+        assert_eq!(safe_child_path("./a/../b").ok(), Some(PathBuf::from("b")));
+        for escaping in ["../s/x", "a/../../x", "/etc/passwd"] {
+            match safe_child_path(escaping) {
+                Err(ServiceError::Forbidden(m)) => {
+                    assert_eq!(
+                        m,
+                        "Relative path is not allowed to refer to a directory outside its parent"
+                    )
+                }
+                other => panic!("{escaping}: {other:?}"),
+            }
+        }
+        for not_a_file in ["", ".", "a/..", "a\0b"] {
+            assert!(
+                matches!(safe_child_path(not_a_file), Err(ServiceError::Input(_))),
+                "{not_a_file:?}"
+            );
+        }
     }
 }

@@ -1,12 +1,14 @@
 //! Application services: what the API does, independent of HTTP. Handlers
 //! parse requests, call one function here, and map the result.
 
+mod autocomplete;
 mod dry_run;
 mod events;
 mod metrics;
 mod streams;
 mod tasks;
 
+pub use autocomplete::{AutocompleteRequest, AutocompleteService, Suggestion};
 pub use dry_run::{DryRunFailure, DryRunRequest, DryRunResult, DryRunService, InlineFile};
 pub use events::{EventHub, EventWatch};
 pub use metrics::MetricsService;
@@ -35,6 +37,9 @@ pub enum ServiceError {
     /// The caller holds too many of something at once (429).
     #[error("{0}")]
     TooManyRequests(String),
+    /// A service we asked (GitHub) failed; its status when it answered one.
+    #[error("{message}")]
+    Upstream { status: Option<u16>, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

@@ -6,8 +6,89 @@ use crate::auth::Caller;
 use crate::model::{Task, TaskId};
 use crate::secrets::Keyring;
 use crate::store::{CancelOutcome, ListQuery, RetryOutcome, Store};
-use crate::template::{validate_parameters, EntityRef, LoadedTemplate, Templates};
+use crate::template::{validate_parameters, validate_secrets, EntityRef, LoadedTemplate, Templates};
 use crate::templating::Renderer;
+
+/// The request's `secrets` (before the caller's token is added) against the
+/// template's `spec.secrets.schema`; Backstage answers 400 `{errors}`.
+pub(crate) fn check_secrets(
+    template: &LoadedTemplate,
+    secrets: Option<&Map<String, Value>>,
+) -> Result<(), ServiceError> {
+    let secrets = Value::Object(secrets.cloned().unwrap_or_default());
+    validate_secrets(template.spec.secrets_schema.as_ref(), &secrets).map_err(ServiceError::Validation)
+}
+
+/// Backstage's `parameter-schema` body for `template` (absent keys are
+/// left out, as `JSON.stringify` drops `undefined`).
+fn form_of(template: &LoadedTemplate) -> Value {
+    let metadata = template.metadata();
+    let spec = template.entity.get("spec");
+    let steps: Vec<Value> = template
+        .spec
+        .parameter_pages()
+        .into_iter()
+        .map(|page| {
+            let mut schema = page.as_object().cloned().unwrap_or_default();
+            let when = schema.remove("when");
+            let mut step = Map::new();
+            step.insert(
+                "title".into(),
+                schema
+                    .get("title")
+                    .cloned()
+                    .unwrap_or_else(|| json!("Please enter the following information")),
+            );
+            if let Some(description) = schema.get("description") {
+                step.insert("description".into(), description.clone());
+            }
+            if let Some(when @ (Value::String(_) | Value::Bool(_))) = when {
+                step.insert("when".into(), when);
+            }
+            step.insert("schema".into(), Value::Object(schema));
+            Value::Object(step)
+        })
+        .collect();
+    let mut out = Map::new();
+    out.insert(
+        "title".into(),
+        metadata
+            .get("title")
+            .or_else(|| metadata.get("name"))
+            .cloned()
+            .unwrap_or(Value::Null),
+    );
+    if let Some(presentation) = spec.and_then(|s| s.get("presentation")).filter(|p| is_truthy_json(p)) {
+        out.insert("presentation".into(), presentation.clone());
+    }
+    if let Some(description) = metadata.get("description") {
+        out.insert("description".into(), description.clone());
+    }
+    if let Some(options) = metadata.get("ui:options") {
+        out.insert("ui:options".into(), options.clone());
+    }
+    out.insert("steps".into(), Value::Array(steps));
+    let decorators = spec.and_then(|s| {
+        s.get("formDecorators")
+            .filter(|d| !d.is_null())
+            .or_else(|| s.get("EXPERIMENTAL_formDecorators"))
+    });
+    if let Some(decorators) = decorators {
+        out.insert("formDecorators".into(), decorators.clone());
+    }
+    Value::Object(out)
+}
+
+/// JavaScript truthiness of a JSON value (`...presentation ? {presentation} : {}`).
+fn is_truthy_json(value: &Value) -> bool {
+    match value {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(_) | Value::Object(_) => true,
+    }
+}
 
 /// A validated request to start a task.
 #[derive(Debug, Clone)]
@@ -76,49 +157,13 @@ impl TaskService {
             .ok_or_else(|| ServiceError::NotFound(format!("Template {entity_ref} not found")))
     }
 
-    /// `{title, description, steps:[{title, description?, schema}]}` for the form.
+    /// The form of a template, as Backstage's `parameter-schema` route builds
+    /// it: `{title, presentation?, description?, "ui:options"?, steps:[{title,
+    /// description?, when?, schema}], formDecorators?}`, each page's `when`
+    /// lifted out of its schema.
     pub async fn parameter_schema(&self, caller: &Caller, raw_ref: &str) -> Result<Value, ServiceError> {
         let template = self.template_for(caller, raw_ref).await?;
-        let metadata = template.metadata();
-        let steps: Vec<Value> = template
-            .spec
-            .parameter_pages()
-            .into_iter()
-            .map(|page| {
-                let mut step = Map::new();
-                step.insert(
-                    "title".into(),
-                    page.get("title")
-                        .cloned()
-                        .unwrap_or_else(|| json!("Please enter the following information")),
-                );
-                if let Some(description) = page.get("description") {
-                    step.insert("description".into(), description.clone());
-                }
-                step.insert("schema".into(), page.clone());
-                Value::Object(step)
-            })
-            .collect();
-        let mut out = Map::new();
-        out.insert(
-            "title".into(),
-            metadata
-                .get("title")
-                .or_else(|| metadata.get("name"))
-                .cloned()
-                .unwrap_or(Value::Null),
-        );
-        if let Some(description) = metadata.get("description") {
-            out.insert("description".into(), description.clone());
-        }
-        if let Some(presentation) = template.entity.pointer("/spec/presentation") {
-            out.insert("presentation".into(), presentation.clone());
-        }
-        if let Some(review) = template.entity.pointer("/spec/EXPERIMENTAL_formDecorators") {
-            out.insert("EXPERIMENTAL_formDecorators".into(), review.clone());
-        }
-        out.insert("steps".into(), Value::Array(steps));
-        Ok(Value::Object(out))
+        Ok(form_of(&template))
     }
 
     /// Values checked against every visible parameter page.
@@ -145,6 +190,7 @@ impl TaskService {
         }
         let template = self.template_for(caller, &request.template_ref).await?;
         let values = self.validate_values(&template, &request.values)?;
+        check_secrets(&template, request.secrets.as_ref())?;
         let mut user = Map::new();
         if let Some(user_ref) = &request.created_by {
             if caller.is_user() {
@@ -232,6 +278,12 @@ impl TaskService {
         secrets: Option<Map<String, Value>>,
     ) -> Result<TaskId, ServiceError> {
         let task = self.get(caller, id).await?;
+        // As Backstage: the secrets of a retry are checked against the
+        // template the task was created from (which must still exist).
+        if let Some(template_ref) = task.spec.pointer("/templateInfo/entityRef").and_then(Value::as_str) {
+            let template = self.template_for(caller, template_ref).await?;
+            check_secrets(&template, secrets.as_ref())?;
+        }
         let mut secrets = secrets;
         if let Some(token) = caller.backstage_token() {
             secrets

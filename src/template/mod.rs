@@ -10,5 +10,5 @@ pub mod source;
 
 pub use entity_ref::{EntityRef, EntityRefError};
 pub use model::{LoadedTemplate, Step, TemplateError, TemplateSpec, API_VERSION};
-pub use params::{validate_parameters, ParameterError};
+pub use params::{validate_parameters, validate_secrets, ParameterError};
 pub use source::{DirTemplateSource, TemplateSource, TemplateSourceError, Templates};

@@ -40,6 +40,8 @@ pub struct TemplateSpec {
     pub steps: Vec<Step>,
     pub output: Option<Value>,
     pub recovery: Option<Value>,
+    /// `spec.secrets.schema`: what `secrets` must hold on create, retry and dry-run.
+    pub secrets_schema: Option<Value>,
 }
 
 impl TemplateSpec {
@@ -156,6 +158,7 @@ impl LoadedTemplate {
             steps,
             output: spec.get("output").cloned(),
             recovery: spec.get("EXPERIMENTAL_recovery").cloned(),
+            secrets_schema: spec.get("secrets").and_then(|s| s.get("schema")).cloned(),
         };
         Ok(LoadedTemplate {
             entity_ref: EntityRef {

@@ -39,6 +39,46 @@ pub fn validate_parameters(
     Ok(kept)
 }
 
+/// Validates a task's `secrets` against the template's `spec.secrets.schema`,
+/// as Backstage's `validateSecrets` does on create, retry and dry-run: the
+/// errors keep the `jsonschema` shape, with `instance` emptied (the values
+/// are secret), `property` rooted at `secrets` and a `required` failure
+/// worded `secrets.<name> is required`.
+pub fn validate_secrets(schema: Option<&Value>, secrets: &Value) -> Result<(), Vec<ParameterError>> {
+    let Some(schema) = schema else {
+        return Ok(());
+    };
+    validate(schema, secrets).map_err(|errors| errors.into_iter().map(secret_error).collect())
+}
+
+fn secret_error(mut error: Value) -> Value {
+    let property = error
+        .get("property")
+        .and_then(Value::as_str)
+        .map(|p| match p.strip_prefix("instance") {
+            Some(rest) => format!("secrets{rest}"),
+            None => p.to_owned(),
+        })
+        .unwrap_or_else(|| "secrets".to_owned());
+    let message = if error.get("name").and_then(Value::as_str) == Some("required") {
+        let name = match error.get("argument") {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        };
+        format!("secrets.{name} is required")
+    } else {
+        let message = error.get("message").and_then(Value::as_str).unwrap_or_default();
+        format!("{property} {message}")
+    };
+    if let Some(obj) = error.as_object_mut() {
+        obj.insert("property".into(), Value::String(property));
+        obj.insert("message".into(), Value::String(message));
+        obj.insert("instance".into(), Value::Object(Default::default()));
+    }
+    error
+}
+
 /// The page as a JSON Schema: UI-only keys are harmless to the validator, but
 /// `when` is ours and must not be read as a keyword.
 fn schema_of_page(page: &Value) -> Value {
@@ -106,6 +146,28 @@ mod tests {
 
         let kept = validate_parameters(&refs, &values, |p| p["title"] != "Options").unwrap();
         assert_eq!(kept, json!({"name": "ok", "owner": "x"}));
+    }
+
+    #[test]
+    fn secrets_errors_are_worded_like_backstages_validate_secrets() {
+        let schema = json!({"type": "object", "required": ["apiToken"],
+            "properties": {"apiToken": {"type": "string", "minLength": 5}}});
+        assert!(validate_secrets(None, &json!({})).is_ok());
+        assert!(validate_secrets(Some(&schema), &json!({"apiToken": "long-enough"})).is_ok());
+        let errors = validate_secrets(Some(&schema), &json!({})).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0]["message"], "secrets.apiToken is required");
+        assert_eq!(errors[0]["property"], "secrets");
+        assert_eq!(errors[0]["instance"], json!({}));
+        assert_eq!(errors[0]["name"], "required");
+        assert_eq!(errors[0]["stack"], "instance requires property \"apiToken\"");
+        let errors = validate_secrets(Some(&schema), &json!({"apiToken": "abc"})).unwrap_err();
+        assert_eq!(errors[0]["property"], "secrets.apiToken");
+        assert_eq!(
+            errors[0]["message"],
+            "secrets.apiToken does not meet minimum length of 5"
+        );
+        assert_eq!(errors[0]["instance"], json!({}));
     }
 
     #[test]

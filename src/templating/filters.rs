@@ -210,9 +210,40 @@ fn length(v: &Value) -> Value {
     }
 }
 
+/// The TypeError nunjucks throws when a filter reads a property of
+/// `undefined` or `null`.
+fn missing_input(v: &Value, property: &str) -> Result<(), Error> {
+    if v.is_undefined() || v.is_none() {
+        return Err(err(format!(
+            "Cannot read properties of {} (reading '{property}')",
+            if v.is_none() { "null" } else { "undefined" }
+        )));
+    }
+    Ok(())
+}
+
+/// nunjucks' `safe`: a `SafeString` of the value's text (`toString()`);
+/// `undefined` and `null` become an empty one (not `undefined`, so `default`
+/// no longer applies).
+fn safe(v: Value) -> Value {
+    if v.is_safe() {
+        v
+    } else if v.is_undefined() || v.is_none() {
+        Value::from_safe_string(String::new())
+    } else if v.kind() == ValueKind::String {
+        Value::from_safe_string(v.as_str().unwrap_or_default().to_owned())
+    } else {
+        // `str.toString()`: `[object Object]`, `x,y`, `5`.
+        Value::from_safe_string(to_js_string(&v))
+    }
+}
+
 fn indent(s: &Value, width: &Value, first: &Value) -> Value {
     let text = normalize_str(s);
-    if text.is_empty() {
+    // nunjucks returns '' for an empty string, but a SafeString is an object
+    // and skips that shortcut: `undefined | safe | indent(8, true)` is eight
+    // spaces. The result keeps the input's safeness (`copySafeness`).
+    if text.is_empty() && !s.is_safe() {
         return Value::from("");
     }
     let w = if is_truthy(width) {
@@ -233,7 +264,11 @@ fn indent(s: &Value, width: &Value, first: &Value) -> Value {
             }
         })
         .collect();
-    Value::from(lines.join("\n"))
+    if s.is_safe() {
+        Value::from_safe_string(lines.join("\n"))
+    } else {
+        Value::from(lines.join("\n"))
+    }
 }
 
 fn truncate(input: &Value, length: &Value, killwords: &Value, end: &Value) -> Value {
@@ -327,6 +362,9 @@ fn striptags(input: &Value, preserve: &Value) -> Result<Value, Error> {
 }
 
 fn urlencode(v: &Value) -> Value {
+    if v.is_undefined() || v.is_none() {
+        return Value::from("");
+    }
     if v.kind() == ValueKind::String {
         return Value::from(encode_uri_component(v.as_str().unwrap_or_default()));
     }
@@ -624,9 +662,11 @@ pub(crate) fn register(env: &mut Environment<'static>) {
         if len >= width {
             return Value::from(s);
         }
-        let spaces = width - len;
-        let pre = " ".repeat((spaces / 2).saturating_sub(spaces % 2));
-        let post = " ".repeat(spaces / 2);
+        // nunjucks' `lib.repeat` loops `i < n` over fractional counts: both
+        // halves round up (`center(5)` of '' is five spaces).
+        let spaces = (width - len) as f64;
+        let pre = " ".repeat((spaces / 2.0 - spaces % 2.0).max(0.0).ceil() as usize);
+        let post = " ".repeat((spaces / 2.0).ceil() as usize);
         Value::from(format!("{pre}{s}{post}"))
     });
     let default = |v: Value, a: Rest<Value>| {
@@ -658,15 +698,22 @@ pub(crate) fn register(env: &mut Environment<'static>) {
     env.add_filter("escape", |v: Value| escape_html(&v));
     env.add_filter("e", |v: Value| escape_html(&v));
     env.add_filter("forceescape", |v: Value| escape_html(&v));
-    env.add_filter("first", |v: Value| match v.kind() {
-        ValueKind::String | ValueKind::Seq | ValueKind::Iterable => {
-            items_of(&v).into_iter().next().unwrap_or(Value::UNDEFINED)
-        }
-        _ => Value::UNDEFINED,
+    // `undefined[0]` throws in nunjucks and nunjitsu alike.
+    env.add_filter("first", |v: Value| -> Result<Value, Error> {
+        missing_input(&v, "0")?;
+        Ok(match v.kind() {
+            ValueKind::String | ValueKind::Seq | ValueKind::Iterable => {
+                items_of(&v).into_iter().next().unwrap_or(Value::UNDEFINED)
+            }
+            _ => Value::UNDEFINED,
+        })
     });
-    env.add_filter("last", |v: Value| match v.kind() {
-        ValueKind::String | ValueKind::Seq | ValueKind::Iterable => items_of(&v).pop().unwrap_or(Value::UNDEFINED),
-        _ => Value::UNDEFINED,
+    env.add_filter("last", |v: Value| -> Result<Value, Error> {
+        missing_input(&v, "length")?;
+        Ok(match v.kind() {
+            ValueKind::String | ValueKind::Seq | ValueKind::Iterable => items_of(&v).pop().unwrap_or(Value::UNDEFINED),
+            _ => Value::UNDEFINED,
+        })
     });
     env.add_filter("float", |v: Value, a: Rest<Value>| {
         let a = positional(&a);
@@ -769,7 +816,7 @@ pub(crate) fn register(env: &mut Environment<'static>) {
         let a = positional(&a);
         round(&v, &nth(&a, 0), &nth(&a, 1))
     });
-    env.add_filter("safe", |v: Value| v);
+    env.add_filter("safe", safe);
     env.add_filter("slice", |v: Value, a: Rest<Value>| {
         let a = positional(&a);
         slice(&v, &nth(&a, 0), &nth(&a, 1))
@@ -809,7 +856,15 @@ pub(crate) fn register(env: &mut Environment<'static>) {
         let s = normalize_str(&v);
         Value::from(s.split(' ').map(capitalize_str).collect::<Vec<_>>().join(" "))
     });
-    env.add_filter("trim", |v: Value| Value::from(normalize_str(&v).trim().to_string()));
+    env.add_filter("trim", |v: Value| -> Result<Value, Error> {
+        missing_input(&v, "replace")?;
+        let trimmed = normalize_str(&v).trim().to_string();
+        Ok(if v.is_safe() {
+            Value::from_safe_string(trimmed)
+        } else {
+            Value::from(trimmed)
+        })
+    });
     env.add_filter("truncate", |v: Value, a: Rest<Value>| {
         let a = positional(&a);
         truncate(&v, &nth(&a, 0), &nth(&a, 1), &nth(&a, 2))

@@ -382,3 +382,60 @@ fn extensions_match_backstage_listing() {
         "Selects a specific property (e.g. kind, namespace, name) from an object."
     );
 }
+
+/// Filters applied to `| safe` values (and, for contrast, to plain ones),
+/// against Backstage 4.3's answers captured in
+/// `tests/data/api-golden-extra/dry-run-safe-filters.json` (one dry-run per
+/// case, the file rendered by `fetch:template`).
+#[test]
+fn filters_on_safe_values_match_backstage() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/api-golden-extra/dry-run-safe-filters.json");
+    let capture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("capture")).expect("capture JSON");
+    let cases = [
+        ("missing-safe", "values.missing | safe"),
+        ("lines-safe", "values.lines | safe"),
+        ("missing", "values.missing"),
+        ("empty-safe", "values.empty | safe"),
+    ];
+    let context = json!({"values": {"lines": "one\ntwo", "empty": ""}});
+    let results = capture["results"].as_object().expect("results");
+    let mut differing = Vec::new();
+    for (key, expected) in results {
+        let (case, filter) = key.split_once(" | ").expect("case | filter");
+        let (_, expression) = cases.iter().find(|(c, _)| *c == case).expect("known case");
+        let template = format!("[${{{{ {expression} | {filter} }}}}]");
+        let ours = Renderer::new().render_str(&template, &context);
+        let matches = match (expected["status"].as_u64(), &ours) {
+            (Some(200), Ok(text)) => expected["text"].as_str() == Some(text.as_str()),
+            (Some(200), Err(_)) => false,
+            (_, result) => result.is_err(),
+        };
+        if !matches {
+            differing.push(format!("{key}: ours {ours:?}, Backstage {expected}"));
+        }
+    }
+    assert!(differing.is_empty(), "{}", differing.join("\n"));
+}
+
+/// `| safe` turns any value into its text, as Backstage 4.3 renders it in a
+/// step input or `output` (`tests/data/api-golden-extra/dry-run-safe-values.json`).
+#[test]
+fn safe_values_are_strings_in_rendered_values() {
+    let context = json!({"parameters": {"obj": {"a": 1}, "n": 5, "list": ["x", "y"]}});
+    let renderer = Renderer::new();
+    for (template, expected) in [
+        ("${{ parameters.obj | safe }}", json!("[object Object]")),
+        ("${{ parameters.n | safe }}", json!("5")),
+        ("${{ parameters.list | safe }}", json!("x,y")),
+        ("${{ parameters.missing | safe }}", json!("")),
+        ("${{ parameters.missing | safe | indent(2, true) }}", json!("  ")),
+    ] {
+        assert_eq!(
+            renderer.render_value(&json!(template), &context),
+            Some(expected),
+            "{template}"
+        );
+    }
+}

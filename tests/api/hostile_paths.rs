@@ -43,8 +43,19 @@ async fn hostile_dry_run_paths_are_refused_and_nothing_lands_outside() {
     let before = listing(&canary);
     let abs = canary.join("pwned").display().to_string();
 
-    // Uploads: refused before anything runs.
-    let uploads = [abs.as_str(), "/etc/x", "a\u{0}b", "", ".", "a/.."];
+    // Uploads: refused before anything runs. Outside the template's
+    // directory is Backstage's `resolveSafeChildPath` refusal (403).
+    for path in [abs.as_str(), "/etc/x", "../x", "a/../../x"] {
+        let body = json!({"template": template(json!([])), "values": {}, "directoryContents": [file(path)]});
+        let (status, answer) = app.post_json("/v2/dry-run", &body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{path:?}: {answer}");
+        assert_eq!(answer["error"]["name"], "NotAllowedError", "{path:?}");
+        assert_eq!(
+            answer["error"]["message"], "Relative path is not allowed to refer to a directory outside its parent",
+            "{path:?}"
+        );
+    }
+    let uploads = ["a\u{0}b", "", ".", "a/.."];
     for path in uploads {
         let body = json!({"template": template(json!([])), "values": {}, "directoryContents": [file(path)]});
         let (status, answer) = app.post_json("/v2/dry-run", &body).await;

@@ -42,10 +42,7 @@ async fn templating_extensions_list_backstages_filters() {
     let app = spawn_app().await;
     let (status, body) = app.get_json("/v2/templating-extensions").await;
     assert_eq!(status, StatusCode::OK);
+    // Backstage lists only its additions to nunjucks, not nunjucks' built-ins.
     let reference = golden("templating-extensions")["response"]["body"].clone();
-    for name in ["parseRepoUrl", "parseEntityRef", "pick", "projectSlug"] {
-        assert_eq!(body["filters"][name], reference["filters"][name], "{name}");
-    }
-    assert!(body["globals"]["functions"].is_object());
-    assert!(body["globals"]["values"].is_object());
+    assert_eq!(body, reference);
 }

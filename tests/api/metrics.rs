@@ -144,6 +144,36 @@ async fn tasks_steps_and_requests_are_counted_by_template_action_and_route() {
         ),
         Some(2.0)
     );
+    // Backstage's series: results `ok`/`failed`, steps labelled by name;
+    // a step skipped by its `if` is timed, not counted.
+    for result in ["ok", "failed"] {
+        let labels = [t, ("result", result)];
+        assert_eq!(value(&samples, "scaffolder_task_count", &labels), Some(1.0), "{result}");
+        assert_eq!(
+            value(&samples, "scaffolder_task_duration_count", &labels),
+            Some(1.0),
+            "{result}"
+        );
+    }
+    let backstage_step = |name: &str, result: &str| {
+        value(
+            &samples,
+            "scaffolder_step_count",
+            &[t, ("step", name), ("result", result)],
+        )
+    };
+    assert_eq!(backstage_step("Say hello", "ok"), Some(2.0));
+    assert_eq!(backstage_step("Wait", "ok"), Some(2.0));
+    assert_eq!(backstage_step("Fail when asked", "failed"), Some(1.0));
+    assert_eq!(backstage_step("Fail when asked", "skipped"), None);
+    assert_eq!(
+        value(
+            &samples,
+            "scaffolder_step_duration_count",
+            &[t, ("step", "Fail when asked"), ("result", "skipped")]
+        ),
+        Some(1.0)
+    );
     assert_eq!(value(&samples, "scaffolder_tasks_running", &[]), Some(0.0));
     assert_eq!(value(&samples, "scaffolder_lease_takeovers_total", &[]), Some(0.0));
     assert_eq!(value(&samples, "scaffolder_queue_depth", &[]), Some(0.0));

@@ -1,4 +1,4 @@
-//! One test binary for the HTTP API (see helpers::spawn_app).
+//! The HTTP API in-process (see helpers::spawn_app).
 
 mod app_base;
 mod dry_run;
@@ -21,3 +21,4 @@ mod serve_env;
 mod startup_db;
 mod tasks;
 mod telemetry;
+mod wire;

@@ -344,6 +344,22 @@ async fn handle(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -
             state.reviewers.insert(format!("{owner}/{repo}#{number}"), body.clone());
             answer(201, json!({"requested_reviewers": body.get("reviewers")}))
         }
+        // The lists autocomplete reads (one page: later pages are empty).
+        ("GET", ["user", "repos"]) | ("GET", ["user", "orgs"]) | ("GET", ["repos", _, _, "branches"])
+            if query.split('&').any(|p| p.starts_with("page=") && p != "page=1") =>
+        {
+            answer(200, json!([]))
+        }
+        ("GET", ["user", "repos"]) => answer(200, Value::Array(state.repos.values().cloned().collect())),
+        ("GET", ["user", "orgs"]) => {
+            let mut orgs: Vec<&String> = state.orgs.iter().collect();
+            orgs.sort();
+            answer(200, json!(orgs.iter().map(|o| json!({"login": o})).collect::<Vec<_>>()))
+        }
+        ("GET", ["repos", owner, repo, "branches"]) => match state.repos.get(&format!("{owner}/{repo}")) {
+            Some(r) => answer(200, json!([{"name": r["default_branch"]}, {"name": "develop"}])),
+            None => not_found(),
+        },
         _ => not_found(),
     }
 }

@@ -2,6 +2,7 @@
 //! real HTTP) whose clone URLs are real bare repositories, a fake catalog,
 //! and the local git host; the scenarios run through the real `Runner`.
 
+mod autocomplete;
 mod catalog;
 mod fake_catalog;
 pub(crate) mod fake_github;

@@ -49,11 +49,45 @@ fn parse_ref(raw: &str, default_kind: Option<&str>, default_namespace: Option<&s
         .map_err(|e| ActionError::InvalidInput(e.to_string()))
 }
 
+/// `catalog:fetch` where no catalog is configured: every entity is missing.
+fn without_catalog(
+    ctx: &mut ActionContext,
+    input: &Input,
+    optional: bool,
+    kind: Option<&str>,
+    namespace: Option<&str>,
+) -> Result<(), ActionError> {
+    let missing = |raw: &str| {
+        ActionError::Failed(format!(
+            "Entity {raw} not found (no catalog is configured: set catalog.base_url)"
+        ))
+    };
+    if let Some(raw) = &input.entity_ref {
+        parse_ref(raw, kind, namespace)?;
+        if !optional {
+            return Err(missing(raw));
+        }
+        ctx.output("entity", Value::Null);
+    }
+    if let Some(raws) = &input.entity_refs {
+        for raw in raws {
+            parse_ref(raw, kind, namespace)?;
+        }
+        if let Some(raw) = raws.first().filter(|_| !optional) {
+            return Err(missing(raw));
+        }
+        ctx.output("entities", Value::Array(vec![Value::Null; raws.len()]));
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl ActionHandler for CatalogFetch {
     type Input = Input;
     const ID: &'static str = "catalog:fetch";
     const DESCRIPTION: &'static str = "Returns entity or entities from the catalog by entity reference(s)";
+    // As Backstage: it only reads, so a dry-run reads the configured catalog.
+    const SUPPORTS_DRY_RUN: bool = true;
 
     fn output_schema(&self) -> Option<Value> {
         Some(json!({
@@ -81,14 +115,20 @@ impl ActionHandler for CatalogFetch {
     }
 
     async fn handle(&self, ctx: &mut ActionContext, input: Input) -> Result<(), ActionError> {
+        let optional = input.optional.unwrap_or(false);
+        if input.entity_ref.is_none() && input.entity_refs.is_none() {
+            if optional {
+                return Ok(());
+            }
+            return Err(ActionError::Failed("Missing entity reference or references".into()));
+        }
+        let (kind, namespace) = (input.default_kind.as_deref(), input.default_namespace.as_deref());
         let Some(catalog) = &self.catalog else {
-            return Err(ActionError::Failed(
-                "catalog:fetch needs a catalog: set catalog.base_url in the configuration".into(),
-            ));
+            // No catalog holds no entity: the step fails as Backstage's does
+            // for a missing one (Error, 500 in a dry-run), naming the cause.
+            return without_catalog(ctx, &input, optional, kind, namespace);
         };
         let token = user_token(ctx);
-        let optional = input.optional.unwrap_or(false);
-        let (kind, namespace) = (input.default_kind.as_deref(), input.default_namespace.as_deref());
         if let Some(raw) = &input.entity_ref {
             let entity_ref = parse_ref(raw, kind, namespace)?;
             let entity = catalog
