@@ -120,6 +120,14 @@ impl SecretsSettings {
     }
 }
 
+/// Instruction budget of one render (`limits.template_fuel`): enough for the
+/// largest real templates many times over, small enough to stop a runaway
+/// loop within a second.
+pub const DEFAULT_FUEL: u64 = 5_000_000;
+
+/// Largest text one render may produce (`limits.template_output_bytes`).
+pub const DEFAULT_OUTPUT_LIMIT: usize = 64 * 1024 * 1024;
+
 /// Bounds on what one request, template or task may consume.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -155,8 +163,8 @@ impl Default for LimitsSettings {
             skeleton_files: 10_000,
             skeleton_bytes: 100 * 1024 * 1024,
             workspace_bytes: 1024 * 1024 * 1024,
-            template_fuel: crate::templating::DEFAULT_FUEL,
-            template_output_bytes: crate::templating::DEFAULT_OUTPUT_LIMIT,
+            template_fuel: DEFAULT_FUEL,
+            template_output_bytes: DEFAULT_OUTPUT_LIMIT,
             events_per_task: 10_000,
             sse_streams_per_client: 20,
         }

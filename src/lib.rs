@@ -2,8 +2,10 @@
 
 pub mod actions;
 pub mod auth;
+pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod domain;
 pub mod engine;
 pub mod gitops;
 pub mod http;

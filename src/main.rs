@@ -67,7 +67,7 @@ enum Command {
     /// Manage the GitOps repository (infra-gitops) Argo CD deploys from.
     Gitops {
         #[command(subcommand)]
-        command: scaffolder::gitops::cli::GitopsCommand,
+        command: scaffolder::cli::gitops::GitopsCommand,
     },
 }
 
@@ -167,7 +167,7 @@ fn main() -> ExitCode {
             Command::Gitops { command } => {
                 let integrations = scaffolder::scm::ScmIntegrations::from_settings(&settings.integrations)
                     .map_err(|e| e.to_string())?;
-                let outputs = scaffolder::gitops::cli::run(command, std::sync::Arc::new(integrations)).await?;
+                let outputs = scaffolder::cli::gitops::run(command, std::sync::Arc::new(integrations)).await?;
                 outln!("{}", serde_json::to_string_pretty(&outputs).unwrap_or_default());
                 Ok(())
             }
@@ -178,7 +178,9 @@ fn main() -> ExitCode {
                     scaffolder::secrets::Keyring::from_settings(&settings.secrets).map_err(|e| e.to_string())?;
                 let store = Store::connect(&settings.database).await.map_err(|e| e.to_string())?;
                 store.migrate().await.map_err(|e| e.to_string())?;
-                let report = keyring.reseal_stored(&store, false).await.map_err(|e| e.to_string())?;
+                let report = scaffolder::service::reseal_stored(&keyring, &store, false)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 outln!(
                     "re-encrypted {} task secrets with key '{}'; {} could not be opened with the configured keys",
                     report.resealed,

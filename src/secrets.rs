@@ -22,7 +22,6 @@ use serde_json::{Map, Value};
 
 use crate::config::SecretsSettings;
 use crate::model::TaskId;
-use crate::store::{Store, StoreError};
 
 const PREFIX: &str = "sealed:v1:";
 const NONCE_LEN: usize = 12;
@@ -45,8 +44,6 @@ pub enum SecretsError {
     Undecryptable(String),
     #[error("the task's secrets are malformed: {0}")]
     Malformed(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
 /// The configured keys: the first seals, every one opens.
@@ -231,42 +228,43 @@ impl Keyring {
             .map_err(|_| SecretsError::Undecryptable(key_id.to_owned()))
     }
 
-    /// Re-seals every stored secret with the primary key: values sealed
-    /// with another key, and plaintext left by versions before encryption.
-    /// With `plaintext_only`, only the latter (done at every start).
-    /// Returns how many values were rewritten; values no key opens are
-    /// left alone (their tasks fail when claimed) and counted apart.
-    pub async fn reseal_stored(&self, store: &Store, plaintext_only: bool) -> Result<ResealReport, SecretsError> {
-        let mut report = ResealReport::default();
-        for (id, stored) in store.stored_secrets().await? {
-            let secrets = match split_sealed(&stored) {
-                Some((key_id, _)) if key_id == self.primary || plaintext_only => continue,
-                Some(_) => match self.open(id, &stored) {
-                    Ok(secrets) => secrets,
-                    Err(e) => {
-                        tracing::warn!(task_id = %id, error = %e, "cannot re-encrypt the task's secrets");
-                        report.unreadable += 1;
-                        continue;
-                    }
-                },
-                None => match serde_json::from_str::<Map<String, Value>>(&stored) {
-                    Ok(secrets) => secrets,
-                    Err(_) => {
-                        report.unreadable += 1;
-                        continue;
-                    }
-                },
-            };
-            let sealed = self.seal(id, &secrets)?;
-            if store.replace_secrets(id, &stored, &sealed).await? {
-                report.resealed += 1;
-            }
-        }
-        Ok(report)
+    /// What re-sealing one stored value with the primary key gives: values
+    /// sealed with another key, and plaintext left by versions before
+    /// encryption, are rewritten (with `plaintext_only`, only the latter, as
+    /// every start does); values no key opens are left alone (their tasks
+    /// fail when claimed). The store walk is `service::reseal_stored`.
+    pub fn reseal(&self, task: TaskId, stored: &str, plaintext_only: bool) -> Result<Reseal, SecretsError> {
+        let secrets = match split_sealed(stored) {
+            Some((key_id, _)) if key_id == self.primary || plaintext_only => return Ok(Reseal::Keep),
+            Some(_) => match self.open(task, stored) {
+                Ok(secrets) => secrets,
+                Err(e) => {
+                    tracing::warn!(task_id = %task, error = %e, "cannot re-encrypt the task's secrets");
+                    return Ok(Reseal::Unreadable);
+                }
+            },
+            None => match serde_json::from_str::<Map<String, Value>>(stored) {
+                Ok(secrets) => secrets,
+                Err(_) => return Ok(Reseal::Unreadable),
+            },
+        };
+        Ok(Reseal::Rewrite(self.seal(task, &secrets)?))
     }
 }
 
-/// What [`Keyring::reseal_stored`] did.
+/// What [`Keyring::reseal`] decided for one stored value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reseal {
+    /// Already sealed with the primary key (or not plaintext, when only
+    /// plaintext is re-sealed).
+    Keep,
+    /// Store this instead.
+    Rewrite(String),
+    /// No configured key opens it.
+    Unreadable,
+}
+
+/// What re-sealing the stored secrets did (`service::reseal_stored`).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ResealReport {
     pub resealed: usize,

@@ -33,11 +33,13 @@ pub enum StartupError {
     #[error("invalid SCM integration: {0}")]
     Integration(#[from] crate::scm::IntegrationError),
     #[error("invalid catalog configuration: {0}")]
-    Catalog(#[from] crate::actions::catalog::CatalogError),
+    Catalog(#[from] crate::catalog::CatalogError),
     #[error("invalid auth configuration: {0}")]
     Auth(#[from] crate::auth::AuthConfigError),
     #[error(transparent)]
     Secrets(#[from] crate::secrets::SecretsError),
+    #[error(transparent)]
+    Reseal(#[from] crate::service::ResealError),
 }
 
 pub struct Application {
@@ -77,7 +79,7 @@ impl Application {
         let keyring = Arc::new(crate::secrets::Keyring::from_settings(&settings.secrets)?);
         // Secrets stored before encryption existed are sealed now; a worker
         // never runs a task with plaintext secrets.
-        let sealed = keyring.reseal_stored(&store, true).await?;
+        let sealed = crate::service::reseal_stored(&keyring, &store, true).await?;
         if sealed.resealed > 0 {
             tracing::info!(tasks = sealed.resealed, "encrypted task secrets stored in plaintext");
         }
@@ -261,7 +263,7 @@ async fn connect_with_retry(settings: &crate::config::DatabaseSettings) -> Resul
 pub fn action_deps(settings: &Settings) -> Result<ActionDeps, StartupError> {
     let integrations = crate::scm::ScmIntegrations::from_settings(&settings.integrations)?;
     let catalog = match &settings.catalog.base_url {
-        Some(url) => Some(Arc::new(crate::actions::catalog::CatalogClient::new(
+        Some(url) => Some(Arc::new(crate::catalog::CatalogClient::new(
             url,
             settings.catalog.token.as_ref().map(|t| t.expose().to_owned()),
         )?)),

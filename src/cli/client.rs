@@ -16,7 +16,7 @@ use super::values::{
     can_prompt, check_set_keys, fill_values, load_secrets, load_values, page_visible, validate_all, Ask, Terminal,
 };
 use super::{Exit, OutputFormat};
-use crate::template::EntityRef;
+use crate::domain::entity_ref::EntityRef;
 use crate::templating::Renderer;
 use crate::{errln, out, outln};
 

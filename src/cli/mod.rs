@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod dry_run;
+pub mod gitops;
 pub mod output;
 pub mod progress;
 pub mod run;

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_norway::Value;
 
 use super::GitopsError;
-use crate::actions::workspace::normalize_relative;
+use crate::domain::paths::normalize_relative;
 
 /// The files of a base: `/`-separated paths relative to the base directory.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -17,7 +17,6 @@
 
 pub mod appset;
 pub mod base;
-pub mod cli;
 pub mod layout;
 pub mod overlay;
 pub mod plan;

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::plan::{Plan, RepoView};
 use super::GitopsError;
-use crate::actions::workspace::resolve_safe_child_path;
+use crate::domain::paths::resolve_safe_child_path;
 use crate::scm::git::{Git, GitError, Signature};
 
 #[derive(Debug, thiserror::Error)]

@@ -12,7 +12,7 @@ use super::AppState;
 use crate::auth::Caller;
 use crate::model::TaskStatus;
 use crate::service::CreateTask;
-use crate::store::{CancelOutcome, ListQuery, SortField};
+use crate::service::{CancelOutcome, ListQuery, SortField};
 
 fn object_of_strings(value: &Value, at: &str) -> Result<Map<String, Value>, ApiError> {
     let obj = value

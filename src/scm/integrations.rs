@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use crate::config::{GithubIntegrationSettings, IntegrationSettings};
-use crate::templating::{parse_repo_url, Integrations, RepoSpec};
+use crate::domain::repo_url::{parse_repo_url, Integrations, RepoSpec};
 
 use super::github::RetryPolicy;
 

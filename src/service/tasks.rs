@@ -1,8 +1,8 @@
 use serde_json::{json, Map, Value};
 
 use super::ServiceError;
-use crate::actions::catalog::CatalogClient;
 use crate::auth::Caller;
+use crate::catalog::CatalogClient;
 use crate::model::{Task, TaskId};
 use crate::secrets::Keyring;
 use crate::store::{CancelOutcome, ListQuery, RetryOutcome, Store};

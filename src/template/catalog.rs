@@ -12,7 +12,7 @@ use url::Url;
 
 use super::source::{TemplateSource, TemplateSourceError};
 use super::{EntityRef, LoadedTemplate, API_VERSION};
-use crate::actions::catalog::CatalogClient;
+use crate::catalog::CatalogClient;
 
 pub const SOURCE_LOCATION: &str = "backstage.io/source-location";
 pub const MANAGED_BY_LOCATION: &str = "backstage.io/managed-by-location";

@@ -2,13 +2,12 @@
 //! from (`TemplateSource`), and parameter validation.
 
 pub mod catalog;
-mod entity_ref;
 pub mod git;
 mod model;
 mod params;
 pub mod source;
 
-pub use entity_ref::{EntityRef, EntityRefError};
+pub use crate::domain::entity_ref::{EntityRef, EntityRefError};
 pub use model::{LoadedTemplate, Step, TemplateError, TemplateSpec, API_VERSION};
 pub use params::{validate_parameters, validate_secrets, ParameterError};
 pub use source::{DirTemplateSource, TemplateSource, TemplateSourceError, Templates};

@@ -10,128 +10,11 @@ use minijinja::{Environment, Error, ErrorKind};
 
 use super::js;
 use super::values::{get_opt, to_js_string};
-
-/// The SCM integrations `parseRepoUrl` knows: host → integration type
-/// (`github`, `gitlab`, `bitbucketCloud`, `bitbucket`, `azure`, `gitea`,
-/// `gerrit`, …).
-#[derive(Clone, Debug)]
-pub struct Integrations {
-    hosts: Vec<(String, String)>,
-}
-
-impl Default for Integrations {
-    /// Backstage's implicit defaults (`ScmIntegrations.fromConfig` with an
-    /// empty config).
-    fn default() -> Self {
-        Integrations {
-            hosts: vec![
-                ("github.com".to_string(), "github".to_string()),
-                ("gitlab.com".to_string(), "gitlab".to_string()),
-                ("bitbucket.org".to_string(), "bitbucketCloud".to_string()),
-                ("dev.azure.com".to_string(), "azure".to_string()),
-            ],
-        }
-    }
-}
-
-impl Integrations {
-    /// No integrations at all.
-    pub fn empty() -> Self {
-        Integrations { hosts: Vec::new() }
-    }
-
-    /// Adds (or replaces) the integration type of `host` (with port, if any).
-    pub fn with(mut self, host: impl Into<String>, kind: impl Into<String>) -> Self {
-        let host = host.into();
-        let kind = kind.into();
-        match self.hosts.iter_mut().find(|(h, _)| *h == host) {
-            Some(entry) => entry.1 = kind,
-            None => self.hosts.push((host, kind)),
-        }
-        self
-    }
-
-    fn kind_of(&self, host: &str) -> Option<&str> {
-        self.hosts.iter().find(|(h, _)| h == host).map(|(_, k)| k.as_str())
-    }
-}
+use crate::domain::entity_ref::parse_ref_string;
+pub use crate::domain::repo_url::{parse_repo_url, Integrations, RepoSpec};
 
 fn input_error(msg: String) -> Error {
     Error::new(ErrorKind::InvalidOperation, msg)
-}
-
-/// The parts of a repo picker URL (`github.com?owner=o&repo=r`).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct RepoSpec {
-    pub host: String,
-    pub owner: Option<String>,
-    pub repo: String,
-    pub organization: Option<String>,
-    pub workspace: Option<String>,
-    pub project: Option<String>,
-}
-
-/// scaffolder-node's `parseRepoUrl`.
-pub fn parse_repo_url(repo_url: &str, integrations: &Integrations) -> Result<RepoSpec, String> {
-    let parsed = url::Url::parse(&format!("https://{repo_url}"))
-        .map_err(|e| format!("Invalid repo URL passed to publisher, got {repo_url}, {e}"))?;
-    let host = match (parsed.host_str(), parsed.port()) {
-        (Some(h), Some(p)) => format!("{h}:{p}"),
-        (Some(h), None) => h.to_string(),
-        (None, _) => String::new(),
-    };
-    let Some(kind) = integrations.kind_of(&host) else {
-        return Err(format!(
-            "No matching integration configuration for host {host}, please check your integrations config"
-        ));
-    };
-    let param = |name: &str| -> Option<String> {
-        parsed
-            .query_pairs()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.trim_matches('/').to_string())
-    };
-    let present = |name: &str| -> bool {
-        parsed
-            .query_pairs()
-            .find(|(k, _)| k == name)
-            .is_some_and(|(_, v)| !v.is_empty())
-    };
-    let require = |names: &[&str]| -> Result<(), String> {
-        for name in names {
-            if !present(name) {
-                return Err(format!(
-                    "Invalid repo URL passed to publisher: {parsed}, missing {name}"
-                ));
-            }
-        }
-        Ok(())
-    };
-    let project = param("project");
-    match kind {
-        "bitbucket" => {
-            if host == "www.bitbucket.org" {
-                require(&["workspace"])?;
-            }
-            require(&["project", "repo"])?;
-        }
-        "azure" => require(&["project", "repo"])?,
-        "gitlab" => {
-            if project.as_deref().unwrap_or_default().is_empty() {
-                require(&["owner", "repo"])?;
-            }
-        }
-        "gitea" | "gerrit" => require(&["repo"])?,
-        _ => require(&["repo", "owner"])?,
-    }
-    Ok(RepoSpec {
-        host,
-        owner: param("owner"),
-        repo: param("repo").unwrap_or_default(),
-        organization: param("organization"),
-        workspace: param("workspace"),
-        project,
-    })
 }
 
 fn repo_spec_value(spec: RepoSpec) -> Value {
@@ -186,32 +69,11 @@ fn parse_entity_ref(reference: &Value, context: &Value) -> Result<Value, Error> 
     let textual = || super::values::json_stringify(reference, "").unwrap_or_default();
 
     let (kind, namespace, name) = if let Some(r) = reference.as_str() {
-        let units: Vec<char> = r.chars().collect();
-        let mut colon = units.iter().position(|&c| c == ':');
-        let slash = units.iter().position(|&c| c == '/');
-        if let (Some(s), Some(c)) = (slash, colon) {
-            if s < c {
-                colon = None;
-            }
-        }
-        let kind: Option<String> = colon.map(|c| units[..c].iter().collect());
-        let name_start = match (colon, slash) {
-            (Some(c), Some(s)) => (c + 1).max(s + 1),
-            (Some(c), None) => c + 1,
-            (None, Some(s)) => s + 1,
-            (None, None) => 0,
-        };
-        let namespace: Option<String> = slash.map(|s| units[colon.map(|c| c + 1).unwrap_or(0)..s].iter().collect());
-        let name: String = units[name_start..].iter().collect();
-        if kind.as_deref() == Some("") || namespace.as_deref() == Some("") || name.is_empty() {
-            return Err(input_error(format!(
-                "Entity reference \"{r}\" was not on the form [<kind>:][<namespace>/]<name>"
-            )));
-        }
+        let parts = parse_ref_string(r).map_err(|e| input_error(e.to_string()))?;
         (
-            kind.map(Value::from).or(default_kind),
-            namespace.map(Value::from).unwrap_or(default_namespace),
-            Value::from(name),
+            parts.kind.map(Value::from).or(default_kind),
+            parts.namespace.map(Value::from).unwrap_or(default_namespace),
+            Value::from(parts.name),
         )
     } else {
         let get = |k: &str| get_opt(reference, &Value::from(k)).and_then(|v| string_or_none(&v));

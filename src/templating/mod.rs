@@ -40,10 +40,8 @@ pub(crate) use filters::URI_COMPONENT;
 static SINGLE_EXPR: std::sync::LazyLock<Option<regex::Regex>> =
     std::sync::LazyLock::new(|| regex::Regex::new(r"\$\{\{(.+)\}\}").ok());
 
-/// Default instruction budget of one render.
-pub const DEFAULT_FUEL: u64 = 5_000_000;
-/// Default maximum size of one rendered text, in bytes.
-pub const DEFAULT_OUTPUT_LIMIT: usize = 64 * 1024 * 1024;
+pub use crate::config::DEFAULT_FUEL;
+pub use crate::config::DEFAULT_OUTPUT_LIMIT;
 
 /// Options of a renderer (the `fetch:template` inputs that affect syntax).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

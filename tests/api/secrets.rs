@@ -83,7 +83,9 @@ async fn rotation_re_seals_open_tasks_so_the_old_key_can_go() {
     .await
     .expect("store");
     let rotating = Keyring::from_entries(&[new.clone(), old]).expect("keys");
-    let report = rotating.reseal_stored(&store, false).await.expect("rotate");
+    let report = scaffolder::service::reseal_stored(&rotating, &store, false)
+        .await
+        .expect("rotate");
     assert_eq!(report.resealed, 1);
     assert_eq!(report.unreadable, 0);
     let stored = stored_secrets(&parked.db_url, &id).await.expect("stored");

@@ -7,10 +7,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::client::CatalogClient;
 use super::user_token;
 use crate::actions::{ActionContext, ActionError, ActionExample, ActionHandler};
-use crate::template::EntityRef;
+use crate::catalog::CatalogClient;
+use crate::domain::entity_ref::EntityRef;
 
 pub struct CatalogFetch {
     catalog: Option<Arc<CatalogClient>>,

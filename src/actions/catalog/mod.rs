@@ -3,12 +3,11 @@
 //! task initiator's token (`secrets.backstageToken`, as Backstage passes
 //! it) when there is one, else the configured service token.
 
-mod client;
 mod fetch;
 mod register;
 mod write;
 
-pub use client::{CatalogClient, CatalogError};
+pub use crate::catalog::{CatalogClient, CatalogError};
 pub use fetch::CatalogFetch;
 pub use register::CatalogRegister;
 pub use write::CatalogWrite;

@@ -8,9 +8,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::client::{stringify_entity, CatalogClient};
 use super::user_token;
 use crate::actions::{ActionContext, ActionError, ActionExample, ActionHandler};
+use crate::catalog::{stringify_entity, CatalogClient};
 
 pub struct CatalogRegister {
     catalog: Option<Arc<CatalogClient>>,

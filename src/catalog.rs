@@ -1,11 +1,12 @@
 //! A minimal client of Backstage's catalog REST API (the calls of
-//! `@backstage/catalog-client` the catalog actions use).
+//! `@backstage/catalog-client` the catalog actions, catalog template sources
+//! and task creation use).
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::template::EntityRef;
+use crate::domain::entity_ref::EntityRef;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
