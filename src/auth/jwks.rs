@@ -37,7 +37,7 @@ pub struct JwksVerifier {
 }
 
 impl JwksVerifier {
-    pub fn new(settings: &BackstageAuthSettings) -> Result<JwksVerifier, String> {
+    pub fn new(settings: &BackstageAuthSettings) -> Result<JwksVerifier, super::AuthConfigError> {
         let jwks_url = settings.jwks_url.clone().unwrap_or_else(|| {
             format!(
                 "{}/api/auth/.well-known/jwks.json",
@@ -48,7 +48,7 @@ impl JwksVerifier {
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(5))
             .build()
-            .map_err(|e| format!("cannot build the JWKS client: {e}"))?;
+            .map_err(|e| super::AuthConfigError(format!("cannot build the JWKS client: {e}")))?;
         let mut validation = Validation::new(Algorithm::ES256);
         validation.algorithms = vec![Algorithm::ES256];
         validation.set_required_spec_claims(&["exp", "sub"]);

@@ -228,7 +228,7 @@ impl Authenticator {
             });
         }
         let backstage = match &auth.backstage {
-            Some(b) => Some(JwksVerifier::new(b).map_err(AuthConfigError)?),
+            Some(b) => Some(JwksVerifier::new(b)?),
             None => None,
         };
         let has_mode = backstage.is_some() || !tokens.is_empty();

@@ -59,19 +59,30 @@ pub struct RepoSpec {
     pub project: Option<String>,
 }
 
+/// Why a repository URL was refused, in scaffolder-node's words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RepoUrlError {
+    #[error("Invalid repo URL passed to publisher, got {repo_url}, {reason}")]
+    Invalid { repo_url: String, reason: String },
+    #[error("No matching integration configuration for host {host}, please check your integrations config")]
+    NoIntegration { host: String },
+    #[error("Invalid repo URL passed to publisher: {url}, missing {part}")]
+    Missing { url: String, part: String },
+}
+
 /// scaffolder-node's `parseRepoUrl`.
-pub fn parse_repo_url(repo_url: &str, integrations: &Integrations) -> Result<RepoSpec, String> {
-    let parsed = url::Url::parse(&format!("https://{repo_url}"))
-        .map_err(|e| format!("Invalid repo URL passed to publisher, got {repo_url}, {e}"))?;
+pub fn parse_repo_url(repo_url: &str, integrations: &Integrations) -> Result<RepoSpec, RepoUrlError> {
+    let parsed = url::Url::parse(&format!("https://{repo_url}")).map_err(|e| RepoUrlError::Invalid {
+        repo_url: repo_url.to_owned(),
+        reason: e.to_string(),
+    })?;
     let host = match (parsed.host_str(), parsed.port()) {
         (Some(h), Some(p)) => format!("{h}:{p}"),
         (Some(h), None) => h.to_string(),
         (None, _) => String::new(),
     };
     let Some(kind) = integrations.kind_of(&host) else {
-        return Err(format!(
-            "No matching integration configuration for host {host}, please check your integrations config"
-        ));
+        return Err(RepoUrlError::NoIntegration { host });
     };
     let param = |name: &str| -> Option<String> {
         parsed
@@ -85,12 +96,13 @@ pub fn parse_repo_url(repo_url: &str, integrations: &Integrations) -> Result<Rep
             .find(|(k, _)| k == name)
             .is_some_and(|(_, v)| !v.is_empty())
     };
-    let require = |names: &[&str]| -> Result<(), String> {
+    let require = |names: &[&str]| -> Result<(), RepoUrlError> {
         for name in names {
             if !present(name) {
-                return Err(format!(
-                    "Invalid repo URL passed to publisher: {parsed}, missing {name}"
-                ));
+                return Err(RepoUrlError::Missing {
+                    url: parsed.to_string(),
+                    part: (*name).to_owned(),
+                });
             }
         }
         Ok(())

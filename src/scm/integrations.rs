@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use crate::config::{GithubIntegrationSettings, IntegrationSettings};
-use crate::domain::repo_url::{parse_repo_url, Integrations, RepoSpec};
+use crate::domain::repo_url::{parse_repo_url, Integrations, RepoSpec, RepoUrlError};
 
 use super::github::RetryPolicy;
 
@@ -142,7 +142,7 @@ impl ScmIntegrations {
         integrations
     }
 
-    pub fn parse_repo_url(&self, repo_url: &str) -> Result<RepoSpec, String> {
+    pub fn parse_repo_url(&self, repo_url: &str) -> Result<RepoSpec, RepoUrlError> {
         parse_repo_url(repo_url, &self.templating())
     }
 }

@@ -134,7 +134,7 @@ impl AutocompleteService {
         let spec = self
             .integrations
             .parse_repo_url(repo_url)
-            .map_err(ServiceError::Input)?;
+            .map_err(|e| ServiceError::Input(e.to_string()))?;
         let owner = spec
             .owner
             .ok_or_else(|| ServiceError::Input(format!("No owner provided for repo {repo_url}")))?;

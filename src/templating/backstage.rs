@@ -190,11 +190,11 @@ pub(crate) fn register(env: &mut Environment<'static>, integrations: Arc<Integra
     env.add_filter("parseRepoUrl", move |v: Value| -> Result<Value, Error> {
         parse_repo_url(&to_js_string(&v), &ints)
             .map(repo_spec_value)
-            .map_err(input_error)
+            .map_err(|e| input_error(e.to_string()))
     });
     let ints = integrations;
     env.add_filter("projectSlug", move |v: Value| -> Result<Value, Error> {
-        let spec = parse_repo_url(&to_js_string(&v), &ints).map_err(input_error)?;
+        let spec = parse_repo_url(&to_js_string(&v), &ints).map_err(|e| input_error(e.to_string()))?;
         let owner = spec.owner.unwrap_or_else(|| "undefined".to_string());
         Ok(Value::from(format!("{owner}/{}", spec.repo)))
     });

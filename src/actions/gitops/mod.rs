@@ -117,7 +117,7 @@ async fn open_repo(
 ) -> Result<GitopsRepo, ActionError> {
     let spec = integrations
         .parse_repo_url(repo_url)
-        .map_err(ActionError::InvalidInput)?;
+        .map_err(|e| ActionError::InvalidInput(e.to_string()))?;
     let owner = spec
         .owner
         .clone()

@@ -65,7 +65,7 @@ fn destination<'a>(
 ) -> Result<Destination<'a>, ActionError> {
     let spec = integrations
         .parse_repo_url(repo_url)
-        .map_err(ActionError::InvalidInput)?;
+        .map_err(|e| ActionError::InvalidInput(e.to_string()))?;
     let owner = match spec.owner.clone().filter(|o| !o.is_empty()) {
         Some(owner) => owner,
         None => return Err(ActionError::InvalidInput(missing_owner(&spec))),
