@@ -12,6 +12,7 @@ pub mod model;
 pub mod scm;
 pub mod secrets;
 pub mod service;
+pub mod sse;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
