@@ -2,6 +2,7 @@
 
 pub mod actions;
 pub mod auth;
+pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod engine;

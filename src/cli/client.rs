@@ -16,6 +16,7 @@ use super::values::{
     can_prompt, check_set_keys, fill_values, load_secrets, load_values, page_visible, validate_all, Ask, Terminal,
 };
 use super::{Exit, OutputFormat};
+use crate::backoff::Backoff;
 use crate::sse::SseParser;
 use crate::template::EntityRef;
 use crate::templating::Renderer;
@@ -27,6 +28,8 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7007";
 const STREAM_IDLE: Duration = Duration::from_secs(60);
 /// Reconnects in a row without a single event before following gives up.
 const MAX_RECONNECTS: u32 = 8;
+/// 0.5 s after the first failure, doubling up to 5 s.
+const RECONNECT_BACKOFF: Backoff = Backoff::doubling(Duration::from_millis(250)).capped(Duration::from_secs(5));
 
 #[derive(Debug)]
 pub enum ClientError {
@@ -257,8 +260,7 @@ impl Client {
                         "lost the event stream of task {task_id} and could not get it back"
                     )));
                 }
-                let backoff = Duration::from_millis(250u64 << failures.min(5)).min(Duration::from_secs(5));
-                tokio::time::sleep(backoff).await;
+                tokio::time::sleep(RECONNECT_BACKOFF.delay(failures)).await;
                 on_reconnect(after);
             }
             let mut request = self

@@ -14,6 +14,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::integrations::{GithubCredentials, GithubHost};
+use crate::backoff::Backoff;
 
 /// How often and how long a request is retried.
 #[derive(Debug, Clone)]
@@ -32,6 +33,31 @@ impl Default for RetryPolicy {
             max_attempts: 4,
             max_wait: Duration::from_secs(60),
             backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Why an attempt may be worth repeating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retryable {
+    /// A rate limit, with the wait GitHub asks for (`rate_limit_wait`).
+    RateLimited(Duration),
+    /// A server error or a transport failure.
+    Transient,
+}
+
+impl RetryPolicy {
+    /// The wait before the next attempt after attempt `attempt` (from 1)
+    /// failed, or `None` to give up: a rate limit waits what GitHub asks
+    /// unless that is longer than `max_wait`; other failures wait the
+    /// doubling `backoff`; there is no attempt after `max_attempts`.
+    pub fn next_wait(&self, attempt: u32, why: Retryable) -> Option<Duration> {
+        if attempt >= self.max_attempts {
+            return None;
+        }
+        match why {
+            Retryable::RateLimited(asked) => (asked <= self.max_wait).then_some(asked),
+            Retryable::Transient => Some(Backoff::doubling(self.backoff).delay(attempt.saturating_sub(1))),
         }
     }
 }
@@ -237,7 +263,6 @@ impl GithubClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let last = attempt >= self.retry.max_attempts;
             let wait = match self.send_once(&method, path, body).await {
                 Ok((status, headers, text)) => {
                     if status.is_success() || status.is_redirection() {
@@ -253,18 +278,18 @@ impl GithubClient {
                         .and_then(Value::as_str)
                         .map(str::to_owned)
                         .unwrap_or_else(|| text.chars().take(300).collect());
-                    if let Some(wait) = rate_limit_wait(status, &headers, &message, chrono::Utc::now().timestamp()) {
-                        if wait > self.retry.max_wait || last {
+                    if let Some(asked) = rate_limit_wait(status, &headers, &message, chrono::Utc::now().timestamp()) {
+                        let Some(wait) = self.retry.next_wait(attempt, Retryable::RateLimited(asked)) else {
                             return Err(GithubError::RateLimited {
                                 host: self.host.clone(),
                                 request,
                                 detail: format!(
                                     "{message} (GitHub asks to wait {}s; gave up after {attempt} attempt(s), waiting at most {}s)",
-                                    wait.as_secs(),
+                                    asked.as_secs(),
                                     self.retry.max_wait.as_secs()
                                 ),
                             });
-                        }
+                        };
                         tracing::warn!(host = %self.host, %request, wait_seconds = wait.as_secs(), "GitHub rate limit, waiting");
                         wait
                     } else if status == StatusCode::UNAUTHORIZED {
@@ -274,9 +299,13 @@ impl GithubClient {
                             request,
                             message,
                         });
-                    } else if status.is_server_error() && !last {
+                    } else if let Some(wait) = status
+                        .is_server_error()
+                        .then(|| self.retry.next_wait(attempt, Retryable::Transient))
+                        .flatten()
+                    {
                         tracing::warn!(host = %self.host, %request, status = status.as_u16(), "GitHub server error, retrying");
-                        self.retry.backoff * 2u32.saturating_pow(attempt - 1)
+                        wait
                     } else {
                         return Err(GithubError::Api {
                             host: self.host.clone(),
@@ -287,9 +316,20 @@ impl GithubClient {
                         });
                     }
                 }
-                Err(GithubError::Transport { message, .. }) if !last => {
+                Err(GithubError::Transport {
+                    message,
+                    host,
+                    request: failed,
+                }) => {
+                    let Some(wait) = self.retry.next_wait(attempt, Retryable::Transient) else {
+                        return Err(GithubError::Transport {
+                            host,
+                            request: failed,
+                            message,
+                        });
+                    };
                     tracing::warn!(host = %self.host, %request, %message, "GitHub unreachable, retrying");
-                    self.retry.backoff * 2u32.saturating_pow(attempt - 1)
+                    wait
                 }
                 Err(e) => return Err(e),
             };
@@ -518,6 +558,23 @@ mod tests {
             map.insert(*k, v.parse().unwrap());
         }
         map
+    }
+
+    #[test]
+    fn the_retry_policy_waits_what_github_asks_or_doubles() {
+        let policy = RetryPolicy::default();
+        let waits: Vec<_> = (1..=4)
+            .map(|attempt| policy.next_wait(attempt, Retryable::Transient))
+            .collect();
+        assert_eq!(
+            waits,
+            [Some(500), Some(1000), Some(2000), None].map(|ms| ms.map(Duration::from_millis))
+        );
+        let asked = Duration::from_secs(7);
+        assert_eq!(policy.next_wait(1, Retryable::RateLimited(asked)), Some(asked));
+        assert_eq!(policy.next_wait(4, Retryable::RateLimited(asked)), None);
+        let too_long = policy.max_wait + Duration::from_secs(1);
+        assert_eq!(policy.next_wait(1, Retryable::RateLimited(too_long)), None);
     }
 
     #[test]
