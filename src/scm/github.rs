@@ -10,6 +10,8 @@ use http::{HeaderMap, Method, StatusCode};
 use octocrab::Octocrab;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use secrecy::ExposeSecret;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -95,6 +97,12 @@ pub enum GithubError {
         request: String,
         message: String,
     },
+    #[error("GitHub at {host} answered {request} with an unexpected body: {message}")]
+    Unexpected {
+        host: String,
+        request: String,
+        message: String,
+    },
     #[error("cannot authenticate to GitHub at {host}: {message}")]
     Setup { host: String, message: String },
     #[error("the GitHub request was cancelled")]
@@ -110,45 +118,53 @@ impl GithubError {
     }
 }
 
-/// The parts of a repository the actions use.
-#[derive(Debug, Clone, PartialEq)]
+/// The parts of a repository the actions use, by the names of GitHub's
+/// `repository` schema (`GET /repos/{owner}/{repo}`, `POST …/repos`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct RepoInfo {
     pub clone_url: String,
     pub html_url: String,
     pub default_branch: Option<String>,
 }
 
-impl RepoInfo {
-    fn from_json(v: &Value) -> RepoInfo {
-        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-        RepoInfo {
-            clone_url: s("clone_url").unwrap_or_default(),
-            html_url: s("html_url").unwrap_or_default(),
-            default_branch: s("default_branch"),
-        }
-    }
-}
-
-/// A pull request as the actions report it.
-#[derive(Debug, Clone, PartialEq)]
+/// A pull request as the actions report it (GitHub's `pull-request` and
+/// `pull-request-simple` schemas: `number`, `html_url`, `base.ref`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(from = "PullWire")]
 pub struct PullInfo {
     pub number: u64,
     pub html_url: String,
     pub base_ref: String,
 }
 
-impl PullInfo {
-    fn from_json(v: &Value) -> Option<PullInfo> {
-        Some(PullInfo {
-            number: v.get("number")?.as_u64()?,
-            html_url: v.get("html_url").and_then(Value::as_str).unwrap_or_default().to_owned(),
-            base_ref: v
-                .pointer("/base/ref")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-        })
+#[derive(Deserialize)]
+struct PullWire {
+    number: u64,
+    html_url: String,
+    base: BranchRef,
+}
+
+#[derive(Deserialize)]
+struct BranchRef {
+    #[serde(rename = "ref")]
+    name: String,
+}
+
+impl From<PullWire> for PullInfo {
+    fn from(w: PullWire) -> PullInfo {
+        PullInfo {
+            number: w.number,
+            html_url: w.html_url,
+            base_ref: w.base.name,
+        }
     }
+}
+
+/// `GET /users/{username}`: only whether it is a user or an organization.
+#[derive(Deserialize)]
+struct Account {
+    #[serde(rename = "type")]
+    kind: String,
 }
 
 pub enum CreateRepo {
@@ -404,7 +420,7 @@ impl GithubClient {
             .request(Method::GET, &format!("/repos/{}/{}", seg(owner), seg(repo)), None)
             .await
         {
-            Ok(v) => Ok(Some(RepoInfo::from_json(&v))),
+            Ok(v) => self.decode("GET /repos", v).map(Some),
             Err(e) if e.status() == Some(404) => Ok(None),
             Err(e) => Err(e),
         }
@@ -416,7 +432,8 @@ impl GithubClient {
         let user = self
             .request(Method::GET, &format!("/users/{}", seg(owner)), None)
             .await?;
-        Ok(user.get("type").and_then(Value::as_str) == Some("Organization"))
+        let account: Account = self.decode("GET /users", user)?;
+        Ok(account.kind == "Organization")
     }
 
     pub async fn create_repo(&self, owner: &str, organization: bool, body: &Value) -> Result<CreateRepo, GithubError> {
@@ -426,7 +443,7 @@ impl GithubClient {
             "/user/repos".to_owned()
         };
         match self.request(Method::POST, &path, Some(body)).await {
-            Ok(v) => Ok(CreateRepo::Created(RepoInfo::from_json(&v))),
+            Ok(v) => Ok(CreateRepo::Created(self.decode("POST /repos", v)?)),
             Err(GithubError::Api { status: 422, body, .. }) if name_exists(&body) => Ok(CreateRepo::AlreadyExists),
             Err(e) => Err(e),
         }
@@ -448,7 +465,8 @@ impl GithubClient {
                 None,
             )
             .await?;
-        Ok(list.as_array().and_then(|l| l.first()).and_then(PullInfo::from_json))
+        let pulls: Vec<PullInfo> = self.decode("GET /pulls", list)?;
+        Ok(pulls.into_iter().next())
     }
 
     pub async fn create_pull(&self, owner: &str, repo: &str, body: &Value) -> Result<PullInfo, GithubError> {
@@ -459,7 +477,7 @@ impl GithubClient {
                 Some(body),
             )
             .await?;
-        PullInfo::from_json(&v).ok_or_else(|| self.malformed("POST /pulls", &v))
+        self.decode("POST /pulls", v)
     }
 
     pub async fn update_pull(
@@ -471,18 +489,25 @@ impl GithubClient {
     ) -> Result<PullInfo, GithubError> {
         let path = format!("/repos/{}/{}/pulls/{number}", seg(owner), seg(repo));
         let v = self.request(Method::PATCH, &path, Some(body)).await?;
-        PullInfo::from_json(&v).ok_or_else(|| self.malformed("PATCH /pulls", &v))
+        self.decode("PATCH /pulls", v)
     }
 
-    fn malformed(&self, request: &str, body: &Value) -> GithubError {
-        GithubError::Api {
+    /// A successful answer read as `T`; a missing or mistyped field is an
+    /// error that names it (serde's "missing field `clone_url`"), never a default.
+    // `GithubError` is large (`Api` keeps GitHub's body); every async call here
+    // returns it unboxed too, so this helper does the same.
+    #[allow(clippy::result_large_err)]
+    fn decode<T: DeserializeOwned>(&self, request: &str, body: Value) -> Result<T, GithubError> {
+        decode_answer(body).map_err(|message| GithubError::Unexpected {
             host: self.host.clone(),
-            status: 200,
             request: request.to_owned(),
-            message: "the answer has no pull request number".into(),
-            body: body.clone(),
-        }
+            message,
+        })
     }
+}
+
+fn decode_answer<T: DeserializeOwned>(body: Value) -> Result<T, String> {
+    serde_json::from_value(body).map_err(|e| e.to_string())
 }
 
 fn name_exists(body: &Value) -> bool {
@@ -633,6 +658,42 @@ mod tests {
             rate_limit_wait(StatusCode::NOT_FOUND, &headers(&[("retry-after", "1")]), "", 0),
             None
         );
+    }
+
+    #[test]
+    fn answers_are_typed_and_a_missing_field_is_named() {
+        let repo: RepoInfo = decode_answer(serde_json::json!({
+            "clone_url": "https://github.com/o/r.git",
+            "html_url": "https://github.com/o/r",
+            "default_branch": "main",
+            "name": "r",
+        }))
+        .unwrap();
+        assert_eq!(repo.default_branch.as_deref(), Some("main"));
+        let missing = decode_answer::<RepoInfo>(serde_json::json!({"html_url": "https://github.com/o/r"}));
+        assert!(
+            missing.as_ref().is_err_and(|e| e.contains("missing field `clone_url`")),
+            "{missing:?}"
+        );
+        let pulls: Vec<PullInfo> = decode_answer(serde_json::json!([
+            {"number": 3, "html_url": "https://github.com/o/r/pull/3", "base": {"ref": "develop"}, "state": "open"}
+        ]))
+        .unwrap();
+        assert_eq!(
+            pulls,
+            [PullInfo {
+                number: 3,
+                html_url: "https://github.com/o/r/pull/3".into(),
+                base_ref: "develop".into()
+            }]
+        );
+        let no_url = decode_answer::<PullInfo>(serde_json::json!({"number": 3, "base": {"ref": "main"}}));
+        assert!(
+            no_url.as_ref().is_err_and(|e| e.contains("missing field `html_url`")),
+            "{no_url:?}"
+        );
+        let no_type = decode_answer::<Account>(serde_json::json!({"login": "o"}));
+        assert!(no_type.is_err_and(|e| e.contains("missing field `type`")));
     }
 
     #[test]
