@@ -388,6 +388,12 @@ impl GithubClient {
         }
     }
 
+    /// `GET path`, its answer read as `T` (see `decode`).
+    pub async fn get_as<T: DeserializeOwned>(&self, path: &str) -> Result<T, GithubError> {
+        let answer = self.request(Method::GET, path, None).await?;
+        self.decode(&format!("GET {path}"), answer)
+    }
+
     /// Every item of a paginated list (`GET path?per_page=100&page=n` until a
     /// short page), as octokit's `paginate` collects them.
     pub async fn list_all(&self, path: &str) -> Result<Vec<Value>, GithubError> {
@@ -402,10 +408,8 @@ impl GithubClient {
                     None,
                 )
                 .await?;
-            let batch = match answer {
-                Value::Array(batch) => batch,
-                _ => Vec::new(),
-            };
+            // A page that is not a list is an error, not an empty page.
+            let batch: Vec<Value> = self.decode(&format!("GET {path}"), answer)?;
             let done = batch.len() < PER_PAGE;
             items.extend(batch);
             if done {
