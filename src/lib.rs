@@ -2,6 +2,7 @@
 
 pub mod actions;
 pub mod auth;
+pub mod backoff;
 pub mod catalog;
 pub mod cli;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod model;
 pub mod scm;
 pub mod secrets;
 pub mod service;
+pub mod sse;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

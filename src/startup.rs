@@ -11,6 +11,7 @@ use actix_web::{web, App, HttpServer};
 use tokio_util::sync::CancellationToken;
 
 use crate::actions::{builtin_actions_with, ActionDeps, ActionRegistry};
+use crate::backoff::Backoff;
 use crate::config::Settings;
 use crate::engine::{Runner, Worker};
 use crate::http::{self, AppState};
@@ -234,7 +235,7 @@ impl Application {
 /// Connects, retrying with doubling delays (0.2 s up to 5 s) for as long as
 /// the failure may be transient.
 async fn connect_with_retry(settings: &crate::config::DatabaseSettings) -> Result<Store, StartupError> {
-    let mut delay = Duration::from_millis(200);
+    const BACKOFF: Backoff = Backoff::doubling(Duration::from_millis(200)).capped(Duration::from_secs(5));
     let mut attempt: u32 = 1;
     loop {
         match Store::connect(settings).await {
@@ -246,12 +247,12 @@ async fn connect_with_retry(settings: &crate::config::DatabaseSettings) -> Resul
             }
             Err(e) if e.is_misconfiguration() => return Err(e.into()),
             Err(e) => {
+                let delay = BACKOFF.delay(attempt - 1);
                 tracing::warn!(
                     error = %e, attempt, retry_in_ms = delay.as_millis() as u64,
                     "database unavailable at start; retrying before serving"
                 );
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
                 attempt = attempt.saturating_add(1);
             }
         }

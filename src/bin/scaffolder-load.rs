@@ -516,25 +516,16 @@ async fn follow_sse(client: &reqwest::Client, url: &str, until: Instant, seen: &
         return false;
     }
     let mut stream = res.bytes_stream();
-    let mut buf = String::new();
+    let mut parser = scaffolder::sse::SseParser::default();
     loop {
         let chunk = tokio::select! {
             c = stream.next() => c,
             _ = tokio::time::sleep_until(until.into()) => return false,
         };
         let Some(Ok(chunk)) = chunk else { return false };
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buf.find("\n\n") {
-            let frame: String = buf.drain(..end + 2).collect();
-            let is_event = frame.lines().any(|l| l.starts_with("data:"));
-            if !is_event {
-                continue;
-            }
-            let completion = frame.lines().any(|l| l.trim() == "event: completion")
-                || frame
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("data:"))
-                    .any(|d| serde_json::from_str::<Value>(d.trim()).is_ok_and(|v| v["type"] == "completion"));
+        for frame in parser.push(&chunk) {
+            let completion = frame.event.as_deref() == Some("completion")
+                || serde_json::from_str::<Value>(&frame.data).is_ok_and(|v| v["type"] == "completion");
             if let Ok(mut s) = seen.lock() {
                 s.events += 1;
                 s.first_event.get_or_insert_with(Instant::now);

@@ -16,7 +16,9 @@ use super::values::{
     can_prompt, check_set_keys, fill_values, load_secrets, load_values, page_visible, validate_all, Ask, Terminal,
 };
 use super::{Exit, OutputFormat};
+use crate::backoff::Backoff;
 use crate::domain::entity_ref::EntityRef;
+use crate::sse::SseParser;
 use crate::templating::Renderer;
 use crate::{errln, out, outln};
 
@@ -26,6 +28,8 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7007";
 const STREAM_IDLE: Duration = Duration::from_secs(60);
 /// Reconnects in a row without a single event before following gives up.
 const MAX_RECONNECTS: u32 = 8;
+/// 0.5 s after the first failure, doubling up to 5 s.
+const RECONNECT_BACKOFF: Backoff = Backoff::doubling(Duration::from_millis(250)).capped(Duration::from_secs(5));
 
 #[derive(Debug)]
 pub enum ClientError {
@@ -117,61 +121,6 @@ pub fn error_of_body(status: u16, body: &str) -> ClientError {
         status,
         message,
         stacks: Vec::new(),
-    }
-}
-
-/// One server-sent event.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct SseFrame {
-    pub event: Option<String>,
-    pub id: Option<String>,
-    pub data: String,
-}
-
-/// Splits a byte stream into SSE frames; comments (`: keep-alive`) are dropped.
-#[derive(Debug, Default)]
-pub struct SseParser {
-    buffer: String,
-    pending: Vec<u8>,
-}
-
-impl SseParser {
-    pub fn push(&mut self, bytes: &[u8]) -> Vec<SseFrame> {
-        // A chunk may end inside a UTF-8 sequence: keep the tail for later.
-        self.pending.extend_from_slice(bytes);
-        let valid = match std::str::from_utf8(&self.pending) {
-            Ok(_) => self.pending.len(),
-            Err(e) => e.valid_up_to(),
-        };
-        let text = String::from_utf8_lossy(&self.pending[..valid]).replace("\r\n", "\n");
-        self.buffer.push_str(&text);
-        self.pending.drain(..valid);
-
-        let mut frames = Vec::new();
-        while let Some(end) = self.buffer.find("\n\n") {
-            let block: String = self.buffer.drain(..end + 2).collect();
-            let mut frame = SseFrame::default();
-            let mut data_lines: Vec<&str> = Vec::new();
-            for line in block.lines() {
-                if line.is_empty() || line.starts_with(':') {
-                    continue;
-                }
-                let (field, value) = line.split_once(':').unwrap_or((line, ""));
-                let value = value.strip_prefix(' ').unwrap_or(value);
-                match field {
-                    "event" => frame.event = Some(value.to_owned()),
-                    "id" => frame.id = Some(value.to_owned()),
-                    "data" => data_lines.push(value),
-                    _ => {}
-                }
-            }
-            if frame.event.is_none() && frame.id.is_none() && data_lines.is_empty() {
-                continue;
-            }
-            frame.data = data_lines.join("\n");
-            frames.push(frame);
-        }
-        frames
     }
 }
 
@@ -311,8 +260,7 @@ impl Client {
                         "lost the event stream of task {task_id} and could not get it back"
                     )));
                 }
-                let backoff = Duration::from_millis(250u64 << failures.min(5)).min(Duration::from_secs(5));
-                tokio::time::sleep(backoff).await;
+                tokio::time::sleep(RECONNECT_BACKOFF.delay(failures)).await;
                 on_reconnect(after);
             }
             let mut request = self
@@ -837,32 +785,6 @@ pub async fn actions_list(client: &Client, output: OutputFormat) -> Result<Exit,
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn frames_are_split_across_chunks_and_comments_dropped() {
-        let mut parser = SseParser::default();
-        assert!(parser.push(b"event: log\nid: 1\nda").is_empty());
-        let frames = parser.push(b"ta: {\"a\":1}\n\n: keep-alive\n\nevent: completion\r\nid: 2\r\ndata: {}\r\n\r\n");
-        assert_eq!(
-            frames,
-            vec![
-                SseFrame {
-                    event: Some("log".into()),
-                    id: Some("1".into()),
-                    data: "{\"a\":1}".into()
-                },
-                SseFrame {
-                    event: Some("completion".into()),
-                    id: Some("2".into()),
-                    data: "{}".into()
-                },
-            ]
-        );
-        // A UTF-8 character cut in two by the network.
-        let text = "data: ✓\n\n".as_bytes();
-        assert!(parser.push(&text[..7]).is_empty());
-        assert_eq!(parser.push(&text[7..])[0].data, "✓");
-    }
 
     #[test]
     fn backstage_errors_are_read() {

@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use rand::Rng;
 use serde_json::{Map, Value};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -22,6 +21,7 @@ use tracing::Instrument;
 
 use super::durable::{WorkspaceBlobs, WorkspaceSaver};
 use super::runner::{JournalError, RunEnd, RunId, RunOutcome, RunRequest, RunSink, Runner, StepReport};
+use crate::backoff::{Backoff, Jitter};
 use crate::config::WorkerSettings;
 use crate::metrics::Metrics;
 use crate::model::{NewEvent, TaskId, TaskStatus};
@@ -89,8 +89,7 @@ impl StoreSink {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<bool, StoreError>>,
     {
-        let mut delay = Duration::from_millis(100);
-        for attempt in 0..6 {
+        for attempt in 0u32.. {
             match op().await {
                 Ok(true) => return true,
                 Ok(false) => {
@@ -100,8 +99,10 @@ impl StoreSink {
                 }
                 Err(e) => {
                     tracing::warn!(task_id = %self.task_id, attempt, error = %e, "cannot write {what}, retrying");
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
+                    if attempt + 1 >= STORE_WRITE_ATTEMPTS {
+                        break;
+                    }
+                    tokio::time::sleep(STORE_WRITE_BACKOFF.delay(attempt)).await;
                 }
             }
         }
@@ -231,6 +232,18 @@ pub struct Worker {
 /// Saved workspaces past their retention are looked for this often.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
 
+/// Event and journal writes: 6 attempts, 0.1 s doubling between them.
+const STORE_WRITE_ATTEMPTS: u32 = 6;
+const STORE_WRITE_BACKOFF: Backoff = Backoff::doubling(Duration::from_millis(100));
+/// The final result: 8 attempts, 0.2 s doubling up to 10 s.
+const RESULT_WRITE_ATTEMPTS: u32 = 8;
+const RESULT_WRITE_BACKOFF: Backoff = Backoff::doubling(Duration::from_millis(200)).capped(Duration::from_secs(10));
+/// A claim loop that cannot reach the database: 0.2 s doubling up to 30 s,
+/// plus up to half again so that replicas do not retry in step.
+const CLAIM_BACKOFF: Backoff = Backoff::doubling(Duration::from_millis(200))
+    .capped(Duration::from_secs(30))
+    .jittered(Jitter::UpToHalfMore);
+
 /// Step id → name, from the task spec (whose steps carry both).
 fn step_names(spec: &Value) -> HashMap<String, String> {
     let name_of = |s: &Value| Some((s.get("id")?.as_str()?.to_owned(), s.get("name")?.as_str()?.to_owned()));
@@ -314,7 +327,8 @@ impl Worker {
     pub async fn run(self, shutdown: CancellationToken) {
         let permits = Arc::new(Semaphore::new(self.settings.concurrency));
         let mut listener = None;
-        let mut backoff = Duration::from_millis(200);
+        // Failed ticks in a row: the next wait is `CLAIM_BACKOFF.delay(failures)`.
+        let mut failures = 0u32;
         let mut tasks = tokio::task::JoinSet::new();
         self.health.mark_ok();
         loop {
@@ -330,18 +344,17 @@ impl Worker {
             match self.tick(&permits, &mut tasks).await {
                 Ok(()) => {
                     self.health.mark_ok();
-                    backoff = Duration::from_millis(200);
+                    failures = 0;
                 }
                 Err(e) => {
                     self.health.mark_failing();
-                    let jitter = rand::thread_rng().gen_range(0..=backoff.as_millis() as u64 / 2);
-                    let wait = backoff + Duration::from_millis(jitter);
+                    let wait = CLAIM_BACKOFF.delay(failures);
                     tracing::error!(error = %e, retry_in_ms = wait.as_millis() as u64, "worker cannot reach the database");
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         _ = shutdown.cancelled() => break,
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    failures = failures.saturating_add(1);
                     continue;
                 }
             }
@@ -682,8 +695,7 @@ impl Worker {
 
     /// Writes the result; `true` when it landed (the lease was still ours).
     async fn record_outcome(&self, id: TaskId, outcome: &RunEnd) -> bool {
-        let mut delay = Duration::from_millis(200);
-        for attempt in 0..8 {
+        for attempt in 0u32.. {
             match self
                 .store
                 .finish_task(id, &self.owner, outcome.status.into(), &outcome.final_events)
@@ -699,8 +711,10 @@ impl Worker {
                 }
                 Err(e) => {
                     tracing::warn!(task_id = %id, attempt, error = %e, "cannot record task result, retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(10));
+                    if attempt + 1 >= RESULT_WRITE_ATTEMPTS {
+                        break;
+                    }
+                    tokio::time::sleep(RESULT_WRITE_BACKOFF.delay(attempt)).await;
                 }
             }
         }

@@ -9,11 +9,11 @@ use std::path::{Component, Path};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
 use super::plan::{Plan, RepoView};
 use super::GitopsError;
+use crate::backoff::{Backoff, Jitter};
 use crate::domain::paths::resolve_safe_child_path;
 use crate::scm::git::{Git, GitError, Signature};
 
@@ -66,12 +66,10 @@ impl Default for PushRetry {
 impl PushRetry {
     /// Full jitter: a random wait up to `min(cap, base·2^attempt)`.
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let ceiling = self
-            .base
-            .saturating_mul(2u32.saturating_pow(attempt.min(16)))
-            .min(self.cap);
-        let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX).max(1);
-        Duration::from_millis(rand::thread_rng().gen_range(0..=millis))
+        Backoff::doubling(self.base)
+            .capped(self.cap)
+            .jittered(Jitter::Full)
+            .delay(attempt)
     }
 }
 

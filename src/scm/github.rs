@@ -10,10 +10,13 @@ use http::{HeaderMap, Method, StatusCode};
 use octocrab::Octocrab;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use secrecy::ExposeSecret;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::integrations::{GithubCredentials, GithubHost};
+use crate::backoff::Backoff;
 
 /// How often and how long a request is retried.
 #[derive(Debug, Clone)]
@@ -32,6 +35,31 @@ impl Default for RetryPolicy {
             max_attempts: 4,
             max_wait: Duration::from_secs(60),
             backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Why an attempt may be worth repeating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retryable {
+    /// A rate limit, with the wait GitHub asks for (`rate_limit_wait`).
+    RateLimited(Duration),
+    /// A server error or a transport failure.
+    Transient,
+}
+
+impl RetryPolicy {
+    /// The wait before the next attempt after attempt `attempt` (from 1)
+    /// failed, or `None` to give up: a rate limit waits what GitHub asks
+    /// unless that is longer than `max_wait`; other failures wait the
+    /// doubling `backoff`; there is no attempt after `max_attempts`.
+    pub fn next_wait(&self, attempt: u32, why: Retryable) -> Option<Duration> {
+        if attempt >= self.max_attempts {
+            return None;
+        }
+        match why {
+            Retryable::RateLimited(asked) => (asked <= self.max_wait).then_some(asked),
+            Retryable::Transient => Some(Backoff::doubling(self.backoff).delay(attempt.saturating_sub(1))),
         }
     }
 }
@@ -69,6 +97,12 @@ pub enum GithubError {
         request: String,
         message: String,
     },
+    #[error("GitHub at {host} answered {request} with an unexpected body: {message}")]
+    Unexpected {
+        host: String,
+        request: String,
+        message: String,
+    },
     #[error("cannot authenticate to GitHub at {host}: {message}")]
     Setup { host: String, message: String },
     #[error("the GitHub request was cancelled")]
@@ -84,45 +118,53 @@ impl GithubError {
     }
 }
 
-/// The parts of a repository the actions use.
-#[derive(Debug, Clone, PartialEq)]
+/// The parts of a repository the actions use, by the names of GitHub's
+/// `repository` schema (`GET /repos/{owner}/{repo}`, `POST …/repos`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct RepoInfo {
     pub clone_url: String,
     pub html_url: String,
     pub default_branch: Option<String>,
 }
 
-impl RepoInfo {
-    fn from_json(v: &Value) -> RepoInfo {
-        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-        RepoInfo {
-            clone_url: s("clone_url").unwrap_or_default(),
-            html_url: s("html_url").unwrap_or_default(),
-            default_branch: s("default_branch"),
-        }
-    }
-}
-
-/// A pull request as the actions report it.
-#[derive(Debug, Clone, PartialEq)]
+/// A pull request as the actions report it (GitHub's `pull-request` and
+/// `pull-request-simple` schemas: `number`, `html_url`, `base.ref`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(from = "PullWire")]
 pub struct PullInfo {
     pub number: u64,
     pub html_url: String,
     pub base_ref: String,
 }
 
-impl PullInfo {
-    fn from_json(v: &Value) -> Option<PullInfo> {
-        Some(PullInfo {
-            number: v.get("number")?.as_u64()?,
-            html_url: v.get("html_url").and_then(Value::as_str).unwrap_or_default().to_owned(),
-            base_ref: v
-                .pointer("/base/ref")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-        })
+#[derive(Deserialize)]
+struct PullWire {
+    number: u64,
+    html_url: String,
+    base: BranchRef,
+}
+
+#[derive(Deserialize)]
+struct BranchRef {
+    #[serde(rename = "ref")]
+    name: String,
+}
+
+impl From<PullWire> for PullInfo {
+    fn from(w: PullWire) -> PullInfo {
+        PullInfo {
+            number: w.number,
+            html_url: w.html_url,
+            base_ref: w.base.name,
+        }
     }
+}
+
+/// `GET /users/{username}`: only whether it is a user or an organization.
+#[derive(Deserialize)]
+struct Account {
+    #[serde(rename = "type")]
+    kind: String,
 }
 
 pub enum CreateRepo {
@@ -237,7 +279,6 @@ impl GithubClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let last = attempt >= self.retry.max_attempts;
             let wait = match self.send_once(&method, path, body).await {
                 Ok((status, headers, text)) => {
                     if status.is_success() || status.is_redirection() {
@@ -253,18 +294,18 @@ impl GithubClient {
                         .and_then(Value::as_str)
                         .map(str::to_owned)
                         .unwrap_or_else(|| text.chars().take(300).collect());
-                    if let Some(wait) = rate_limit_wait(status, &headers, &message, chrono::Utc::now().timestamp()) {
-                        if wait > self.retry.max_wait || last {
+                    if let Some(asked) = rate_limit_wait(status, &headers, &message, chrono::Utc::now().timestamp()) {
+                        let Some(wait) = self.retry.next_wait(attempt, Retryable::RateLimited(asked)) else {
                             return Err(GithubError::RateLimited {
                                 host: self.host.clone(),
                                 request,
                                 detail: format!(
                                     "{message} (GitHub asks to wait {}s; gave up after {attempt} attempt(s), waiting at most {}s)",
-                                    wait.as_secs(),
+                                    asked.as_secs(),
                                     self.retry.max_wait.as_secs()
                                 ),
                             });
-                        }
+                        };
                         tracing::warn!(host = %self.host, %request, wait_seconds = wait.as_secs(), "GitHub rate limit, waiting");
                         wait
                     } else if status == StatusCode::UNAUTHORIZED {
@@ -274,9 +315,13 @@ impl GithubClient {
                             request,
                             message,
                         });
-                    } else if status.is_server_error() && !last {
+                    } else if let Some(wait) = status
+                        .is_server_error()
+                        .then(|| self.retry.next_wait(attempt, Retryable::Transient))
+                        .flatten()
+                    {
                         tracing::warn!(host = %self.host, %request, status = status.as_u16(), "GitHub server error, retrying");
-                        self.retry.backoff * 2u32.saturating_pow(attempt - 1)
+                        wait
                     } else {
                         return Err(GithubError::Api {
                             host: self.host.clone(),
@@ -287,9 +332,20 @@ impl GithubClient {
                         });
                     }
                 }
-                Err(GithubError::Transport { message, .. }) if !last => {
+                Err(GithubError::Transport {
+                    message,
+                    host,
+                    request: failed,
+                }) => {
+                    let Some(wait) = self.retry.next_wait(attempt, Retryable::Transient) else {
+                        return Err(GithubError::Transport {
+                            host,
+                            request: failed,
+                            message,
+                        });
+                    };
                     tracing::warn!(host = %self.host, %request, %message, "GitHub unreachable, retrying");
-                    self.retry.backoff * 2u32.saturating_pow(attempt - 1)
+                    wait
                 }
                 Err(e) => return Err(e),
             };
@@ -332,6 +388,12 @@ impl GithubClient {
         }
     }
 
+    /// `GET path`, its answer read as `T` (see `decode`).
+    pub async fn get_as<T: DeserializeOwned>(&self, path: &str) -> Result<T, GithubError> {
+        let answer = self.request(Method::GET, path, None).await?;
+        self.decode(&format!("GET {path}"), answer)
+    }
+
     /// Every item of a paginated list (`GET path?per_page=100&page=n` until a
     /// short page), as octokit's `paginate` collects them.
     pub async fn list_all(&self, path: &str) -> Result<Vec<Value>, GithubError> {
@@ -346,10 +408,8 @@ impl GithubClient {
                     None,
                 )
                 .await?;
-            let batch = match answer {
-                Value::Array(batch) => batch,
-                _ => Vec::new(),
-            };
+            // A page that is not a list is an error, not an empty page.
+            let batch: Vec<Value> = self.decode(&format!("GET {path}"), answer)?;
             let done = batch.len() < PER_PAGE;
             items.extend(batch);
             if done {
@@ -364,7 +424,7 @@ impl GithubClient {
             .request(Method::GET, &format!("/repos/{}/{}", seg(owner), seg(repo)), None)
             .await
         {
-            Ok(v) => Ok(Some(RepoInfo::from_json(&v))),
+            Ok(v) => self.decode("GET /repos", v).map(Some),
             Err(e) if e.status() == Some(404) => Ok(None),
             Err(e) => Err(e),
         }
@@ -376,7 +436,8 @@ impl GithubClient {
         let user = self
             .request(Method::GET, &format!("/users/{}", seg(owner)), None)
             .await?;
-        Ok(user.get("type").and_then(Value::as_str) == Some("Organization"))
+        let account: Account = self.decode("GET /users", user)?;
+        Ok(account.kind == "Organization")
     }
 
     pub async fn create_repo(&self, owner: &str, organization: bool, body: &Value) -> Result<CreateRepo, GithubError> {
@@ -386,7 +447,7 @@ impl GithubClient {
             "/user/repos".to_owned()
         };
         match self.request(Method::POST, &path, Some(body)).await {
-            Ok(v) => Ok(CreateRepo::Created(RepoInfo::from_json(&v))),
+            Ok(v) => Ok(CreateRepo::Created(self.decode("POST /repos", v)?)),
             Err(GithubError::Api { status: 422, body, .. }) if name_exists(&body) => Ok(CreateRepo::AlreadyExists),
             Err(e) => Err(e),
         }
@@ -408,7 +469,8 @@ impl GithubClient {
                 None,
             )
             .await?;
-        Ok(list.as_array().and_then(|l| l.first()).and_then(PullInfo::from_json))
+        let pulls: Vec<PullInfo> = self.decode("GET /pulls", list)?;
+        Ok(pulls.into_iter().next())
     }
 
     pub async fn create_pull(&self, owner: &str, repo: &str, body: &Value) -> Result<PullInfo, GithubError> {
@@ -419,7 +481,7 @@ impl GithubClient {
                 Some(body),
             )
             .await?;
-        PullInfo::from_json(&v).ok_or_else(|| self.malformed("POST /pulls", &v))
+        self.decode("POST /pulls", v)
     }
 
     pub async fn update_pull(
@@ -431,18 +493,25 @@ impl GithubClient {
     ) -> Result<PullInfo, GithubError> {
         let path = format!("/repos/{}/{}/pulls/{number}", seg(owner), seg(repo));
         let v = self.request(Method::PATCH, &path, Some(body)).await?;
-        PullInfo::from_json(&v).ok_or_else(|| self.malformed("PATCH /pulls", &v))
+        self.decode("PATCH /pulls", v)
     }
 
-    fn malformed(&self, request: &str, body: &Value) -> GithubError {
-        GithubError::Api {
+    /// A successful answer read as `T`; a missing or mistyped field is an
+    /// error that names it (serde's "missing field `clone_url`"), never a default.
+    // `GithubError` is large (`Api` keeps GitHub's body); every async call here
+    // returns it unboxed too, so this helper does the same.
+    #[allow(clippy::result_large_err)]
+    fn decode<T: DeserializeOwned>(&self, request: &str, body: Value) -> Result<T, GithubError> {
+        decode_answer(body).map_err(|message| GithubError::Unexpected {
             host: self.host.clone(),
-            status: 200,
             request: request.to_owned(),
-            message: "the answer has no pull request number".into(),
-            body: body.clone(),
-        }
+            message,
+        })
     }
+}
+
+fn decode_answer<T: DeserializeOwned>(body: Value) -> Result<T, String> {
+    serde_json::from_value(body).map_err(|e| e.to_string())
 }
 
 fn name_exists(body: &Value) -> bool {
@@ -521,6 +590,23 @@ mod tests {
     }
 
     #[test]
+    fn the_retry_policy_waits_what_github_asks_or_doubles() {
+        let policy = RetryPolicy::default();
+        let waits: Vec<_> = (1..=4)
+            .map(|attempt| policy.next_wait(attempt, Retryable::Transient))
+            .collect();
+        assert_eq!(
+            waits,
+            [Some(500), Some(1000), Some(2000), None].map(|ms| ms.map(Duration::from_millis))
+        );
+        let asked = Duration::from_secs(7);
+        assert_eq!(policy.next_wait(1, Retryable::RateLimited(asked)), Some(asked));
+        assert_eq!(policy.next_wait(4, Retryable::RateLimited(asked)), None);
+        let too_long = policy.max_wait + Duration::from_secs(1);
+        assert_eq!(policy.next_wait(1, Retryable::RateLimited(too_long)), None);
+    }
+
+    #[test]
     fn octocrab_backtraces_are_cut_from_messages() {
         assert_eq!(
             without_backtrace("Service Error: error trying to connect\n\nFound at    0: std::backtrace\n   1: x"),
@@ -576,6 +662,42 @@ mod tests {
             rate_limit_wait(StatusCode::NOT_FOUND, &headers(&[("retry-after", "1")]), "", 0),
             None
         );
+    }
+
+    #[test]
+    fn answers_are_typed_and_a_missing_field_is_named() {
+        let repo: RepoInfo = decode_answer(serde_json::json!({
+            "clone_url": "https://github.com/o/r.git",
+            "html_url": "https://github.com/o/r",
+            "default_branch": "main",
+            "name": "r",
+        }))
+        .unwrap();
+        assert_eq!(repo.default_branch.as_deref(), Some("main"));
+        let missing = decode_answer::<RepoInfo>(serde_json::json!({"html_url": "https://github.com/o/r"}));
+        assert!(
+            missing.as_ref().is_err_and(|e| e.contains("missing field `clone_url`")),
+            "{missing:?}"
+        );
+        let pulls: Vec<PullInfo> = decode_answer(serde_json::json!([
+            {"number": 3, "html_url": "https://github.com/o/r/pull/3", "base": {"ref": "develop"}, "state": "open"}
+        ]))
+        .unwrap();
+        assert_eq!(
+            pulls,
+            [PullInfo {
+                number: 3,
+                html_url: "https://github.com/o/r/pull/3".into(),
+                base_ref: "develop".into()
+            }]
+        );
+        let no_url = decode_answer::<PullInfo>(serde_json::json!({"number": 3, "base": {"ref": "main"}}));
+        assert!(
+            no_url.as_ref().is_err_and(|e| e.contains("missing field `html_url`")),
+            "{no_url:?}"
+        );
+        let no_type = decode_answer::<Account>(serde_json::json!({"login": "o"}));
+        assert!(no_type.is_err_and(|e| e.contains("missing field `type`")));
     }
 
     #[test]

@@ -10,8 +10,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 
 use base64::Engine;
-use http::Method;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
@@ -181,20 +180,13 @@ impl UrlReader {
         let commit = if is_commit_hash(&git_url.git_ref) {
             git_url.git_ref.to_ascii_lowercase()
         } else {
-            let answer = client
-                .request(
-                    Method::GET,
-                    &format!("{repo_path}/commits/{}", seg(&git_url.git_ref)),
-                    None,
-                )
+            let answer: CommitAnswer = client
+                .get_as(&format!("{repo_path}/commits/{}", seg(&git_url.git_ref)))
                 .await
                 .map_err(failed)?;
-            answer
-                .get("sha")
-                .and_then(Value::as_str)
+            Some(answer.sha)
                 .filter(|s| is_commit_hash(s))
                 .ok_or_else(|| ReadError::Failed(format!("GitHub gave no commit for {}", git_url.git_ref)))?
-                .to_owned()
         };
         let repo_cache = self
             .cache_dir
@@ -203,27 +195,25 @@ impl UrlReader {
             .join(safe_name(&git_url.owner))
             .join(safe_name(&git_url.repo));
         let tree_file = repo_cache.join("trees").join(format!("{commit}.json"));
-        let tree: Value = match std::fs::read(&tree_file)
+        let tree: TreeAnswer = match std::fs::read(&tree_file)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
         {
             Some(tree) => tree,
             None => {
-                let tree = client
-                    .request(
-                        Method::GET,
-                        &format!("{repo_path}/git/trees/{commit}?recursive=1"),
-                        None,
-                    )
+                let tree: TreeAnswer = client
+                    .get_as(&format!("{repo_path}/git/trees/{commit}?recursive=1"))
                     .await
                     .map_err(failed)?;
-                if tree.get("truncated").and_then(Value::as_bool) == Some(true) {
+                if tree.truncated {
                     return Err(ReadError::Failed(format!(
                         "the tree of {}/{} at {commit} is too large for GitHub's tree API",
                         git_url.owner, git_url.repo
                     )));
                 }
-                write_cache(&tree_file, tree.to_string().as_bytes());
+                if let Ok(text) = serde_json::to_vec(&tree) {
+                    write_cache(&tree_file, &text);
+                }
                 tree
             }
         };
@@ -234,12 +224,11 @@ impl UrlReader {
         };
         let mut wanted: Vec<(String, String, String)> = Vec::new();
         let mut is_file = false;
-        for entry in tree.get("tree").and_then(Value::as_array).into_iter().flatten() {
-            let field = |k: &str| entry.get(k).and_then(Value::as_str).unwrap_or_default();
-            if field("type") != "blob" {
+        for entry in &tree.tree {
+            if entry.kind != "blob" {
                 continue;
             }
-            let path = field("path");
+            let path = entry.path.as_str();
             let relative = if path == git_url.path {
                 is_file = true;
                 path.rsplit('/').next().unwrap_or(path)
@@ -248,7 +237,7 @@ impl UrlReader {
             } else {
                 continue;
             };
-            wanted.push((relative.to_owned(), field("sha").to_owned(), field("mode").to_owned()));
+            wanted.push((relative.to_owned(), entry.sha.clone(), entry.mode.clone()));
         }
         if wanted.is_empty() {
             return Err(ReadError::NotFound(format!(
@@ -271,17 +260,17 @@ impl UrlReader {
             let bytes = match std::fs::read(&cached) {
                 Ok(bytes) => bytes,
                 Err(_) => {
-                    let blob = client
-                        .request(Method::GET, &format!("{repo_path}/git/blobs/{sha}"), None)
+                    let blob: BlobAnswer = client
+                        .get_as(&format!("{repo_path}/git/blobs/{sha}"))
                         .await
                         .map_err(failed)?;
-                    let content: String = blob
-                        .get("content")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .chars()
-                        .filter(|c| !c.is_whitespace())
-                        .collect();
+                    if blob.encoding != "base64" {
+                        return Err(ReadError::Failed(format!(
+                            "GitHub sent blob {sha} as {:?}, not base64",
+                            blob.encoding
+                        )));
+                    }
+                    let content: String = blob.content.chars().filter(|c| !c.is_whitespace()).collect();
                     let bytes = base64::engine::general_purpose::STANDARD
                         .decode(content)
                         .map_err(|e| ReadError::Failed(format!("GitHub sent an unreadable blob {sha}: {e}")))?;
@@ -317,6 +306,36 @@ impl UrlReader {
         };
         Ok((path, commit))
     }
+}
+
+/// `GET /repos/{owner}/{repo}/commits/{ref}`: the commit's `sha`.
+#[derive(Deserialize)]
+struct CommitAnswer {
+    sha: String,
+}
+
+/// `GET …/git/trees/{sha}?recursive=1` (GitHub's `git-tree`), also the
+/// cached form of a tree.
+#[derive(Deserialize, Serialize)]
+struct TreeAnswer {
+    tree: Vec<TreeEntry>,
+    truncated: bool,
+}
+
+#[derive(Deserialize, Serialize)]
+struct TreeEntry {
+    path: String,
+    mode: String,
+    #[serde(rename = "type")]
+    kind: String,
+    sha: String,
+}
+
+/// `GET …/git/blobs/{sha}` (GitHub's `blob`).
+#[derive(Deserialize)]
+struct BlobAnswer {
+    content: String,
+    encoding: String,
 }
 
 fn is_commit_hash(s: &str) -> bool {

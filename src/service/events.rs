@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::model::{EventType, TaskEvent, TaskId};
 use crate::store::{Store, StoreError, EVENTS_CHANNEL};
 
@@ -41,7 +42,8 @@ impl EventHub {
     }
 
     async fn listen(&self, shutdown: CancellationToken) {
-        let mut delay = Duration::from_millis(200);
+        const BACKOFF: Backoff = Backoff::doubling(Duration::from_millis(200)).capped(Duration::from_secs(10));
+        let mut failures = 0u32;
         loop {
             let mut listener = tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -51,14 +53,14 @@ impl EventHub {
                         tracing::warn!(error = %e, "event listener cannot connect; retrying");
                         tokio::select! {
                             _ = shutdown.cancelled() => return,
-                            _ = tokio::time::sleep(delay) => {}
+                            _ = tokio::time::sleep(BACKOFF.delay(failures)) => {}
                         }
-                        delay = (delay * 2).min(Duration::from_secs(10));
+                        failures = failures.saturating_add(1);
                         continue;
                     }
                 },
             };
-            delay = Duration::from_millis(200);
+            failures = 0;
             // No receivers is fine: nobody is watching.
             let _ = self.tx.send(Wake::All);
             loop {

@@ -221,3 +221,28 @@ async fn a_remote_tree_cannot_write_through_its_own_symbolic_link() {
     let written: Vec<_> = std::fs::read_dir(canary.path()).expect("canary").collect();
     assert!(written.is_empty(), "the tree wrote outside its checkout: {written:?}");
 }
+
+#[tokio::test]
+async fn a_blob_answer_without_content_fails_the_fetch_naming_the_field() {
+    let gh = fake_github();
+    // Before, a blob without `content` was written as an empty file.
+    gh.set(
+        &format!("/api/v3/repos/acme/tpl/git/blobs/{SKELETON_BLOB}"),
+        json!({"encoding": "base64", "sha": SKELETON_BLOB}),
+    );
+    let cache = tempfile::tempdir().expect("cache");
+    let url = format!("{}/acme/tpl/blob/main/templates/git-demo/template.yaml", gh.url);
+    let integration = github_integration(&gh);
+    let cache_dir = cache.path().to_path_buf();
+    let app = spawn_app_with(move |s| {
+        s.integrations.github = vec![integration];
+        s.templates.urls = vec![url];
+        s.templates.cache_dir = Some(cache_dir);
+    })
+    .await;
+    let id = app.create(None, "git-demo", json!({"who": "x"})).await;
+    let task = app.wait_finished(&id, None).await;
+    let logs = logs_of(&app, &id, None).await;
+    assert_eq!(task["status"], "failed", "{logs}");
+    assert!(logs.contains("missing field `content`"), "{logs}");
+}

@@ -271,6 +271,26 @@ async fn server_errors_are_retried_a_bounded_number_of_times() {
 }
 
 #[tokio::test]
+async fn a_repository_answer_without_clone_url_fails_naming_the_field() {
+    let (github, h, publish, _) = setup();
+    github.fail(Failure {
+        method: "POST",
+        path_suffix: "/orgs/acme/repos".into(),
+        status: 201,
+        headers: vec![],
+        body: json!({"name": "svc", "html_url": "https://github.example/acme/svc", "default_branch": "main"}),
+        times: 1,
+    });
+    let err = h.run(&publish, publish_input("svc")).await.unwrap_err().to_string();
+    assert!(
+        err.contains("unexpected body") && err.contains("missing field `clone_url`"),
+        "{err}"
+    );
+    // Nothing was pushed to an empty URL.
+    assert!(github.requests("PUT", "/topics").is_empty());
+}
+
+#[tokio::test]
 async fn bad_credentials_fail_with_a_clear_message() {
     let (_github, h, publish, _) = setup();
     let mut input = publish_input("svc");
