@@ -1,12 +1,20 @@
-use std::path::PathBuf;
+//! The `scaffolder` binary: parses the command line once, sets up what the
+//! command needs before the async runtime starts (the settings and the span
+//! exporter, for the commands that serve or touch the database), then runs
+//! the command on one tokio runtime. The commands themselves live in
+//! `scaffolder::cli`; the exit codes are `cli::Exit` (the README's table).
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use scaffolder::cli::Exit;
+use scaffolder::cli::{admin, dry_run, Exit};
 use scaffolder::config::Settings;
-use scaffolder::startup::Application;
-use scaffolder::store::Store;
-use scaffolder::{errln, out, outln};
+use scaffolder::errln;
+use scaffolder::telemetry::TelemetryGuard;
 
 #[derive(Parser)]
 #[command(name = "scaffolder", version, about = "A Backstage-compatible scaffolder backend")]
@@ -85,172 +93,135 @@ enum SecretsCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Command::Openapi = cli.command {
-        out!("{}", scaffolder::http::openapi::yaml());
-        return Exit::Ok.into();
+    match plan(Cli::parse()) {
+        Ok(job) => job.run().into(),
+        Err(exit) => exit.into(),
     }
-    if let Command::Secrets {
-        command: SecretsCommand::GenerateKey { id },
-    } = &cli.command
-    {
-        let entry = scaffolder::secrets::generate_key_entry(id);
-        if let Err(e) = scaffolder::secrets::Keyring::from_entries(&[&entry]) {
-            errln!("scaffolder: {e}");
-            return Exit::Usage.into();
-        }
-        outln!("{entry}");
-        return Exit::Ok.into();
-    }
-    if let Command::Cli(command) = cli.command {
-        return scaffolder::cli::main(command, cli.client, cli.config);
-    }
-    if let Command::DryRun {
-        template,
-        values,
-        set,
-        secrets,
-        out,
-        verbose,
-    } = cli.command
-    {
-        return dry_run(scaffolder::cli::dry_run::DryRunArgs {
+}
+
+/// Matches the command once and prepares what it needs before the runtime
+/// starts; nothing in the returned job has run yet.
+fn plan(cli: Cli) -> Result<Job, Exit> {
+    let Cli {
+        config,
+        client,
+        command,
+    } = cli;
+    Ok(match command {
+        Command::Openapi => Job::new(async { admin::openapi() }),
+        Command::Secrets {
+            command: SecretsCommand::GenerateKey { id },
+        } => Job::new(async move { admin::generate_key(&id) }),
+        Command::DryRun {
             template,
             values,
             set,
             secrets,
             out,
             verbose,
-            config: cli.config,
-        });
-    }
-    let mut settings = match Settings::load(cli.config.as_deref()) {
-        Ok(s) => s,
-        Err(e) => {
-            errln!("scaffolder: {e}");
-            return Exit::Usage.into();
+        } => Job::new(dry_run::run(dry_run::DryRunArgs {
+            template,
+            values,
+            set,
+            secrets,
+            out,
+            verbose,
+            config,
+        })),
+        // Do not wait for blocked reads of stdin or lingering connections.
+        Command::Cli(command) => Job::new(scaffolder::cli::dispatch(command, client, config))
+            .abandoning_leftovers_after(Duration::from_millis(100)),
+        Command::Serve { bind, templates } => {
+            let (settings, telemetry) = with_settings(config.as_deref())?;
+            Job::reported(telemetry, admin::serve(settings, bind, templates))
         }
-    };
-    // Declared before the runtime so it is dropped after it: the last spans
-    // are flushed once every task and request has ended.
-    let _telemetry = match scaffolder::telemetry::init_with_export(&settings.log, &settings.telemetry) {
-        Ok(guard) => guard,
-        Err(e) => {
-            errln!("scaffolder: {e}");
-            return Exit::Usage.into();
+        Command::Migrate => {
+            let (settings, telemetry) = with_settings(config.as_deref())?;
+            Job::reported(telemetry, admin::migrate(settings))
         }
-    };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            errln!("scaffolder: cannot start the async runtime: {e}");
-            return Exit::Failed.into();
+        Command::Secrets {
+            command: SecretsCommand::Rotate,
+        } => {
+            let (settings, telemetry) = with_settings(config.as_deref())?;
+            Job::reported(telemetry, admin::rotate_secrets(settings))
         }
-    };
-    let result = runtime.block_on(async move {
-        match cli.command {
-            Command::Serve { bind, templates } => {
-                if let Some(bind) = bind {
-                    settings.server.bind = bind;
-                }
-                if !templates.is_empty() {
-                    settings.templates.dirs = templates;
-                }
-                serve(settings).await
-            }
-            Command::Migrate => {
-                let store = Store::connect(&settings.database).await.map_err(|e| e.to_string())?;
-                store.migrate().await.map_err(|e| e.to_string())?;
-                tracing::info!("migrations applied");
-                Ok(())
-            }
-            Command::Gitops { command } => {
-                let integrations = scaffolder::scm::ScmIntegrations::from_settings(&settings.integrations)
-                    .map_err(|e| e.to_string())?;
-                let outputs = scaffolder::cli::gitops::run(command, std::sync::Arc::new(integrations)).await?;
-                outln!("{}", serde_json::to_string_pretty(&outputs).unwrap_or_default());
-                Ok(())
-            }
-            Command::Secrets {
-                command: SecretsCommand::Rotate,
-            } => {
-                let keyring =
-                    scaffolder::secrets::Keyring::from_settings(&settings.secrets).map_err(|e| e.to_string())?;
-                let store = Store::connect(&settings.database).await.map_err(|e| e.to_string())?;
-                store.migrate().await.map_err(|e| e.to_string())?;
-                let report = scaffolder::service::reseal_stored(&keyring, &store, false)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                outln!(
-                    "re-encrypted {} task secrets with key '{}'; {} could not be opened with the configured keys",
-                    report.resealed,
-                    keyring.primary_id(),
-                    report.unreadable
-                );
-                if report.unreadable > 0 {
-                    return Err(format!(
-                        "{} task secrets could not be re-encrypted; keep the old keys until those tasks end",
-                        report.unreadable
-                    ));
-                }
-                Ok(())
-            }
-            Command::Openapi | Command::DryRun { .. } | Command::Cli(_) | Command::Secrets { .. } => Ok(()),
+        Command::Gitops { command } => {
+            let (settings, telemetry) = with_settings(config.as_deref())?;
+            Job::reported(telemetry, admin::gitops(settings, command))
         }
-    });
-    match result {
-        Ok(()) => Exit::Ok.into(),
-        Err(e) => {
-            tracing::error!(error = %e, "scaffolder stopped");
-            errln!("scaffolder: {e}");
-            Exit::Failed.into()
+    })
+}
+
+/// The settings, and the global subscriber with the span exporter they
+/// configure. The exporter is set up here, outside the async runtime.
+fn with_settings(config: Option<&Path>) -> Result<(Settings, TelemetryGuard), Exit> {
+    let settings = Settings::load(config).map_err(|e| {
+        errln!("scaffolder: {e}");
+        Exit::Usage
+    })?;
+    let telemetry = scaffolder::telemetry::init_with_export(&settings.log, &settings.telemetry).map_err(|e| {
+        errln!("scaffolder: {e}");
+        Exit::Usage
+    })?;
+    Ok((settings, telemetry))
+}
+
+/// A command ready to run on the runtime.
+struct Job {
+    work: Pin<Box<dyn Future<Output = Exit>>>,
+    /// How long the stopping runtime waits for tasks the command left
+    /// running; `None` waits for all of them.
+    leftovers: Option<Duration>,
+    /// Dropped after the runtime has stopped, so the last spans are flushed
+    /// once every task and request has ended.
+    telemetry: Option<TelemetryGuard>,
+}
+
+impl Job {
+    fn new(work: impl Future<Output = Exit> + 'static) -> Job {
+        Job {
+            work: Box::pin(work),
+            leftovers: None,
+            telemetry: None,
         }
     }
-}
 
-fn dry_run(args: scaffolder::cli::dry_run::DryRunArgs) -> ExitCode {
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            errln!("scaffolder: cannot start the async runtime: {e}");
-            return Exit::Failed.into();
+    /// A command given the settings: its error is logged and printed.
+    fn reported(telemetry: TelemetryGuard, work: impl Future<Output = Result<(), String>> + 'static) -> Job {
+        Job {
+            telemetry: Some(telemetry),
+            ..Job::new(async move { admin::finish(work.await) })
         }
-    };
-    ExitCode::from(runtime.block_on(scaffolder::cli::dry_run::run(args)))
-}
+    }
 
-async fn serve(settings: Settings) -> Result<(), String> {
-    let bind = settings.server.bind.clone();
-    let app = Application::build_waiting_for_database(settings)
-        .await
-        .map_err(|e| e.to_string())?;
-    let shutdown = app.shutdown_token();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        shutdown.cancel();
-    });
-    tracing::info!(%bind, port = app.port(), "scaffolder listening");
-    app.run_until_stopped().await.map_err(|e| e.to_string())
-}
+    fn abandoning_leftovers_after(self, wait: Duration) -> Job {
+        Job {
+            leftovers: Some(wait),
+            ..self
+        }
+    }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
+    /// Runs the command on one multi-threaded runtime, stops the runtime,
+    /// then drops the telemetry guard.
+    fn run(self) -> Exit {
+        let Job {
+            work,
+            leftovers,
+            telemetry,
+        } = self;
+        let runtime = match tokio::runtime::Runtime::new() {
+            Ok(r) => r,
+            Err(e) => {
+                errln!("scaffolder: cannot start the async runtime: {e}");
+                return Exit::Failed;
             }
         };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+        let exit = runtime.block_on(work);
+        match leftovers {
+            Some(wait) => runtime.shutdown_timeout(wait),
+            None => drop(runtime),
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+        drop(telemetry);
+        exit
     }
 }

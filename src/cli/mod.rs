@@ -1,7 +1,10 @@
 //! Command-line front ends: `run` and `dry-run` reuse the engine without a
 //! server; `create`, `tasks`, `templates` and `actions` talk to a running
-//! server (`--server`).
+//! server (`--server`); `admin` holds `serve`, `migrate`, `secrets`,
+//! `gitops` and `openapi`. `src/main.rs` parses the command line and calls
+//! one of them on its single runtime.
 
+pub mod admin;
 pub mod client;
 pub mod dry_run;
 pub mod gitops;
@@ -14,8 +17,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
-
-use crate::errln;
 
 /// The exit codes of every command, as the README's table lists them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,22 +207,10 @@ pub enum ActionsCommand {
     },
 }
 
-/// Runs one of these commands to its exit code.
-pub fn main(command: CliCommand, options: ClientOptions, config: Option<PathBuf>) -> ExitCode {
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            errln!("scaffolder: cannot start the async runtime: {e}");
-            return Exit::Failed.into();
-        }
-    };
-    let code = runtime.block_on(dispatch(command, options, config));
-    // Do not wait for blocked reads of stdin or lingering connections.
-    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
-    ExitCode::from(code)
-}
-
-async fn dispatch(command: CliCommand, options: ClientOptions, config: Option<PathBuf>) -> Exit {
+/// Runs one of these commands to its exit code. It may leave tasks behind
+/// (a blocked read of stdin, idle connections): the caller's runtime should
+/// not wait for them.
+pub async fn dispatch(command: CliCommand, options: ClientOptions, config: Option<PathBuf>) -> Exit {
     let client_command = match command {
         CliCommand::Run {
             template,
