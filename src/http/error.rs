@@ -1,6 +1,7 @@
 //! The one place where errors become HTTP responses, in Backstage's body
 //! shape `{error:{name,message}, request:{method,url}, response:{statusCode}}`
-//! (or `{errors:[…]}` for parameter validation).
+//! (or `{errors:[…]}` for parameter validation). Request bodies that do not
+//! match their documented schema are worded here too (`ApiError::body_schema`).
 
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -78,6 +79,50 @@ impl ApiError {
             ApiError::Step { name, .. } => name.clone(),
             other => other.name().to_owned(),
         }
+    }
+
+    /// A body that is not JSON at all (every endpoint words it the same).
+    pub fn malformed_json(e: &serde_json::Error) -> ApiError {
+        ApiError::Input(format!("request body is not valid JSON: {e}"))
+    }
+
+    /// The first violation of a request body's documented schema, worded
+    /// as Backstage's OpenAPI request validator (Ajv, first error only)
+    /// words it: `request/body<JSON pointer> <message>`.
+    pub fn body_schema(error: &jsonschema::ValidationError<'_>) -> ApiError {
+        use jsonschema::error::{TypeKind, ValidationErrorKind as K};
+        let message = match &error.kind {
+            K::Required { property } => format!(
+                "must have required property '{}'",
+                property.as_str().map_or_else(|| property.to_string(), str::to_owned)
+            ),
+            K::Type {
+                kind: TypeKind::Single(t),
+            } => format!("must be {t}"),
+            // Ajv words a nullable type (OpenAPI's `nullable: true`, written
+            // `type: [object, "null"]` in 3.1) by its non-null types alone.
+            K::Type {
+                kind: TypeKind::Multiple(types),
+            } => {
+                let named: Vec<String> = types
+                    .iter()
+                    .filter(|t| *t != jsonschema::JsonType::Null)
+                    .map(|t| t.to_string())
+                    .collect();
+                format!("must be {}", named.join(","))
+            }
+            K::AdditionalProperties { .. } => "must NOT have additional properties".to_owned(),
+            K::Enum { .. } => "must be equal to one of the allowed values".to_owned(),
+            K::Format { format } => format!("must match format \"{format}\""),
+            _ => error.to_string(),
+        };
+        ApiError::Input(format!("request/body{} {message}", error.instance_path.as_str()))
+    }
+
+    /// A body its documented schema accepts but its wire type does not: the
+    /// two disagree, and serde says where.
+    pub fn body_shape(e: &serde_json::Error) -> ApiError {
+        ApiError::Input(format!("request/body {e}"))
     }
 
     fn public_message(&self) -> String {
@@ -217,7 +262,7 @@ pub fn json_error(err: actix_web::error::JsonPayloadError, _req: &actix_web::Htt
         }
         J::Overflow { limit } => ApiError::PayloadTooLarge(format!("request entity too large, limit {limit} bytes")),
         J::ContentType => ApiError::Input("request body must be JSON (Content-Type: application/json)".into()),
-        J::Deserialize(e) => ApiError::Input(format!("request body is not valid JSON: {e}")),
+        J::Deserialize(e) => ApiError::malformed_json(e),
         other => ApiError::Input(format!("cannot read request body: {other}")),
     };
     api.into()

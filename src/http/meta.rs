@@ -2,15 +2,14 @@
 //! autocomplete.
 
 use actix_web::{web, HttpResponse};
-use serde_json::Value;
 
+use super::body::Body;
 use super::error::ApiError;
 use super::schemas::{
     ActionSchemaEntry, AutocompleteRequestSchema, AutocompleteResponse, ErrorBody, ParameterSchema,
     TemplatingExtensions,
 };
 use super::AppState;
-use crate::service::AutocompleteRequest;
 
 /// The parameter pages of a template, for the form.
 #[utoipa::path(
@@ -78,41 +77,12 @@ pub async fn templating_extensions() -> HttpResponse {
 pub async fn autocomplete(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    body: Option<web::Json<Value>>,
+    body: Body<AutocompleteRequestSchema>,
 ) -> Result<HttpResponse, ApiError> {
     let (provider, resource) = path.into_inner();
-    let body = body.map(web::Json::into_inner).unwrap_or(Value::Null);
-    let request = parse_autocomplete(&body)?;
+    let request = body.0.into();
     let results = state.autocomplete.complete(&provider, &resource, &request).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "results": results })))
-}
-
-/// The body checked as Backstage's OpenAPI validator does:
-/// `{context: {<name>: string}, token: string}`, both required.
-fn parse_autocomplete(body: &Value) -> Result<AutocompleteRequest, ApiError> {
-    let obj = body
-        .as_object()
-        .ok_or_else(|| ApiError::Input("request/body must be object".into()))?;
-    for key in ["context", "token"] {
-        if !obj.contains_key(key) {
-            return Err(ApiError::Input(format!(
-                "request/body must have required property '{key}'"
-            )));
-        }
-    }
-    let context = obj["context"]
-        .as_object()
-        .ok_or_else(|| ApiError::Input("request/body/context must be object".into()))?;
-    if let Some((key, _)) = context.iter().find(|(_, v)| !v.is_string()) {
-        return Err(ApiError::Input(format!("request/body/context/{key} must be string")));
-    }
-    let token = obj["token"]
-        .as_str()
-        .ok_or_else(|| ApiError::Input("request/body/token must be string".into()))?;
-    Ok(AutocompleteRequest {
-        token: Some(token.to_owned()),
-        context: context.clone(),
-    })
 }
 
 /// Any other path under the plugin.

@@ -2,6 +2,7 @@
 //! result. No SQL and no business rules live here.
 
 pub mod auth;
+mod body;
 pub mod content_type;
 mod dry_run;
 pub mod error;

@@ -57,6 +57,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     }
     for item in doc.paths.paths.values_mut() {
         add_refusals(item);
+        optional_bodies_as_their_schema(item);
     }
     doc.paths.paths.extend(health.paths.paths);
     doc
@@ -96,6 +97,37 @@ fn add_refusals(item: &mut utoipa::openapi::PathItem) {
             operation.responses.responses.entry("415".into()).or_insert_with(|| {
                 error("The request has a body that is not declared JSON (`Content-Type: application/json`)")
             });
+        }
+    }
+}
+
+/// An optional body (`request_body(content = Option<T>)`) is described by
+/// `T`, not `oneOf: [null, T]`: it may be absent (`required` is not set), but
+/// a JSON `null` is refused like any other body that is not `T`
+/// (`http::body::OptionalBody`).
+fn optional_bodies_as_their_schema(item: &mut utoipa::openapi::PathItem) {
+    use utoipa::openapi::{RefOr, Schema};
+    let operations = [
+        &mut item.get,
+        &mut item.post,
+        &mut item.put,
+        &mut item.patch,
+        &mut item.delete,
+    ];
+    let bodies = operations
+        .into_iter()
+        .flatten()
+        .filter_map(|op| op.request_body.as_mut())
+        .filter(|body| body.required.is_none());
+    for body in bodies {
+        for content in body.content.values_mut() {
+            let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema else {
+                continue;
+            };
+            let mut refs = one_of.items.iter().filter(|s| matches!(s, RefOr::Ref(_)));
+            if let (Some(only), None, 2) = (refs.next(), refs.next(), one_of.items.len()) {
+                content.schema = Some(only.clone());
+            }
         }
     }
 }

@@ -1,14 +1,44 @@
-//! Wire types for the OpenAPI document. Handlers serialise domain types whose
-//! JSON matches these; `tests/api` checks responses against the document.
-#![allow(dead_code)]
+//! Wire types for the OpenAPI document. Request bodies are deserialized into
+//! these (through `http::body`, after the document's schema accepted them);
+//! handlers serialise domain types whose JSON matches the response types, and
+//! `tests/api` checks responses against the document.
 
-use std::collections::BTreeMap;
+use std::fmt;
 
+use base64::Engine;
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use super::error::ApiError;
 use crate::model::{EventType, TaskStatus};
+use crate::service::{AutocompleteRequest, CreateTask, DryRunRequest, InlineFile};
+
+/// A JSON object of strings (secrets, autocomplete context), its keys in the
+/// order they were sent. Documented as `BTreeMap<String, String>` where used.
+#[derive(Debug, Default)]
+pub struct Strings(pub Map<String, Value>);
+
+impl<'de> Deserialize<'de> for Strings {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StringsVisitor;
+        impl<'de> Visitor<'de> for StringsVisitor {
+            type Value = Strings;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of strings")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Strings, A::Error> {
+                let mut map = Map::new();
+                while let Some((key, value)) = access.next_entry::<String, String>()? {
+                    map.insert(key, Value::String(value));
+                }
+                Ok(Strings(map))
+            }
+        }
+        deserializer.deserialize_map(StringsVisitor)
+    }
+}
 
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct TaskIdResponse {
@@ -16,23 +46,36 @@ pub struct TaskIdResponse {
     pub id: String,
 }
 
-#[derive(Serialize, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateTaskRequest {
     /// Template entity ref: `template:default/name`, `default/name` or `name`.
     pub template_ref: String,
     /// Form values; validated against the template's parameter pages.
     #[schema(value_type = Object)]
-    pub values: Value,
+    pub values: Map<String, Value>,
     /// Secrets available to steps as `${{ secrets.x }}`; never returned.
-    #[schema(required = false)]
-    pub secrets: Option<BTreeMap<String, String>>,
+    #[schema(value_type = Option<BTreeMap<String, String>>, required = false)]
+    pub secrets: Option<Strings>,
 }
 
-#[derive(Serialize, Deserialize, ToSchema)]
+impl From<CreateTaskRequest> for CreateTask {
+    fn from(request: CreateTaskRequest) -> CreateTask {
+        CreateTask {
+            template_ref: request.template_ref,
+            values: Value::Object(request.values),
+            secrets: request.secrets.map(|s| s.0),
+            created_by: None,
+        }
+    }
+}
+
+/// `POST /v2/tasks/{taskId}/retry` body; the body itself is optional.
+#[derive(Deserialize, ToSchema)]
 pub struct RetryRequest {
-    #[schema(required = false)]
-    pub secrets: Option<BTreeMap<String, String>>,
+    /// New secrets for the run, checked against the template's `spec.secrets.schema`.
+    #[schema(value_type = Option<BTreeMap<String, String>>, required = false)]
+    pub secrets: Option<Strings>,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -237,26 +280,59 @@ pub struct HealthStatus {
     pub message: Option<String>,
 }
 
-#[derive(Serialize, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InlineFileSchema {
     pub path: String,
+    #[schema(content_encoding = "base64")]
     pub base64_content: String,
 }
 
-#[derive(Serialize, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = DryRunRequest)]
 pub struct DryRunRequestSchema {
     /// The template entity (`scaffolder.backstage.io/v1beta3` `Template`).
     #[schema(value_type = Object)]
-    pub template: Value,
+    pub template: Map<String, Value>,
     #[schema(value_type = Object)]
-    pub values: Value,
-    #[schema(required = false)]
-    pub secrets: Option<BTreeMap<String, String>>,
+    pub values: Map<String, Value>,
+    #[schema(value_type = Option<BTreeMap<String, String>>, required = false)]
+    pub secrets: Option<Strings>,
     /// The template's files, paths relative to the template file's directory.
     pub directory_contents: Vec<InlineFileSchema>,
+}
+
+impl TryFrom<DryRunRequestSchema> for DryRunRequest {
+    type Error = ApiError;
+
+    /// Decodes the files; the schema cannot say what base64 is.
+    fn try_from(request: DryRunRequestSchema) -> Result<DryRunRequest, ApiError> {
+        let files = request
+            .directory_contents
+            .into_iter()
+            .enumerate()
+            .map(|(i, file)| {
+                let content = base64::engine::general_purpose::STANDARD
+                    .decode(&file.base64_content)
+                    .map_err(|e| {
+                        ApiError::Input(format!(
+                            "request/body/directoryContents/{i}/base64Content is not base64: {e}"
+                        ))
+                    })?;
+                Ok(InlineFile {
+                    path: file.path,
+                    content,
+                })
+            })
+            .collect::<Result<Vec<_>, ApiError>>()?;
+        Ok(DryRunRequest {
+            template: Value::Object(request.template),
+            values: Value::Object(request.values),
+            secrets: request.secrets.map(|s| s.0).unwrap_or_default(),
+            files,
+        })
+    }
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
@@ -287,14 +363,23 @@ pub struct DryRunResponse {
 }
 
 /// `POST /v2/autocomplete/{provider}/{resource}` body.
-#[derive(Serialize, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[schema(as = AutocompleteRequest)]
 pub struct AutocompleteRequestSchema {
+    /// Resource parameters: `host`, `owner`, `repository` (github); `repoUrl`, `branch` (gitops).
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub context: Strings,
     /// The caller's token for the provider (a GitHub token for `github`).
     pub token: String,
-    /// Resource parameters: `host`, `owner`, `repository` (github); `repoUrl`, `branch` (gitops).
-    #[schema(value_type = Object, required = false)]
-    pub context: Option<Value>,
+}
+
+impl From<AutocompleteRequestSchema> for AutocompleteRequest {
+    fn from(request: AutocompleteRequestSchema) -> AutocompleteRequest {
+        AutocompleteRequest {
+            token: Some(request.token),
+            context: request.context.0,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]

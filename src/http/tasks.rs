@@ -2,64 +2,17 @@
 
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::json;
 
+use super::body::{Body, OptionalBody};
 use super::error::ApiError;
 use super::schemas::{
-    CancelResponse, CreateTaskRequest, ErrorBody, TaskIdResponse, TaskList, TaskSchema, ValidationErrors,
+    CancelResponse, CreateTaskRequest, ErrorBody, RetryRequest, TaskIdResponse, TaskList, TaskSchema, ValidationErrors,
 };
 use super::AppState;
 use crate::auth::Caller;
 use crate::model::TaskStatus;
-use crate::service::CreateTask;
 use crate::service::{CancelOutcome, ListQuery, SortField};
-
-fn object_of_strings(value: &Value, at: &str) -> Result<Map<String, Value>, ApiError> {
-    let obj = value
-        .as_object()
-        .ok_or_else(|| ApiError::Input(format!("request/body/{at} must be object")))?;
-    for (key, v) in obj {
-        if !v.is_string() {
-            return Err(ApiError::Input(format!("request/body/{at}/{key} must be string")));
-        }
-    }
-    Ok(obj.clone())
-}
-
-/// The request body checked as Backstage's OpenAPI validator does.
-fn parse_create(body: &Value) -> Result<CreateTask, ApiError> {
-    let obj = body
-        .as_object()
-        .ok_or_else(|| ApiError::Input("request/body must be object".into()))?;
-    let template_ref = match obj.get("templateRef") {
-        None => {
-            return Err(ApiError::Input(
-                "request/body must have required property 'templateRef'".into(),
-            ))
-        }
-        Some(Value::String(s)) => s.clone(),
-        Some(_) => return Err(ApiError::Input("request/body/templateRef must be string".into())),
-    };
-    let values = match obj.get("values") {
-        None => {
-            return Err(ApiError::Input(
-                "request/body must have required property 'values'".into(),
-            ))
-        }
-        Some(v @ Value::Object(_)) => v.clone(),
-        Some(_) => return Err(ApiError::Input("request/body/values must be object".into())),
-    };
-    let secrets = match obj.get("secrets") {
-        None | Some(Value::Null) => None,
-        Some(s) => Some(object_of_strings(s, "secrets")?),
-    };
-    Ok(CreateTask {
-        template_ref,
-        values,
-        secrets,
-        created_by: None,
-    })
-}
 
 /// Start a task from a template.
 #[utoipa::path(
@@ -75,10 +28,9 @@ fn parse_create(body: &Value) -> Result<CreateTask, ApiError> {
 pub async fn create(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<Value>,
+    body: Body<CreateTaskRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let request = parse_create(&body)?;
-    let id = state.tasks.create(&caller, request).await?;
+    let id = state.tasks.create(&caller, body.0.into()).await?;
     Ok(HttpResponse::Created().json(json!({ "id": id })))
 }
 
@@ -221,7 +173,7 @@ pub async fn cancel(
 #[utoipa::path(
     post, path = "/v2/tasks/{taskId}/retry", tag = "tasks", operation_id = "retryTask",
     params(("taskId" = String, Path, description = "Task id")),
-    request_body(content = Option<super::schemas::RetryRequest>, description = "Optional new secrets"),
+    request_body(content = Option<RetryRequest>, description = "Optional new secrets"),
     responses(
         (status = 201, description = "Task re-opened", body = TaskIdResponse),
         (status = 400, description = "Malformed body, or secrets that fail the template's `spec.secrets.schema` (then the body is `{errors}` as for invalid values)", body = ErrorBody),
@@ -233,21 +185,9 @@ pub async fn retry(
     state: web::Data<AppState>,
     caller: Caller,
     path: web::Path<String>,
-    body: web::Bytes,
+    body: OptionalBody<RetryRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let secrets = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        let value: Value = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::Input(format!("request body is not valid JSON: {e}")))?;
-        let obj = value
-            .as_object()
-            .ok_or_else(|| ApiError::Input("request/body must be object".into()))?;
-        match obj.get("secrets") {
-            None | Some(Value::Null) => None,
-            Some(s) => Some(object_of_strings(s, "secrets")?),
-        }
-    };
+    let secrets = body.0.and_then(|r| r.secrets).map(|s| s.0);
     let id = state.tasks.retry(&caller, &path, secrets).await?;
     Ok(HttpResponse::Created().json(json!({ "id": id })))
 }
@@ -255,29 +195,6 @@ pub async fn retry(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn create_body_errors_match_backstage() {
-        let msg = |v: Value| parse_create(&v).err().map(|e| e.to_string());
-        assert_eq!(
-            msg(json!({"values": {}})).unwrap(),
-            "request/body must have required property 'templateRef'"
-        );
-        assert_eq!(
-            msg(json!({"templateRef": "x"})).unwrap(),
-            "request/body must have required property 'values'"
-        );
-        assert_eq!(
-            msg(json!({"templateRef": 1, "values": {}})).unwrap(),
-            "request/body/templateRef must be string"
-        );
-        assert_eq!(msg(json!([])).unwrap(), "request/body must be object");
-        assert_eq!(
-            msg(json!({"templateRef": "x", "values": {}, "secrets": {"a": 1}})).unwrap(),
-            "request/body/secrets/a must be string"
-        );
-        assert!(parse_create(&json!({"templateRef": "x", "values": {}})).is_ok());
-    }
 
     #[test]
     fn list_query_is_validated() {

@@ -1,6 +1,7 @@
 //! The HTTP API in-process (see helpers::spawn_app).
 
 mod app_base;
+mod bodies;
 mod dry_run;
 mod errors;
 mod events;
