@@ -386,6 +386,7 @@ async fn run_inner(args: RunArgs) -> Result<Exit, Refusal> {
                 cancel,
                 abort: CancellationToken::new(),
                 resume: HashMap::new(),
+                notes: Vec::new(),
                 // The same task-wide limit the worker applies.
                 deadline: Some(
                     tokio::time::Instant::now() + std::time::Duration::from_secs(settings.worker.task_timeout_seconds),

@@ -90,6 +90,10 @@ pub struct RunRequest {
     pub abort: CancellationToken,
     /// Outputs of steps an earlier attempt finished, by step key.
     pub resume: HashMap<String, Value>,
+    /// Lines logged right after the run's first line ("Starting up task
+    /// with N steps", which clients expect first): what happened before the
+    /// run, such as a restored workspace.
+    pub notes: Vec<String>,
     /// The whole run must end by then (the task-wide limit).
     pub deadline: Option<tokio::time::Instant>,
 }
@@ -284,6 +288,9 @@ impl Runner {
         let announced = steps.len() + usize::from(request.dry_run);
         sink.emit(NewEvent::message(format!("Starting up task with {announced} steps")))
             .await;
+        for note in &request.notes {
+            sink.emit(NewEvent::message(note.clone())).await;
+        }
 
         let mut context = json!({
             "parameters": request.spec.get("parameters").cloned().unwrap_or_else(|| json!({})),

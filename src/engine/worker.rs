@@ -612,10 +612,14 @@ impl Worker {
             ))),
             _ => None,
         };
+        let mut notes = Vec::new();
         if !resume.is_empty() {
-            if let Err(outcome) = self.restore_workspace(id, saver.as_deref()).await {
-                let _ = tokio::fs::remove_dir_all(&workspace).await;
-                return outcome;
+            match self.restore_workspace(id, saver.as_deref()).await {
+                Ok(note) => notes.push(note),
+                Err(outcome) => {
+                    let _ = tokio::fs::remove_dir_all(&workspace).await;
+                    return outcome;
+                }
             }
         }
         let request = RunRequest {
@@ -627,6 +631,7 @@ impl Worker {
             cancel,
             abort: abort.clone(),
             resume,
+            notes,
             deadline: Some(tokio::time::Instant::now() + Duration::from_secs(self.settings.task_timeout_seconds)),
         };
         let sink = Arc::new(StoreSink {
@@ -652,7 +657,8 @@ impl Worker {
     /// the wrong files would be worse); a task journaled without one (saving
     /// off, or a version before it) resumes on an empty workspace, and its
     /// log says so.
-    async fn restore_workspace(&self, id: TaskId, saver: Option<&WorkspaceSaver>) -> Result<(), RunOutcome> {
+    /// Returns the line the run logs about it.
+    async fn restore_workspace(&self, id: TaskId, saver: Option<&WorkspaceSaver>) -> Result<String, RunOutcome> {
         let saved = self
             .store
             .workspace_manifest(id)
@@ -683,14 +689,7 @@ impl Worker {
                 .to_owned(),
             (None, _) => "No workspace was saved by the earlier attempt; resuming on an empty workspace".to_owned(),
         };
-        if let Err(e) = self
-            .store
-            .append_event_as(id, &self.owner, &NewEvent::message(note))
-            .await
-        {
-            tracing::warn!(task_id = %id, error = %e, "cannot log the workspace restore");
-        }
-        Ok(())
+        Ok(note)
     }
 
     /// Writes the result; `true` when it landed (the lease was still ours).

@@ -317,6 +317,7 @@ impl DryRunService {
                     cancel: CancellationToken::new(),
                     abort: CancellationToken::new(),
                     resume: Default::default(),
+                    notes: Vec::new(),
                     deadline: Some(tokio::time::Instant::now() + self.timeout),
                 },
                 sink.clone(),

@@ -108,6 +108,7 @@ async fn run(
         cancel: CancellationToken::new(),
         abort: CancellationToken::new(),
         resume: Default::default(),
+        notes: Vec::new(),
         deadline: None,
     };
     let RunOutcome::Finished(end) = runner.run(request, events.clone()).await else {
