@@ -2,38 +2,12 @@
 //! `app-base-go-react` on the local git host publishes the service repository
 //! and registers its overlays in `infra-gitops`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use serde_json::json;
 
 use crate::api::helpers::{spawn_app_with, step_statuses, LIMIT};
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn clone(bare: &Path, into: &Path) -> PathBuf {
-    assert!(bare.is_dir(), "{} does not exist", bare.display());
-    let target = into.join(bare.file_stem().expect("repo name"));
-    git(
-        into,
-        &["clone", "-q", &bare.to_string_lossy(), &target.to_string_lossy()],
-    );
-    target
-}
+use crate::common::git::{clone, git};
 
 #[tokio::test]
 async fn a_task_creates_the_service_repository_and_its_gitops_overlays() {

@@ -4,33 +4,16 @@
 //! stops when cancelled.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::api::helpers::{spawn_app_with, step_statuses, TestApp, LIMIT};
+use crate::common::git::git;
 
 fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().expect("parent")).expect("dir");
     std::fs::write(path, text).expect("write");
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(["-c", "user.name=scaffolder-test", "-c", "user.email=test@example.com"])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `fetch` renders a skeleton into the workspace, `publish` pushes the

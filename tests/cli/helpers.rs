@@ -161,22 +161,7 @@ pub async fn run(data: &Path, args: &[&str]) -> Finished {
     spawn(cmd).finish(Duration::from_secs(120)).await
 }
 
-/// `git` with no user or system configuration.
-pub fn git(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+pub use crate::common::git::git;
 
 /// Clones a bare repository as `git clone <path>` would, into `into`.
 pub fn clone(repo: &Path, into: &Path) -> PathBuf {

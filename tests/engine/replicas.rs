@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::common::git::git_bare;
 use crate::engine::support::{admin_url, fresh_db, serve, Server};
 
 const LIMIT: Duration = Duration::from_secs(120);
@@ -328,22 +329,6 @@ async fn losing_the_database_under_load_leaves_no_task_stuck() {
     assert_eq!(res["totalTasks"], 0, "{res}");
 }
 
-/// `git show REV:PATH` in a bare repository.
-fn show(bare: &std::path::Path, spec: &str) -> String {
-    let out = Command::new("git")
-        .args(["--git-dir", &bare.to_string_lossy(), "show", spec])
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git show {spec}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replica_killed_after_a_workspace_writing_step_leaves_its_files_to_the_next() {
     let db = fresh_db();
@@ -385,9 +370,13 @@ async fn a_replica_killed_after_a_workspace_writing_step_leaves_its_files_to_the
             assert_eq!(ran(&events, "fetch"), 1, "round {round}: fetch ran again");
             assert_eq!(count(&events, "wait", "processing"), 2, "round {round}");
             let bare = std::path::Path::new(&git_dir).join(format!("team/{name}.git"));
-            assert_eq!(show(&bare, "main:README.md"), format!("# {name}\n"), "round {round}");
+            assert_eq!(
+                git_bare(&bare, &["show", "main:README.md"]),
+                format!("# {name}\n"),
+                "round {round}"
+            );
             assert!(
-                show(&bare, "main:src/main.go").contains(&format!("// {name}")),
+                git_bare(&bare, &["show", "main:src/main.go"]).contains(&format!("// {name}")),
                 "round {round}"
             );
         }

@@ -139,33 +139,10 @@ pub fn integrations(local_dir: &Path, api_base: Option<&str>) -> Arc<ScmIntegrat
     ))
 }
 
-fn git_command(repo: &Path) -> Command {
-    let mut cmd = Command::new("git");
-    cmd.arg(format!("--git-dir={}", repo.display()))
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "Someone")
-        .env("GIT_AUTHOR_EMAIL", "someone@example.com")
-        .env("GIT_COMMITTER_NAME", "Someone")
-        .env("GIT_COMMITTER_EMAIL", "someone@example.com");
-    cmd
-}
-
 /// `git <args>` on a bare repository; panics when it fails.
-pub fn git(repo: &Path, args: &[&str]) -> String {
-    let out = git_command(repo).args(args).output().expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
+pub use crate::common::git::git_bare as git;
 /// Whether `git <args>` succeeds.
-pub fn git_ok(repo: &Path, args: &[&str]) -> bool {
-    git_command(repo).args(args).output().is_ok_and(|o| o.status.success())
-}
+pub use crate::common::git::git_bare_ok as git_ok;
 
 /// A bare repository whose HEAD is `main`, with one commit holding
 /// `README.md` when `with_commit`.
@@ -174,7 +151,7 @@ pub fn bare_repo(path: &Path, with_commit: bool) {
     git(path, &["init", "--quiet", "--bare"]);
     git(path, &["symbolic-ref", "HEAD", "refs/heads/main"]);
     if with_commit {
-        let blob_out = git_command(path)
+        let blob_out = crate::common::git::git_bare_command(path)
             .args(["hash-object", "-w", "--stdin"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -186,7 +163,7 @@ pub fn bare_repo(path: &Path, with_commit: bool) {
             })
             .expect("hash-object");
         let blob = String::from_utf8_lossy(&blob_out.stdout).trim().to_owned();
-        let tree_out = git_command(path)
+        let tree_out = crate::common::git::git_bare_command(path)
             .arg("mktree")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())

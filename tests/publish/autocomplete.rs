@@ -126,22 +126,7 @@ fn infra_gitops(local: &Path) {
         std::fs::write(&file, "name: x\n").expect("write");
     }
     let run = |args: &[&str]| {
-        let out = std::process::Command::new("git")
-            .current_dir(&work)
-            .args(args)
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.com")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.com")
-            .output()
-            .expect("git runs");
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::common::git::git(&work, args);
     };
     run(&["init", "--quiet", "-b", "main"]);
     run(&["add", "."]);

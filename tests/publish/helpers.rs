@@ -115,21 +115,7 @@ pub fn integrations(api_base: &str, token: Option<&str>, local_dir: &Path) -> Ar
 }
 
 /// `git` against a bare repository, panicking on failure.
-pub fn git(repo: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .arg(format!("--git-dir={}", repo.display()))
-        .args(args)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+pub use crate::common::git::git_bare as git;
 
 /// Creates a bare repository (optionally with one foreign commit on `main`).
 pub fn bare_repo(path: &Path, with_commit: bool) {
