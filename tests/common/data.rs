@@ -49,22 +49,34 @@ pub fn outside_dir(relative: &str) -> Option<PathBuf> {
     if dir.is_dir() {
         return Some(dir);
     }
-    // libtest names each test's thread after the test (unless it runs on `main`).
-    let test = std::thread::current()
+    let what = format!(
+        "{}needs ../shared/{relative} (not found at {}): put the reference material beside the \
+         repository or set SHARED_DIR to it; see tests/data/README.md",
+        current_test(),
+        dir.display()
+    );
+    skip_or_fail(&what);
+    None
+}
+
+/// The running test's name and a space (libtest names each test's thread
+/// after the test, unless it runs on `main`).
+pub fn current_test() -> String {
+    std::thread::current()
         .name()
         .filter(|name| *name != "main")
         .map(|name| format!("{name} "))
-        .unwrap_or_default();
-    let what = format!(
-        "{test}needs ../shared/{relative} (not found at {}): put the reference material beside the \
-         repository or set SHARED_DIR to it; see tests/data/README.md",
-        dir.display()
-    );
+        .unwrap_or_default()
+}
+
+/// Prints `skipped: WHAT` for a test that returns early; under
+/// `SCAFFOLDER_REQUIRE_SHARED` (CI, where nothing may be skipped) panics with
+/// it instead.
+pub fn skip_or_fail(what: &str) {
     if shared_required() {
         panic!("missing: {what} (SCAFFOLDER_REQUIRE_SHARED is set, so this fails instead of skipping)");
     }
     // libtest captures `eprintln!` of passing tests; the skip must show, so
     // this writes to the process's stderr directly.
     let _ = writeln!(std::io::stderr().lock(), "skipped: {what}");
-    None
 }

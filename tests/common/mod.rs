@@ -6,3 +6,4 @@
 pub mod data;
 pub mod db;
 pub mod git;
+pub mod tools;
