@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the load harness (src/bin/scaffolder-load.rs) on this service and on the
+# Runs the load harness (load/, the scaffolder-load binary) on this service and on the
 # Backstage reference backend (../shared/bench/backstage-ref) in one
 # invocation, so both are measured on the same machine in the same minutes.
 #
@@ -39,7 +39,9 @@ TEMPLATES="$SHARED/fixtures/compat-templates"
 
 cd "$ROOT"
 if [[ -z "${SKIP_BUILD:-}" ]]; then
-  cargo build --release --locked --bin scaffolder --bin scaffolder-load
+  cargo build --release --locked --bin scaffolder
+  # The harness is its own workspace (load/); built into the same target dir.
+  CARGO_TARGET_DIR="$ROOT/target" cargo build --release --locked --manifest-path load/Cargo.toml
 fi
 
 if [[ ! -d "$BREF" ]]; then

@@ -2,7 +2,7 @@
 //! (ours, the Backstage reference backend, …), printed side by side.
 //!
 //! ```sh
-//! cargo run --release --bin scaffolder-load -- \
+//! CARGO_TARGET_DIR=target cargo run --release --manifest-path load/Cargo.toml -- \
 //!   --target ours=http://127.0.0.1:7007,pid=123,db=scaffolder_bench_x,ready=/readyz \
 //!   --target backstage=http://127.0.0.1:7107,pid=456
 //! ```
