@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod client;
+pub mod commands;
 pub mod dry_run;
 pub mod gitops;
 pub mod output;
@@ -252,9 +253,9 @@ pub async fn dispatch(command: CliCommand, options: ClientOptions, config: Optio
             verbose,
             output,
         } => {
-            client::create(
+            commands::create(
                 &client,
-                client::CreateArgs {
+                commands::CreateArgs {
                     template_ref,
                     values,
                     set,
@@ -266,23 +267,23 @@ pub async fn dispatch(command: CliCommand, options: ClientOptions, config: Optio
             .await
         }
         CliCommand::Tasks { command } => match command {
-            TasksCommand::List { status, limit, output } => client::tasks_list(&client, &status, limit, output).await,
-            TasksCommand::Show { id, output } => client::tasks_show(&client, &id, output).await,
-            TasksCommand::Logs { id, follow } => client::tasks_logs(&client, &id, follow).await,
-            TasksCommand::Cancel { id } => client::tasks_cancel(&client, &id).await,
+            TasksCommand::List { status, limit, output } => commands::tasks_list(&client, &status, limit, output).await,
+            TasksCommand::Show { id, output } => commands::tasks_show(&client, &id, output).await,
+            TasksCommand::Logs { id, follow } => commands::tasks_logs(&client, &id, follow).await,
+            TasksCommand::Cancel { id } => commands::tasks_cancel(&client, &id).await,
             TasksCommand::Retry {
                 id,
                 follow,
                 verbose,
                 output,
-            } => client::tasks_retry(&client, &id, follow, verbose, output).await,
+            } => commands::tasks_retry(&client, &id, follow, verbose, output).await,
         },
         CliCommand::Templates {
             command: TemplatesCommand::Show { template_ref, output },
-        } => client::templates_show(&client, &template_ref, output).await,
+        } => commands::templates_show(&client, &template_ref, output).await,
         CliCommand::Actions {
             command: ActionsCommand::List { output },
-        } => client::actions_list(&client, output).await,
+        } => commands::actions_list(&client, output).await,
     };
     match result {
         Ok(code) => code,
