@@ -124,6 +124,19 @@ pub struct CreateArgs {
     pub output: OutputFormat,
 }
 
+/// `GET /v2/templates/{namespace}/{kind}/{name}/parameter-schema`.
+async fn parameter_schema(client: &Client, entity_ref: &EntityRef) -> Result<Value, ClientError> {
+    let path = [
+        "v2",
+        "templates",
+        entity_ref.namespace.as_str(),
+        entity_ref.kind.as_str(),
+        entity_ref.name.as_str(),
+        "parameter-schema",
+    ];
+    client.get(&path, &[]).await
+}
+
 pub async fn create(client: &Client, args: CreateArgs) -> Result<Exit, ClientError> {
     let values = load_values(args.values.as_deref(), &args.set).map_err(ClientError::Usage)?;
     let env: Vec<(String, String)> = std::env::vars().collect();
@@ -131,19 +144,7 @@ pub async fn create(client: &Client, args: CreateArgs) -> Result<Exit, ClientErr
     // Defaults (and prompts) as the form would, from the server's schema.
     let entity_ref =
         EntityRef::parse(&args.template_ref, "template", "default").map_err(|e| ClientError::Usage(e.to_string()))?;
-    let schema = client
-        .get(
-            &[
-                "v2",
-                "templates",
-                &entity_ref.namespace,
-                &entity_ref.kind,
-                &entity_ref.name,
-                "parameter-schema",
-            ],
-            &[],
-        )
-        .await?;
+    let schema = parameter_schema(client, &entity_ref).await?;
     let pages: Vec<Value> = schema
         .get("steps")
         .and_then(Value::as_array)
@@ -398,19 +399,7 @@ fn describe_property(key: &str, schema: &Value, required: bool) -> String {
 
 pub async fn templates_show(client: &Client, raw_ref: &str, output: OutputFormat) -> Result<Exit, ClientError> {
     let entity_ref = EntityRef::parse(raw_ref, "template", "default").map_err(|e| ClientError::Usage(e.to_string()))?;
-    let schema = client
-        .get(
-            &[
-                "v2",
-                "templates",
-                &entity_ref.namespace,
-                &entity_ref.kind,
-                &entity_ref.name,
-                "parameter-schema",
-            ],
-            &[],
-        )
-        .await?;
+    let schema = parameter_schema(client, &entity_ref).await?;
     if output == OutputFormat::Json {
         outln!("{schema}");
         return Ok(Exit::Ok);
