@@ -10,8 +10,9 @@
 //! `Action::run` (input validation, then the handler), its log lines
 //! collected in memory as a dry-run does.
 //!
-//! Groups: `skeleton_1000` (`fetch_template` and `cp_r` of 1,000 files) and
-//! `skeleton_size` (both at 100, 1,000 and 5,000 files).
+//! Groups: `skeleton_1000` (`fetch_template` and `cp_r` of 1,000 files),
+//! `skeleton_size` (both at 100, 1,000 and 5,000 files) and
+//! `action_input_schema` (deriving an action's input schema, which each step does).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -239,5 +240,13 @@ fn skeleton_size(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, skeleton_1000, skeleton_size);
+/// What deriving an action's input schema costs: done on every step, since
+/// nothing caches it between actions.
+fn action_input_schema(c: &mut Criterion) {
+    c.bench_function("action_input_schema/fetch_template", |b| {
+        b.iter(|| Action::input_schema(&FetchTemplate))
+    });
+}
+
+criterion_group!(benches, skeleton_1000, skeleton_size, action_input_schema);
 criterion_main!(benches);

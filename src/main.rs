@@ -187,7 +187,7 @@ impl Job {
     }
 
     /// A command given the settings: its error is logged and printed.
-    fn reported(telemetry: TelemetryGuard, work: impl Future<Output = Result<(), String>> + 'static) -> Job {
+    fn reported(telemetry: TelemetryGuard, work: impl Future<Output = Result<(), admin::AdminError>> + 'static) -> Job {
         Job {
             telemetry: Some(telemetry),
             ..Job::new(async move { admin::finish(work.await) })

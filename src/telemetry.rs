@@ -1,34 +1,31 @@
 //! Logs and traces. Logs go to stderr (JSON or pretty); with
-//! `telemetry.otlp_endpoint` set, spans also go to an OpenTelemetry collector
-//! over OTLP/HTTP (protobuf): one span per HTTP request, per task run and
+//! `telemetry.otlp_endpoint` set and the `otlp` feature built in (the release
+//! image has it), spans also go to an OpenTelemetry collector over OTLP/HTTP
+//! (protobuf): one span per HTTP request, per task run and
 //! per step (a child of its task).
 //!
 //! The `request`, `task` and `step` spans carry `request_id`, `task_id`,
 //! `step_id` and `action`; the JSON format prints the current span (`span`)
 //! and all enclosing ones (`spans`) on every line.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+#[cfg(feature = "otlp")]
+mod otlp;
 
-use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
-use opentelemetry_otlp::{Protocol, WithExportConfig};
-use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::SdkTracerProvider;
-use opentelemetry_sdk::Resource;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{fmt, EnvFilter, Layer};
 
 use crate::config::{LogFormat, LogSettings, TelemetrySettings};
 
-/// Whether spans are exported, so requests bother reading `traceparent`.
-static EXPORTING: AtomicBool = AtomicBool::new(false);
-
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
     #[error("cannot set up the OTLP exporter for {endpoint}: {reason}")]
     Exporter { endpoint: String, reason: String },
+    #[error(
+        "telemetry.otlp_endpoint is set, but this build has no OTLP exporter: build with `--features otlp` \
+         (the release image has it) or unset the setting"
+    )]
+    NotBuilt,
 }
 
 /// Flushes and stops the span exporter when dropped; drop it after the
@@ -36,74 +33,53 @@ pub enum TelemetryError {
 #[must_use = "dropping the guard stops the span export"]
 #[derive(Debug, Default)]
 pub struct TelemetryGuard {
-    provider: Option<SdkTracerProvider>,
+    #[cfg(feature = "otlp")]
+    exporter: Option<otlp::Exporter>,
 }
 
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
-        if let Some(provider) = self.provider.take() {
-            EXPORTING.store(false, Ordering::Relaxed);
-            if let Err(e) = provider.shutdown() {
-                eprintln!("scaffolder: cannot flush the last spans: {e}");
-            }
-        }
+        // The exporter flushes its last batch as it is dropped.
+        #[cfg(feature = "otlp")]
+        drop(self.exporter.take());
     }
 }
 
 /// Installs the global subscriber once, without span export; `RUST_LOG`
 /// overrides the configured level.
 pub fn init(settings: &LogSettings) {
-    install(settings, None);
+    install(settings, None::<fmt::Layer<tracing_subscriber::Registry>>);
 }
 
 /// Installs the global subscriber once, exporting spans when
 /// `telemetry.otlp_endpoint` is set. Call it outside the async runtime.
 pub fn init_with_export(log: &LogSettings, telemetry: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryError> {
     let Some(endpoint) = &telemetry.otlp_endpoint else {
-        install(log, None);
+        init(log);
         return Ok(TelemetryGuard::default());
     };
-    let provider = tracer_provider(endpoint, &telemetry.service_name)?;
-    if install(log, Some(&provider)) {
-        EXPORTING.store(true, Ordering::Relaxed);
+    #[cfg(feature = "otlp")]
+    {
+        let exporter = otlp::Exporter::new(endpoint, &telemetry.service_name)?;
+        if install(log, Some(exporter.layer())) {
+            exporter.started();
+        }
+        Ok(TelemetryGuard {
+            exporter: Some(exporter),
+        })
     }
-    Ok(TelemetryGuard {
-        provider: Some(provider),
-    })
-}
-
-/// `<endpoint>/v1/traces`, as `OTEL_EXPORTER_OTLP_ENDPOINT` is read; a URL
-/// already ending in `/v1/traces` is taken as it is.
-fn traces_url(endpoint: &str) -> String {
-    let base = endpoint.trim_end_matches('/');
-    if base.ends_with("/v1/traces") {
-        base.to_owned()
-    } else {
-        format!("{base}/v1/traces")
+    #[cfg(not(feature = "otlp"))]
+    {
+        let _ = endpoint;
+        Err(TelemetryError::NotBuilt)
     }
-}
-
-fn tracer_provider(endpoint: &str, service_name: &str) -> Result<SdkTracerProvider, TelemetryError> {
-    // The blocking client runs on the batch processor's own thread, so
-    // exporting never needs (or blocks) the async runtime.
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_protocol(Protocol::HttpBinary)
-        .with_endpoint(traces_url(endpoint))
-        .build()
-        .map_err(|e| TelemetryError::Exporter {
-            endpoint: endpoint.to_owned(),
-            reason: e.to_string(),
-        })?;
-    let resource = Resource::builder().with_service_name(service_name.to_owned()).build();
-    Ok(SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
-        .with_resource(resource)
-        .build())
 }
 
 /// `false` when a subscriber was already installed (tests install one per process).
-fn install(settings: &LogSettings, provider: Option<&SdkTracerProvider>) -> bool {
+fn install<L>(settings: &LogSettings, export: Option<L>) -> bool
+where
+    L: Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.level));
     let format = match settings.format {
         LogFormat::Json => fmt::layer()
@@ -115,54 +91,29 @@ fn install(settings: &LogSettings, provider: Option<&SdkTracerProvider>) -> bool
             .boxed(),
         LogFormat::Pretty => fmt::layer().with_writer(std::io::stderr).boxed(),
     };
-    let export = provider.map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("scaffolder")));
     tracing_subscriber::registry()
+        .with(export)
         .with(filter)
         .with(format)
-        .with(export)
         .try_init()
         .is_ok()
 }
 
-struct Headers<'a>(&'a actix_web::http::header::HeaderMap);
-
-impl Extractor for Headers<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(|k| k.as_str()).collect()
-    }
-}
-
 /// Names the exported span of `span` (an exported span's name is fixed
-/// once it started, so `otel.name` cannot be recorded late).
+/// once it started, so `otel.name` cannot be recorded late). Without span
+/// export this does nothing.
 pub fn rename_span(span: &tracing::Span, name: String) {
-    if EXPORTING.load(Ordering::Relaxed) {
-        span.context().span().update_name(name);
-    }
+    #[cfg(feature = "otlp")]
+    otlp::rename_span(span, name);
+    #[cfg(not(feature = "otlp"))]
+    let _ = (span, name);
 }
 
 /// Makes `span` a child of the caller's trace when the request carries a
 /// W3C `traceparent` and spans are exported.
 pub fn continue_remote_trace(span: &tracing::Span, headers: &actix_web::http::header::HeaderMap) {
-    if !EXPORTING.load(Ordering::Relaxed) || !headers.contains_key("traceparent") {
-        return;
-    }
-    let parent = TraceContextPropagator::new().extract(&Headers(headers));
-    // Fails only when the span is disabled or already started; then it keeps its own trace.
-    let _ = span.set_parent(parent);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_traces_path_is_added_once() {
-        assert_eq!(traces_url("http://c:4318"), "http://c:4318/v1/traces");
-        assert_eq!(traces_url("http://c:4318/"), "http://c:4318/v1/traces");
-        assert_eq!(traces_url("http://c:4318/v1/traces"), "http://c:4318/v1/traces");
-    }
+    #[cfg(feature = "otlp")]
+    otlp::continue_remote_trace(span, headers);
+    #[cfg(not(feature = "otlp"))]
+    let _ = (span, headers);
 }

@@ -14,8 +14,7 @@ pub mod publish;
 mod registry;
 pub mod workspace;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use schemars::gen::SchemaSettings;
@@ -203,16 +202,10 @@ impl<T: ActionHandler> Action for T {
         T::DESCRIPTION
     }
     fn input_schema(&self) -> Value {
-        // Derived once per action: `run` needs it for every step.
-        static SCHEMAS: Mutex<Option<HashMap<&'static str, Value>>> = Mutex::new(None);
-        if let Some(schema) = SCHEMAS.lock().ok().and_then(|c| c.as_ref()?.get(T::ID).cloned()) {
-            return schema;
-        }
-        let schema = schema_of::<T::Input>();
-        if let Ok(mut cache) = SCHEMAS.lock() {
-            cache.get_or_insert_with(HashMap::new).insert(T::ID, schema.clone());
-        }
-        schema
+        // Derived on each call, with no cache shared between actions: it
+        // costs a few microseconds (benches/engine.rs `action_input_schema`),
+        // against milliseconds for the cheapest step.
+        schema_of::<T::Input>()
     }
     fn output_schema(&self) -> Option<Value> {
         ActionHandler::output_schema(self)

@@ -2,19 +2,21 @@
 //! `migrate`, `secrets rotate`, `gitops`, and the two that need no settings,
 //! `openapi` and `secrets generate-key`.
 //!
-//! The commands given [`Settings`] return `Result<(), String>`; [`finish`]
-//! turns that into the exit code and the one error line, so every one of
-//! them fails the same way (logged, `scaffolder: …` on stderr, exit 1).
+//! The commands given [`Settings`] return `Result<(), AdminError>`;
+//! [`finish`] turns that into the exit code and the one error line, so every
+//! one of them fails the same way (logged, `scaffolder: …` on stderr, exit 1).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::gitops::GitopsRunError;
 use super::Exit;
 use crate::config::Settings;
-use crate::scm::ScmIntegrations;
-use crate::secrets::Keyring;
-use crate::startup::Application;
-use crate::store::Store;
+use crate::scm::{IntegrationError, ScmIntegrations};
+use crate::secrets::{Keyring, SecretsError};
+use crate::service::ResealError;
+use crate::startup::{Application, StartupError};
+use crate::store::{Store, StoreError};
 use crate::{errln, out, outln};
 
 /// The target these lines have always had: they were logged by the binary.
@@ -38,9 +40,30 @@ pub fn generate_key(id: &str) -> Exit {
     Exit::Ok
 }
 
+/// Why a command given [`Settings`] stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    #[error("the server stopped: {0}")]
+    Serve(std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    #[error(transparent)]
+    Reseal(#[from] ResealError),
+    #[error("{0} task secrets could not be re-encrypted; keep the old keys until those tasks end")]
+    Unresealed(usize),
+    #[error(transparent)]
+    Integrations(#[from] IntegrationError),
+    #[error(transparent)]
+    Gitops(#[from] GitopsRunError),
+}
+
 /// The exit code of a command given [`Settings`]; its error is logged and
 /// printed.
-pub fn finish(result: Result<(), String>) -> Exit {
+pub fn finish(result: Result<(), AdminError>) -> Exit {
     match result {
         Ok(()) => Exit::Ok,
         Err(e) => {
@@ -53,7 +76,7 @@ pub fn finish(result: Result<(), String>) -> Exit {
 
 /// `serve`: the API and the worker until SIGINT or SIGTERM. `bind` and a
 /// non-empty `templates` replace the configured ones.
-pub async fn serve(mut settings: Settings, bind: Option<String>, templates: Vec<PathBuf>) -> Result<(), String> {
+pub async fn serve(mut settings: Settings, bind: Option<String>, templates: Vec<PathBuf>) -> Result<(), AdminError> {
     if let Some(bind) = bind {
         settings.server.bind = bind;
     }
@@ -61,35 +84,31 @@ pub async fn serve(mut settings: Settings, bind: Option<String>, templates: Vec<
         settings.templates.dirs = templates;
     }
     let bind = settings.server.bind.clone();
-    let app = Application::build_waiting_for_database(settings)
-        .await
-        .map_err(|e| e.to_string())?;
+    let app = Application::build_waiting_for_database(settings).await?;
     let shutdown = app.shutdown_token();
     tokio::spawn(async move {
         wait_for_signal().await;
         shutdown.cancel();
     });
     tracing::info!(target: LOG_TARGET, %bind, port = app.port(), "scaffolder listening");
-    app.run_until_stopped().await.map_err(|e| e.to_string())
+    app.run_until_stopped().await.map_err(AdminError::Serve)
 }
 
 /// `migrate`: applies the database migrations.
-pub async fn migrate(settings: Settings) -> Result<(), String> {
-    let store = Store::connect(&settings.database).await.map_err(|e| e.to_string())?;
-    store.migrate().await.map_err(|e| e.to_string())?;
+pub async fn migrate(settings: Settings) -> Result<(), AdminError> {
+    let store = Store::connect(&settings.database).await?;
+    store.migrate().await?;
     tracing::info!(target: LOG_TARGET, "migrations applied");
     Ok(())
 }
 
 /// `secrets rotate`: re-encrypts every stored secret with the first key;
 /// secrets no configured key opens make it fail, so the old keys are kept.
-pub async fn rotate_secrets(settings: Settings) -> Result<(), String> {
-    let keyring = Keyring::from_settings(&settings.secrets).map_err(|e| e.to_string())?;
-    let store = Store::connect(&settings.database).await.map_err(|e| e.to_string())?;
-    store.migrate().await.map_err(|e| e.to_string())?;
-    let report = crate::service::reseal_stored(&keyring, &store, false)
-        .await
-        .map_err(|e| e.to_string())?;
+pub async fn rotate_secrets(settings: Settings) -> Result<(), AdminError> {
+    let keyring = Keyring::from_settings(&settings.secrets)?;
+    let store = Store::connect(&settings.database).await?;
+    store.migrate().await?;
+    let report = crate::service::reseal_stored(&keyring, &store, false).await?;
     outln!(
         "re-encrypted {} task secrets with key '{}'; {} could not be opened with the configured keys",
         report.resealed,
@@ -97,18 +116,15 @@ pub async fn rotate_secrets(settings: Settings) -> Result<(), String> {
         report.unreadable
     );
     if report.unreadable > 0 {
-        return Err(format!(
-            "{} task secrets could not be re-encrypted; keep the old keys until those tasks end",
-            report.unreadable
-        ));
+        return Err(AdminError::Unresealed(report.unreadable));
     }
     Ok(())
 }
 
 /// `gitops …`: runs one GitOps repository command and prints its outputs
 /// (JSON).
-pub async fn gitops(settings: Settings, command: crate::cli::gitops::GitopsCommand) -> Result<(), String> {
-    let integrations = ScmIntegrations::from_settings(&settings.integrations).map_err(|e| e.to_string())?;
+pub async fn gitops(settings: Settings, command: crate::cli::gitops::GitopsCommand) -> Result<(), AdminError> {
+    let integrations = ScmIntegrations::from_settings(&settings.integrations)?;
     let outputs = crate::cli::gitops::run(command, Arc::new(integrations)).await?;
     outln!("{}", serde_json::to_string_pretty(&outputs).unwrap_or_default());
     Ok(())

@@ -138,9 +138,9 @@ async fn parameter_schema(client: &Client, entity_ref: &EntityRef) -> Result<Val
 }
 
 pub async fn create(client: &Client, args: CreateArgs) -> Result<Exit, ClientError> {
-    let values = load_values(args.values.as_deref(), &args.set).map_err(ClientError::Usage)?;
+    let values = load_values(args.values.as_deref(), &args.set).map_err(|e| ClientError::Usage(e.to_string()))?;
     let env: Vec<(String, String)> = std::env::vars().collect();
-    let secrets = load_secrets(&env, &args.secrets).map_err(ClientError::Usage)?;
+    let secrets = load_secrets(&env, &args.secrets).map_err(|e| ClientError::Usage(e.to_string()))?;
     // Defaults (and prompts) as the form would, from the server's schema.
     let entity_ref =
         EntityRef::parse(&args.template_ref, "template", "default").map_err(|e| ClientError::Usage(e.to_string()))?;
@@ -151,7 +151,7 @@ pub async fn create(client: &Client, args: CreateArgs) -> Result<Exit, ClientErr
         .map(|steps| steps.iter().filter_map(|s| s.get("schema").cloned()).collect())
         .unwrap_or_default();
     let page_refs: Vec<&Value> = pages.iter().collect();
-    check_set_keys(&page_refs, &args.set).map_err(ClientError::Usage)?;
+    check_set_keys(&page_refs, &args.set).map_err(|e| ClientError::Usage(e.to_string()))?;
     let renderer = Renderer::default();
     let visible = |page: &Value, values: &Value| page_visible(&renderer, page, values);
     let mut terminal = Terminal;

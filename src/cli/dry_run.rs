@@ -42,13 +42,13 @@ pub async fn run(args: DryRunArgs) -> Exit {
 async fn run_inner(args: DryRunArgs) -> Result<Exit, Refusal> {
     let settings = Settings::load(args.config.as_deref()).map_err(|e| Refusal::Usage(e.to_string()))?;
     let template = resolve_template(&args.template, &settings)?;
-    let values = load_values(args.values.as_deref(), &args.set).map_err(Refusal::Usage)?;
+    let values = load_values(args.values.as_deref(), &args.set).map_err(|e| Refusal::Usage(e.to_string()))?;
     let env: Vec<(String, String)> = std::env::vars().collect();
-    let secrets = load_secrets(&env, &args.secrets).map_err(Refusal::Usage)?;
+    let secrets = load_secrets(&env, &args.secrets).map_err(|e| Refusal::Usage(e.to_string()))?;
 
     let (workspace, _scratch) = match &args.out {
         Some(out) => {
-            prepare_out(out).map_err(Refusal::Usage)?;
+            prepare_out(out).map_err(|e| Refusal::Usage(e.to_string()))?;
             (out.clone(), None)
         }
         None => {

@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::actions::gitops::GitopsInit;
-use crate::actions::{Action, ActionContext, LogSink, StepLogger};
+use crate::actions::{Action, ActionContext, ActionError, LogSink, StepLogger};
 use crate::scm::ScmIntegrations;
 
 #[derive(Debug, clap::Subcommand)]
@@ -56,8 +56,17 @@ impl LogSink for Stderr {
     }
 }
 
+/// Why a `gitops` command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GitopsRunError {
+    #[error("cannot create a temporary directory: {0}")]
+    Workspace(std::io::Error),
+    #[error(transparent)]
+    Action(#[from] ActionError),
+}
+
 /// Runs the command; the outputs (JSON) are returned for printing.
-pub async fn run(command: GitopsCommand, integrations: Arc<ScmIntegrations>) -> Result<Value, String> {
+pub async fn run(command: GitopsCommand, integrations: Arc<ScmIntegrations>) -> Result<Value, GitopsRunError> {
     let GitopsCommand::Init {
         repo,
         clusters,
@@ -67,7 +76,7 @@ pub async fn run(command: GitopsCommand, integrations: Arc<ScmIntegrations>) -> 
         message,
         dry_run,
     } = command;
-    let workspace = tempfile::tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+    let workspace = tempfile::tempdir().map_err(GitopsRunError::Workspace)?;
     let mut input = json!({
         "repoUrl": repo,
         "clusters": clusters,
@@ -92,7 +101,7 @@ pub async fn run(command: GitopsCommand, integrations: Arc<ScmIntegrations>) -> 
         task_id: task_id.clone(),
         step_id: "gitops-init".into(),
         workspace: workspace.path().to_path_buf(),
-        template_base: url::Url::parse("file:///").map_err(|e| e.to_string())?,
+        template_base: url::Url::parse("file:///").expect("a constant URL"),
         raw_input: input.clone(),
         logger: StepLogger::new(Arc::new(Stderr), "gitops-init"),
         secrets: Map::new(),
@@ -105,6 +114,6 @@ pub async fn run(command: GitopsCommand, integrations: Arc<ScmIntegrations>) -> 
         reader: None,
     };
     let action = GitopsInit::new(integrations.clone());
-    action.run(&mut ctx, input).await.map_err(|e| e.to_string())?;
+    action.run(&mut ctx, input).await?;
     Ok(Value::Object(ctx.into_outputs()))
 }

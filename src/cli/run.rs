@@ -143,7 +143,7 @@ pub fn complete_values(
     interactive: bool,
 ) -> Result<Value, Refusal> {
     let pages = pages_of(&template.spec.parameters);
-    check_set_keys(&pages, set).map_err(Refusal::Usage)?;
+    check_set_keys(&pages, set).map_err(|e| Refusal::Usage(e.to_string()))?;
     let visible = |page: &Value, values: &Value| page_visible(renderer, page, values);
     let mut terminal = Terminal;
     let ask: Option<&mut dyn Ask> = if interactive { Some(&mut terminal) } else { None };
@@ -314,9 +314,9 @@ pub async fn run(args: RunArgs) -> Exit {
 async fn run_inner(args: RunArgs) -> Result<Exit, Refusal> {
     let settings = Settings::load(args.config.as_deref()).map_err(|e| Refusal::Usage(e.to_string()))?;
     let template = resolve_template(&args.template, &settings)?;
-    let values = load_values(args.values.as_deref(), &args.set).map_err(Refusal::Usage)?;
+    let values = load_values(args.values.as_deref(), &args.set).map_err(|e| Refusal::Usage(e.to_string()))?;
     let env: Vec<(String, String)> = std::env::vars().collect();
-    let secrets = load_secrets(&env, &args.secrets).map_err(Refusal::Usage)?;
+    let secrets = load_secrets(&env, &args.secrets).map_err(|e| Refusal::Usage(e.to_string()))?;
 
     let deps = action_deps(&settings).map_err(|e| Refusal::Usage(e.to_string()))?;
     let renderer = Arc::new(Renderer::builder().integrations(deps.integrations.templating()).build());
@@ -324,7 +324,7 @@ async fn run_inner(args: RunArgs) -> Result<Exit, Refusal> {
 
     let (workspace, scratch) = match &args.workspace {
         Some(dir) => {
-            prepare_workspace(dir).map_err(Refusal::Usage)?;
+            prepare_workspace(dir).map_err(|e| Refusal::Usage(e.to_string()))?;
             (dir.clone(), None)
         }
         None => {

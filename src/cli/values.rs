@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
 
@@ -13,12 +13,37 @@ use crate::template::validate_parameters;
 use crate::templating::Renderer;
 use crate::validation::validate;
 
+/// Why values given on the command line (or typed at a prompt) are refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ValuesError {
+    #[error("'{0}' is not key=value")]
+    NotKeyValue(String),
+    #[error("'{0}' has an empty key")]
+    EmptyKey(String),
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}: {source}", path.display())]
+    Yaml { path: PathBuf, source: serde_norway::Error },
+    #[error("{}: values must be a mapping", .0.display())]
+    NotAMapping(PathBuf),
+    /// `--set` keys no parameter page declares; the message lists the known ones.
+    #[error("{0}")]
+    UnknownKeys(String),
+    /// A typed answer that does not read as its property's type.
+    #[error("'{answer}' is not {expected}")]
+    Answer { answer: String, expected: &'static str },
+    #[error("type a mapping, e.g. {{key: value}}")]
+    AnswerNotAMapping,
+}
+
 /// Splits `key=value`; the value is read as a YAML scalar or flow list
 /// (`replicas=3`, `tags=[a,b]`), and kept as a string when it is not YAML.
-pub fn key_value(raw: &str) -> Result<(String, Value), String> {
-    let (key, value) = raw.split_once('=').ok_or_else(|| format!("'{raw}' is not key=value"))?;
+pub fn key_value(raw: &str) -> Result<(String, Value), ValuesError> {
+    let (key, value) = raw
+        .split_once('=')
+        .ok_or_else(|| ValuesError::NotKeyValue(raw.to_owned()))?;
     if key.is_empty() {
-        return Err(format!("'{raw}' has an empty key"));
+        return Err(ValuesError::EmptyKey(raw.to_owned()));
     }
     let parsed: Value = serde_norway::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
     // An empty value is the empty string, not YAML's null.
@@ -31,14 +56,21 @@ pub fn key_value(raw: &str) -> Result<(String, Value), String> {
 }
 
 /// The values of `--values FILE` (a YAML mapping), then every `--set`.
-pub fn load_values(file: Option<&Path>, set: &[String]) -> Result<Map<String, Value>, String> {
+pub fn load_values(file: Option<&Path>, set: &[String]) -> Result<Map<String, Value>, ValuesError> {
     let mut values = match file {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            match serde_norway::from_str::<Value>(&text).map_err(|e| format!("{}: {e}", path.display()))? {
+            let text = std::fs::read_to_string(path).map_err(|source| ValuesError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            let parsed = serde_norway::from_str::<Value>(&text).map_err(|source| ValuesError::Yaml {
+                path: path.to_owned(),
+                source,
+            })?;
+            match parsed {
                 Value::Object(map) => map,
                 Value::Null => Map::new(),
-                _ => return Err(format!("{}: values must be a mapping", path.display())),
+                _ => return Err(ValuesError::NotAMapping(path.to_owned())),
             }
         }
         None => Map::new(),
@@ -77,7 +109,7 @@ fn secret_name(env_suffix: &str) -> String {
 /// Secrets from the environment (`SCAFFOLDER_SECRET_<NAME>`; an
 /// `UPPER_SNAKE` name becomes `lowerCamel`, so `SCAFFOLDER_SECRET_BACKSTAGE_TOKEN`
 /// is `secrets.backstageToken`), then `--secret key=value`, which win.
-pub fn load_secrets(env: &[(String, String)], flags: &[String]) -> Result<Map<String, Value>, String> {
+pub fn load_secrets(env: &[(String, String)], flags: &[String]) -> Result<Map<String, Value>, ValuesError> {
     let mut secrets = Map::new();
     for (key, value) in env {
         if let Some(name) = key.strip_prefix("SCAFFOLDER_SECRET_").filter(|n| !n.is_empty()) {
@@ -85,9 +117,11 @@ pub fn load_secrets(env: &[(String, String)], flags: &[String]) -> Result<Map<St
         }
     }
     for raw in flags {
-        let (key, _) = raw.split_once('=').ok_or_else(|| format!("'{raw}' is not key=value"))?;
+        let (key, _) = raw
+            .split_once('=')
+            .ok_or_else(|| ValuesError::NotKeyValue(raw.clone()))?;
         if key.is_empty() {
-            return Err(format!("'{raw}' has an empty key"));
+            return Err(ValuesError::EmptyKey(raw.clone()));
         }
         // Secrets are strings, taken verbatim.
         let value = &raw[key.len() + 1..];
@@ -190,7 +224,7 @@ fn collect_keys(schema: &Value, keys: &mut BTreeSet<String>, depth: usize) {
 
 /// Refuses `--set` keys that no parameter page declares (a typo would
 /// otherwise be sent along and ignored), listing the ones it does.
-pub fn check_set_keys(pages: &[&Value], set: &[String]) -> Result<(), String> {
+pub fn check_set_keys(pages: &[&Value], set: &[String]) -> Result<(), ValuesError> {
     let known = known_keys(pages);
     let unknown: Vec<&str> = set
         .iter()
@@ -214,7 +248,7 @@ pub fn check_set_keys(pages: &[&Value], set: &[String]) -> Result<(), String> {
         let list: Vec<&str> = known.iter().map(String::as_str).collect();
         message.push_str(&format!("its parameters are: {}", list.join(", ")));
     }
-    Err(message)
+    Err(ValuesError::UnknownKeys(message))
 }
 
 /// The known key closest to a mistyped one, when it is close enough to be
@@ -359,23 +393,24 @@ fn type_of(schema: &Value) -> &str {
 }
 
 /// Reads what a person typed for a property of this schema.
-pub fn parse_answer(schema: &Value, answer: &str) -> Result<Value, String> {
+pub fn parse_answer(schema: &Value, answer: &str) -> Result<Value, ValuesError> {
     let answer = answer.trim();
+    let not = |expected: &'static str| ValuesError::Answer {
+        answer: answer.to_owned(),
+        expected,
+    };
     match type_of(schema) {
-        "integer" => answer
-            .parse::<i64>()
-            .map(Value::from)
-            .map_err(|_| format!("'{answer}' is not an integer")),
+        "integer" => answer.parse::<i64>().map(Value::from).map_err(|_| not("an integer")),
         "number" => {
-            let n: f64 = answer.parse().map_err(|_| format!("'{answer}' is not a number"))?;
+            let n: f64 = answer.parse().map_err(|_| not("a number"))?;
             serde_json::Number::from_f64(n)
                 .map(Value::Number)
-                .ok_or_else(|| format!("'{answer}' is not a finite number"))
+                .ok_or_else(|| not("a finite number"))
         }
         "boolean" => match answer.to_ascii_lowercase().as_str() {
             "y" | "yes" | "true" | "1" => Ok(Value::Bool(true)),
             "n" | "no" | "false" | "0" => Ok(Value::Bool(false)),
-            _ => Err(format!("'{answer}' is not yes or no")),
+            _ => Err(not("yes or no")),
         },
         "array" => {
             let items = schema.get("items").unwrap_or(&Value::Null);
@@ -390,7 +425,7 @@ pub fn parse_answer(schema: &Value, answer: &str) -> Result<Value, String> {
         }
         "object" => match serde_norway::from_str::<Value>(answer) {
             Ok(v @ Value::Object(_)) => Ok(v),
-            _ => Err("type a mapping, e.g. {key: value}".into()),
+            _ => Err(ValuesError::AnswerNotAMapping),
         },
         _ => Ok(Value::String(answer.to_owned())),
     }
@@ -455,18 +490,20 @@ pub fn prompt_on(input: &mut impl BufRead, out: &mut impl Write, key: &str, sche
         if let (Some(default), true) = (default, line.trim().is_empty()) {
             return Some(default.clone());
         }
-        let checked = parse_answer(schema, &line).and_then(|value| {
-            // The answer alone against the property's schema, so a bad one
-            // is asked again rather than failing the whole run.
-            match validate(schema, &value) {
-                Ok(()) => Ok(value),
-                Err(errors) => Err(errors
-                    .iter()
-                    .filter_map(|e| e.get("message").and_then(Value::as_str))
-                    .collect::<Vec<_>>()
-                    .join("; ")),
-            }
-        });
+        let checked = parse_answer(schema, &line)
+            .map_err(|e| e.to_string())
+            .and_then(|value| {
+                // The answer alone against the property's schema, so a bad one
+                // is asked again rather than failing the whole run.
+                match validate(schema, &value) {
+                    Ok(()) => Ok(value),
+                    Err(errors) => Err(errors
+                        .iter()
+                        .filter_map(|e| e.get("message").and_then(Value::as_str))
+                        .collect::<Vec<_>>()
+                        .join("; ")),
+                }
+            });
         match checked {
             Ok(value) => return Some(value),
             Err(problem) => {
@@ -556,7 +593,9 @@ mod tests {
     #[test]
     fn unknown_set_keys_are_refused_with_the_known_ones() {
         let page = gitops_page();
-        let message = check_set_keys(&[&page], &["nmae=x".into(), "name=y".into()]).unwrap_err();
+        let message = check_set_keys(&[&page], &["nmae=x".into(), "name=y".into()])
+            .unwrap_err()
+            .to_string();
         assert!(
             message.contains("--set nmae: the template has no parameter 'nmae'"),
             "{message}"
@@ -567,7 +606,7 @@ mod tests {
             "{message}"
         );
         assert!(!message.contains("--set name:"), "{message}");
-        let none = check_set_keys(&[], &["x=1".into()]).unwrap_err();
+        let none = check_set_keys(&[], &["x=1".into()]).unwrap_err().to_string();
         assert!(none.contains("declares no parameters"), "{none}");
         assert_eq!(edit_distance("nmae", "name"), 1);
         assert_eq!(nearest("zzzz", &known_keys(&[&page])), None);

@@ -113,6 +113,22 @@ impl Git {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        let (code, stdout) = self.exec_bytes(cwd, args, extra_env, allowed_codes).await?;
+        Ok((code, String::from_utf8_lossy(&stdout).into_owned()))
+    }
+
+    /// [`Git::exec`] with stdout as bytes (archives, blobs).
+    async fn exec_bytes<I, S>(
+        &self,
+        cwd: &Path,
+        args: I,
+        extra_env: &[(&str, &str)],
+        allowed_codes: &[i32],
+    ) -> Result<(i32, Vec<u8>), GitError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
         let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
         let mut cmd = tokio::process::Command::new("git");
         cmd.args(&args)
@@ -132,7 +148,7 @@ impl Git {
         };
         let code = output.status.code().unwrap_or(-1);
         if output.status.success() || allowed_codes.contains(&code) {
-            return Ok((code, String::from_utf8_lossy(&output.stdout).into_owned()));
+            return Ok((code, output.stdout));
         }
         let command = subcommand(&args);
         Err(GitError::Failed {
@@ -148,6 +164,15 @@ impl Git {
         S: AsRef<OsStr>,
     {
         self.exec(cwd, args, &[], &[]).await.map(|(_, out)| out)
+    }
+
+    /// Runs `git <args>` in `cwd` and returns its stdout as bytes.
+    pub async fn output<I, S>(&self, cwd: &Path, args: I) -> Result<Vec<u8>, GitError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.exec_bytes(cwd, args, &[], &[]).await.map(|(_, out)| out)
     }
 
     /// Creates a bare repository whose `HEAD` names `branch` (idempotent).

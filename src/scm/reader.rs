@@ -6,7 +6,6 @@
 //! template fetched twice at the same commit costs one request (the ref).
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -14,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
+use super::git::{Git, GitError};
 use super::github::{seg, GithubClient};
 use super::integrations::{GithubHost, LocalGitHost, ScmIntegrations, ScmTarget};
 
@@ -372,40 +372,19 @@ fn write_cache(path: &Path, bytes: &[u8]) {
     }
 }
 
-/// Runs `git` on a bare repository of the local host, with a clean environment.
+/// Runs `git` on a bare repository of the local host. A failing command
+/// means the ref or path is not there.
 async fn local_git(repo: &Path, args: &[&str], cancel: &CancellationToken) -> Result<Vec<u8>, ReadError> {
-    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
-    let mut cmd = tokio::process::Command::new("git");
-    cmd.arg(format!("--git-dir={}", repo.display()))
-        .args(args)
-        .current_dir(repo)
-        .env_clear()
-        .env("PATH", path)
-        .env("LC_ALL", "C")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let child = cmd
-        .spawn()
-        .map_err(|e| ReadError::Failed(format!("cannot run git: {e}")))?;
-    let output = tokio::select! {
-        _ = cancel.cancelled() => return Err(ReadError::Cancelled),
-        out = child.wait_with_output() => out.map_err(|e| ReadError::Failed(format!("cannot run git: {e}")))?,
-    };
-    if !output.status.success() {
-        return Err(ReadError::NotFound(format!(
-            "git {} failed: {}",
-            args.first().copied().unwrap_or_default(),
-            String::from_utf8_lossy(&output.stderr).trim()
-        )));
-    }
-    Ok(output.stdout)
+    let git_dir = format!("--git-dir={}", repo.display());
+    let args = std::iter::once(git_dir.as_str()).chain(args.iter().copied());
+    Git::new(cancel.clone()).output(repo, args).await.map_err(|e| match e {
+        GitError::Cancelled => ReadError::Cancelled,
+        GitError::Failed { command, stderr, .. } => ReadError::NotFound(format!("git {command} failed: {stderr}")),
+        other => ReadError::Failed(other.to_string()),
+    })
 }
 
-/// `git archive` of the path at the ref, unpacked with `tar`.
+/// `git archive` of the path at the ref, unpacked in-process.
 async fn read_local(
     host: &LocalGitHost,
     git_url: &GitUrl,
@@ -433,29 +412,17 @@ async fn read_local(
         args.push(git_url.path.as_str());
     }
     let tar = local_git(&repo, &args, cancel).await?;
-    let archive = dest.join(".archive.tar");
-    std::fs::write(&archive, tar).map_err(|e| ReadError::Failed(format!("cannot write: {e}")))?;
     let unpacked = dest.join("tree");
-    std::fs::create_dir_all(&unpacked).map_err(|e| ReadError::Failed(format!("cannot write: {e}")))?;
-    let status = tokio::process::Command::new("tar")
-        .arg("-xf")
-        .arg(&archive)
-        .arg("-C")
-        .arg(&unpacked)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .status()
-        .await
-        .map_err(|e| ReadError::Failed(format!("cannot run tar: {e}")))?;
-    let _ = std::fs::remove_file(&archive);
-    if !status.success() {
-        return Err(ReadError::Failed(format!(
-            "cannot unpack the archive of {}",
-            git_url.path
-        )));
-    }
+    let target = unpacked.clone();
+    // `Archive::unpack` refuses entries with `..` and entries that would be
+    // written through a link out of the destination.
+    tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&target)?;
+        tar::Archive::new(std::io::Cursor::new(tar)).unpack(&target)
+    })
+    .await
+    .map_err(|e| ReadError::Failed(format!("cannot unpack the archive of {}: {e}", git_url.path)))?
+    .map_err(|e| ReadError::Failed(format!("cannot unpack the archive of {}: {e}", git_url.path)))?;
     let path = if git_url.path.is_empty() {
         unpacked
     } else {

@@ -6,7 +6,22 @@ use async_trait::async_trait;
 use serde_json::Value;
 use url::Url;
 
-use super::{EntityRef, LoadedTemplate, API_VERSION};
+use super::{EntityRef, LoadedTemplate, TemplateError, API_VERSION};
+
+/// Why a template file yields no template.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateFileError {
+    #[error("cannot read: {0}")]
+    Read(std::io::Error),
+    #[error("cannot resolve path: {0}")]
+    Resolve(std::io::Error),
+    #[error("invalid YAML: {0}")]
+    Yaml(serde_norway::Error),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("no {API_VERSION} Template in this file")]
+    NoTemplate,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateSourceError {
@@ -87,7 +102,7 @@ impl DirTemplateSource {
                     self.by_ref.insert(key, template);
                 }
             }
-            Err(problem) => self.problems.push((file.to_owned(), problem)),
+            Err(problem) => self.problems.push((file.to_owned(), problem.to_string())),
         }
     }
 
@@ -97,24 +112,30 @@ impl DirTemplateSource {
 }
 
 /// Every `kind: Template` v1beta3 document of a YAML file.
-pub fn load_template_file(file: &Path) -> Result<Vec<LoadedTemplate>, String> {
-    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read: {e}"))?;
-    let canonical = file.canonicalize().map_err(|e| format!("cannot resolve path: {e}"))?;
-    let base_url = Url::from_file_path(&canonical).map_err(|()| "path is not absolute".to_string())?;
+pub fn load_template_file(file: &Path) -> Result<Vec<LoadedTemplate>, TemplateFileError> {
+    let text = std::fs::read_to_string(file).map_err(TemplateFileError::Read)?;
+    let canonical = file.canonicalize().map_err(TemplateFileError::Resolve)?;
+    // A canonical path is absolute, so it always makes a file URL.
+    let base_url = Url::from_file_path(&canonical).map_err(|()| {
+        TemplateFileError::Resolve(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "path is not absolute",
+        ))
+    })?;
     let dir = canonical.parent().map(Path::to_path_buf);
     let mut templates = Vec::new();
     for document in serde_norway::Deserializer::from_str(&text) {
-        let value: Value = serde::Deserialize::deserialize(document).map_err(|e| format!("invalid YAML: {e}"))?;
+        let value: Value = serde::Deserialize::deserialize(document).map_err(TemplateFileError::Yaml)?;
         let is_template = value.get("kind").and_then(Value::as_str) == Some("Template")
             && value.get("apiVersion").and_then(Value::as_str) == Some(API_VERSION);
         if !is_template {
             continue;
         }
-        let template = LoadedTemplate::from_entity(value, base_url.clone(), dir.clone()).map_err(|e| e.to_string())?;
+        let template = LoadedTemplate::from_entity(value, base_url.clone(), dir.clone())?;
         templates.push(template);
     }
     if templates.is_empty() {
-        return Err(format!("no {API_VERSION} Template in this file"));
+        return Err(TemplateFileError::NoTemplate);
     }
     Ok(templates)
 }

@@ -73,15 +73,33 @@ pub enum TemplateError {
     OutputTooLarge(usize),
 }
 
+/// Why an installation's filter or function refused its arguments: the
+/// message becomes the render error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ExtensionError(pub String);
+
+impl From<String> for ExtensionError {
+    fn from(message: String) -> Self {
+        ExtensionError(message)
+    }
+}
+
+impl From<&str> for ExtensionError {
+    fn from(message: &str) -> Self {
+        ExtensionError(message.to_owned())
+    }
+}
+
 /// A filter added by an installation. Arguments and result travel as JSON,
 /// as Backstage passes them to additional filters; `Ok(None)` is
 /// `undefined`, `Err` a render error with that message.
 pub type FilterFn =
-    dyn Fn(&serde_json::Value, &[serde_json::Value]) -> Result<Option<serde_json::Value>, String> + Send + Sync;
+    dyn Fn(&serde_json::Value, &[serde_json::Value]) -> Result<Option<serde_json::Value>, ExtensionError> + Send + Sync;
 
 /// A global function added by an installation (same conventions as
 /// [`FilterFn`]).
-pub type GlobalFn = dyn Fn(&[serde_json::Value]) -> Result<Option<serde_json::Value>, String> + Send + Sync;
+pub type GlobalFn = dyn Fn(&[serde_json::Value]) -> Result<Option<serde_json::Value>, ExtensionError> + Send + Sync;
 
 /// Builds a [`Renderer`] with extra filters, globals and integrations.
 pub struct RendererBuilder {
@@ -124,7 +142,7 @@ impl RendererBuilder {
     /// Adds a filter (not listed by `templating-extensions`).
     pub fn filter<F>(self, name: impl Into<String>, f: F) -> Self
     where
-        F: Fn(&serde_json::Value, &[serde_json::Value]) -> Result<Option<serde_json::Value>, String>
+        F: Fn(&serde_json::Value, &[serde_json::Value]) -> Result<Option<serde_json::Value>, ExtensionError>
             + Send
             + Sync
             + 'static,
@@ -136,7 +154,7 @@ impl RendererBuilder {
     /// (`{description, schema, examples}`).
     pub fn documented_filter<F>(self, name: impl Into<String>, metadata: serde_json::Value, f: F) -> Self
     where
-        F: Fn(&serde_json::Value, &[serde_json::Value]) -> Result<Option<serde_json::Value>, String>
+        F: Fn(&serde_json::Value, &[serde_json::Value]) -> Result<Option<serde_json::Value>, ExtensionError>
             + Send
             + Sync
             + 'static,
@@ -159,7 +177,7 @@ impl RendererBuilder {
     /// Adds a global function.
     pub fn global_function<F>(mut self, name: impl Into<String>, f: F) -> Self
     where
-        F: Fn(&[serde_json::Value]) -> Result<Option<serde_json::Value>, String> + Send + Sync + 'static,
+        F: Fn(&[serde_json::Value]) -> Result<Option<serde_json::Value>, ExtensionError> + Send + Sync + 'static,
     {
         self.global_functions.push((name.into(), Arc::new(f)));
         self
@@ -228,7 +246,7 @@ impl RendererBuilder {
                     match f(&input, &args) {
                         Ok(Some(out)) => Ok(values::from_json(&out)),
                         Ok(None) => Ok(Value::UNDEFINED),
-                        Err(msg) => Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg)),
+                        Err(ExtensionError(msg)) => Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg)),
                     }
                 });
             }
@@ -245,7 +263,7 @@ impl RendererBuilder {
                     match f(&args) {
                         Ok(Some(out)) => Ok(values::from_json(&out)),
                         Ok(None) => Ok(Value::UNDEFINED),
-                        Err(msg) => Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg)),
+                        Err(ExtensionError(msg)) => Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg)),
                     }
                 });
             }

@@ -265,7 +265,7 @@ fn custom_filters_and_globals() {
             let suffix = args.first().and_then(|a| a.as_str()).unwrap_or("");
             Ok(v.as_str().map(|s| json!(format!("{}{suffix}", s.to_uppercase()))))
         })
-        .filter("fail", |_, _| Err("nope".to_string()))
+        .filter("fail", |_, _| Err("nope".into()))
         .global_value("site", json!({"name": "acme"}))
         .global_function("twice", |args| Ok(args.first().map(|a| json!([a, a]))))
         .build();
