@@ -191,4 +191,4 @@ pub fn keys(v: &Value) -> Vec<String> {
     k
 }
 
-pub const LIMIT: Duration = Duration::from_secs(30);
+pub const LIMIT: Duration = crate::common::PATIENCE;

@@ -3,8 +3,6 @@
 //! name in `Host`) is refused before anything runs, with Backstage's error
 //! body; JSON clients, Backstage's `ScaffolderClient` included, are unaffected.
 
-use std::time::Duration;
-
 use reqwest::header::{CONTENT_TYPE, HOST, ORIGIN};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -119,7 +117,7 @@ async fn a_retry_sent_as_text_does_not_reopen_the_task() {
     let id = app
         .create_task(WAIT_AND_FAIL, json!({ "seconds": 0, "fail": true }))
         .await;
-    app.events_until_completion(&id, Duration::from_secs(30)).await;
+    app.events_until_completion(&id, crate::common::PATIENCE).await;
     assert_eq!(app.task(&id).await["status"], "failed");
 
     let res = app

@@ -66,7 +66,7 @@ impl Server {
             stderr: Some(stderr),
         };
         let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + crate::common::PATIENCE;
         loop {
             let ready = client
                 .get(format!("{}/readyz", server.base))

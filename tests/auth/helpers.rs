@@ -257,7 +257,7 @@ impl TestApp {
 
     /// Polls the task (as `token`) until it has finished.
     pub async fn wait_finished(&self, id: &str, token: Option<&str>) -> Value {
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        let deadline = tokio::time::Instant::now() + crate::common::PATIENCE;
         loop {
             let (status, task) = self.get(&format!("/v2/tasks/{id}"), token).await;
             assert_eq!(status, StatusCode::OK, "{task}");

@@ -138,7 +138,7 @@ async fn tasks_list_show_logs_cancel_and_retry() {
     let out = server.cli(&["tasks", "retry", &id]).await;
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert!(out.stderr.contains("re-opened"), "{}", out.stderr);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let deadline = tokio::time::Instant::now() + crate::common::PATIENCE;
     while server.status(&id).await == "cancelled" {
         assert!(tokio::time::Instant::now() < deadline, "the retry never started");
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -259,7 +259,7 @@ async fn the_event_stream_is_resumed_after_a_dropped_connection() {
         "t",
         "--follow",
     ]);
-    let out = spawn(cmd).finish(Duration::from_secs(30)).await;
+    let out = spawn(cmd).finish(crate::common::PATIENCE).await;
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(
         out.stdout,

@@ -287,7 +287,7 @@ impl Server {
 
     /// Waits until the task has `status`.
     pub async fn wait_for_status(&self, id: &str, status: &str) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let deadline = tokio::time::Instant::now() + crate::common::PATIENCE;
         loop {
             let now = self.status(id).await;
             if now == status {
@@ -304,7 +304,7 @@ impl Server {
 
     /// Waits until the task's log holds a message containing `needle`.
     pub async fn wait_for_log(&self, id: &str, needle: &str) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let deadline = tokio::time::Instant::now() + crate::common::PATIENCE;
         loop {
             let events: serde_json::Value = self
                 .http

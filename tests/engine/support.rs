@@ -52,7 +52,7 @@ pub async fn serve(db_url: &str, env: &[(&str, &str)], stderr: Stdio) -> Server 
         base: format!("http://127.0.0.1:{port}/api/scaffolder"),
     };
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + crate::common::PATIENCE;
     loop {
         let ready = client
             .get(format!("http://127.0.0.1:{port}/readyz"))
