@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{branch_lease, destination, file_url, local_repo_path, signature};
+use super::{branch_lease, destination, file_url, local_repo_path, signature, BranchLease};
 use crate::actions::workspace::{normalize_relative, resolve_safe_child_path};
 use crate::actions::{ActionContext, ActionError, ActionExample, ActionHandler};
 use crate::scm::git::{with_task_trailer, Git, Scratch, Signature};
@@ -310,8 +310,9 @@ async fn commit_and_push(
     )
     .await?
     {
-        Ok(lease) => lease,
-        Err(_) => {
+        BranchLease::Absent => None,
+        BranchLease::Replace(head) => Some(head),
+        BranchLease::Foreign(_) => {
             return Err(ActionError::Failed(format!(
                 "Branch {} already exists and was not pushed by this task; set `update: true` to replace it",
                 change.branch
