@@ -36,6 +36,8 @@ pub struct Input {
     pub repo_url: String,
     /// The name for the branch
     pub branch_name: String,
+    /// Paths (from the repository's root) that the pull request's commit deletes
+    pub files_to_delete: Option<Vec<String>>,
     /// The target branch name of the pull request
     pub target_branch_name: Option<String>,
     /// The name for the pull request
@@ -321,6 +323,9 @@ async fn commit_and_push(
     };
     scratch.checkout_remote(remote, base, change.branch).await?;
     copy_files(&scratch, change.source, change.target).await?;
+    for relative in input.files_to_delete.iter().flatten() {
+        delete_file(&scratch, relative)?;
+    }
     let changed = scratch.stage_all(None).await?;
     if !changed && input.create_when_empty == Some(false) {
         ctx.logger
@@ -360,6 +365,29 @@ async fn copy_files(scratch: &Scratch, source: &Path, target: &str) -> Result<()
         }
     }
     Ok(())
+}
+
+/// Deletes `relative` (from the repository's root) from the scratch work
+/// tree; a path the branch does not have is already deleted.
+fn delete_file(scratch: &Scratch, relative: &str) -> Result<(), ActionError> {
+    let path = resolve_safe_child_path(scratch.work_tree(), relative)?;
+    let inside_git = path
+        .strip_prefix(scratch.work_tree())
+        .ok()
+        .and_then(|rest| rest.components().next())
+        .is_some_and(|first| first.as_os_str() == ".git");
+    if path == scratch.work_tree() || inside_git {
+        return Err(ActionError::InvalidInput(format!(
+            "filesToDelete: '{relative}' is not a file of the repository"
+        )));
+    }
+    match std::fs::symlink_metadata(&path) {
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&path),
+        Ok(_) => std::fs::remove_file(&path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+    .map_err(ActionError::io(format!("cannot delete {relative}")))
 }
 
 /// The branch a bare repository's `HEAD` names.
