@@ -157,6 +157,14 @@ impl FakeGithub {
         }
     }
 
+    /// Makes `org` an organization, with a team `team` of id `team_id`.
+    pub fn add_org(&self, org: &str, team: &str, team_id: u64) {
+        if let Ok(mut s) = self.state.lock() {
+            s.orgs.insert(org.to_owned());
+            s.team_ids.insert(format!("{org}/{team}"), team_id);
+        }
+    }
+
     /// Clears the rejected requests of a test that sent one on purpose.
     pub fn forget_violations(&self) {
         if let Ok(mut s) = self.state.lock() {
