@@ -561,7 +561,7 @@ async fn handle(req: HttpRequest, raw: web::Bytes, shared: web::Data<Shared>) ->
             let Some(hook) = state
                 .hooks
                 .get_mut(&key)
-                .and_then(|hooks| hooks.iter_mut().find(|h| h["id"].to_string() == *id))
+                .and_then(|hooks| hooks.iter_mut().find(|h| same_number(&h["id"], id)))
             else {
                 return not_found();
             };
@@ -628,7 +628,7 @@ async fn handle(req: HttpRequest, raw: web::Bytes, shared: web::Data<Shared>) ->
             let Some(ruleset) = state
                 .rulesets
                 .get_mut(&format!("{owner}/{repo}"))
-                .and_then(|r| r.iter_mut().find(|r| r["id"].to_string() == *id))
+                .and_then(|r| r.iter_mut().find(|r| same_number(&r["id"], id)))
             else {
                 return not_found();
             };
@@ -651,7 +651,7 @@ async fn handle(req: HttpRequest, raw: web::Bytes, shared: web::Data<Shared>) ->
         ("POST", ["repos", owner, repo, "issues", number, "labels"]) => {
             let key = format!("{owner}/{repo}");
             let exists =
-                |list: Option<&Vec<Value>>| list.is_some_and(|l| l.iter().any(|i| i["number"].to_string() == *number));
+                |list: Option<&Vec<Value>>| list.is_some_and(|l| l.iter().any(|i| same_number(&i["number"], number)));
             if !exists(state.issues.get(&key)) && !exists(state.pulls.get(&key)) {
                 return not_found();
             }
@@ -771,4 +771,9 @@ fn later_page(query: &str) -> bool {
 fn next_id(state: &mut State) -> u64 {
     state.next_id += 1;
     state.next_id
+}
+
+/// Whether a JSON id equals the id in a path segment.
+fn same_number(value: &Value, segment: &str) -> bool {
+    value.as_u64().is_some_and(|n| segment.parse() == Ok(n))
 }

@@ -25,6 +25,9 @@ use serde_json::{json, Map, Value};
 
 use crate::common::data::{current_test, skip_or_fail};
 
+/// A matched path template, its parameters, and which segments were literal.
+type Match<'a> = (&'a str, Vec<(String, String)>, Vec<bool>);
+
 pub struct Description {
     doc: Value,
     /// Path templates split into segments (`None` for a `{parameter}`).
@@ -95,7 +98,7 @@ impl Description {
     /// with the values of its parameters.
     fn template(&self, path: &str) -> Option<(&str, Vec<(String, String)>)> {
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        let mut best: Option<(&str, Vec<(String, String)>, Vec<bool>)> = None;
+        let mut best: Option<Match<'_>> = None;
         for (template, pattern) in &self.templates {
             if pattern.len() != segments.len() {
                 continue;
