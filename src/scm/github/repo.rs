@@ -400,7 +400,9 @@ impl RepoApi<'_> {
     /// name; answers its id.
     pub async fn ensure_ruleset(&self, name: &str, body: &Value) -> Result<(u64, Ensured), GithubError> {
         let path = self.path("/rulesets");
-        let rulesets: Vec<Value> = self.client.list_all(&path).await?;
+        // Only the repository's own: an organization's ruleset of the same
+        // name is not this action's to change.
+        let rulesets: Vec<Value> = self.client.list_all(&format!("{path}?includes_parents=false")).await?;
         for value in rulesets {
             let existing: Ruleset = self.client.decode(&format!("GET {path}"), value)?;
             if existing.name == name {
