@@ -671,6 +671,18 @@ async fn handle(req: HttpRequest, raw: web::Bytes, shared: web::Data<Shared>) ->
                 json!(labels.iter().map(|l| json!({"name": l})).collect::<Vec<_>>()),
             )
         }
+        ("POST", ["repos", owner, repo, "issues", number, "assignees"]) => {
+            let key = format!("{owner}/{repo}");
+            let Some(pull) = state
+                .pulls
+                .get_mut(&key)
+                .and_then(|p| p.iter_mut().find(|p| same_number(&p["number"], number)))
+            else {
+                return not_found();
+            };
+            pull["assignees"] = body["assignees"].clone();
+            answer(201, pull.clone())
+        }
         ("POST", ["repos", owner, repo, "pages"]) => {
             let key = format!("{owner}/{repo}");
             if state.pages.contains_key(&key) {

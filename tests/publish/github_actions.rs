@@ -473,11 +473,15 @@ async fn pull_requests_delete_files_to_delete_in_their_commit() {
         s.h.run(
             &pr,
             json!({"repoUrl": REPO_URL, "branchName": "cleanup", "title": "Clean up", "description": "d",
-                   "filesToDelete": ["old.txt", "docs", "never-existed.txt"]}),
+                   "filesToDelete": ["old.txt", "docs", "never-existed.txt"], "assignees": ["alice"]}),
         )
         .await
         .expect("pull request");
     assert_eq!(out["pullRequestNumber"], json!(1));
+    assert_eq!(
+        s.state(|st| st.pulls["acme/svc"][0]["assignees"].clone()),
+        json!(["alice"])
+    );
     let files = git(&bare, &["ls-tree", "-r", "--name-only", "cleanup"]);
     assert_eq!(files.lines().collect::<Vec<_>>(), ["README.md", "keep.txt", "new.txt"]);
     let err = s

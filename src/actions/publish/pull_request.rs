@@ -54,6 +54,8 @@ pub struct Input {
     pub token: Option<String>,
     /// The users that will be added as reviewers to the pull request
     pub reviewers: Option<Vec<String>>,
+    /// The users that will be assigned to the pull request
+    pub assignees: Option<Vec<String>>,
     /// The teams that will be added as reviewers to the pull request
     pub team_reviewers: Option<Vec<String>>,
     /// The commit message for the pull request commit
@@ -260,6 +262,28 @@ impl ActionHandler for PublishGithubPullRequest {
                         }
                     }
                 }
+                if let Some(assignees) = input.assignees.as_ref().filter(|a| !a.is_empty()) {
+                    // Assigning is a nicety, as in Backstage: a failure is logged.
+                    match client.repo(&owner, &repo).add_assignees(pr.number, assignees).await {
+                        Ok(()) => {
+                            ctx.logger
+                                .info(format!(
+                                    "Assigned [{}] to Pull request {}",
+                                    assignees.join(", "),
+                                    pr.number
+                                ))
+                                .await
+                        }
+                        Err(e) => {
+                            ctx.logger
+                                .warn(format!(
+                                    "Failure when adding assignees to Pull request {}: {e}",
+                                    pr.number
+                                ))
+                                .await
+                        }
+                    }
+                }
                 let target = if pr.base_ref.is_empty() {
                     base
                 } else {
@@ -408,6 +432,20 @@ mod tests {
 
     fn action() -> PublishGithubPullRequest {
         PublishGithubPullRequest::new(Arc::default())
+    }
+
+    #[test]
+    fn the_input_has_backstages_properties_in_order() {
+        let golden = crate::test_data::test_data_json("api-golden/actions-list-modules.json");
+        let theirs = golden["response"]["body"]
+            .as_array()
+            .and_then(|l| l.iter().find(|a| a["id"] == "publish:github:pull-request"))
+            .map(|a| a["schema"]["input"].clone())
+            .unwrap();
+        let ours = action().input_schema();
+        let names = |s: &Value| s["properties"].as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(names(&ours), names(&theirs));
+        assert_eq!(ours["properties"]["filesToDelete"]["type"], json!("array"));
     }
 
     #[tokio::test]

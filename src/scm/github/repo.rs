@@ -432,6 +432,21 @@ impl RepoApi<'_> {
             .await
     }
 
+    /// `POST …/issues/{number}/assignees` (pull requests are issues too).
+    pub async fn add_assignees(&self, number: u64, assignees: &[String]) -> Result<(), GithubError> {
+        #[derive(Serialize)]
+        struct Assignees<'a> {
+            assignees: &'a [String],
+        }
+        self.client
+            .call_unit(
+                Method::POST,
+                &self.path(&format!("/issues/{number}/assignees")),
+                Some(&Assignees { assignees }),
+            )
+            .await
+    }
+
     pub async fn create_issue(&self, body: &Value) -> Result<Issue, GithubError> {
         self.client.call(Method::POST, &self.path("/issues"), Some(body)).await
     }
