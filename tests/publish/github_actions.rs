@@ -495,3 +495,38 @@ async fn pull_requests_delete_files_to_delete_in_their_commit() {
         .to_string();
     assert!(err.contains("outside"), "{err}");
 }
+
+#[tokio::test]
+async fn a_missing_repository_fails_each_action_clearly() {
+    let s = setup();
+    let missing = "github.example?owner=acme&repo=nope";
+    for (id, input) in [
+        ("github:branch-protection:create", json!({"repoUrl": missing})),
+        (
+            "github:deployKey:create",
+            json!({"repoUrl": missing, "publicKey": "ssh-ed25519 AAAA", "privateKey": "k", "deployKeyName": "k"}),
+        ),
+        ("github:pages:enable", json!({"repoUrl": missing})),
+        ("github:issues:create", json!({"repoUrl": missing, "title": "t"})),
+        ("github:repo:push", json!({"repoUrl": missing})),
+        (
+            "github:webhook",
+            json!({"repoUrl": missing, "webhookUrl": "https://x.example/h"}),
+        ),
+        (
+            "github:autolinks:create",
+            json!({"repoUrl": missing, "keyPrefix": "T-", "urlTemplate": "https://t.example/<num>"}),
+        ),
+        (
+            "github:repo:rulesets:create",
+            json!({"repoUrl": missing, "name": "main"}),
+        ),
+        (
+            "github:actions:dispatch",
+            json!({"repoUrl": missing, "workflowId": "ci.yaml", "branchOrTagName": "main"}),
+        ),
+    ] {
+        let err = s.fails(id, input).await;
+        assert!(err.contains("404") || err.contains("not found"), "{id}: {err}");
+    }
+}
