@@ -58,6 +58,17 @@ pub enum WorkflowAccess {
     User,
 }
 
+impl WorkflowAccess {
+    /// GitHub's `access_level`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkflowAccess::None => "none",
+            WorkflowAccess::Organization => "organization",
+            WorkflowAccess::User => "user",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BypassAllowances {
@@ -342,11 +353,7 @@ pub async fn apply_settings(
             .await?;
     }
     if let Some(level) = settings.workflow_access {
-        let level = serde_json::to_value(level)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_else(|| "none".to_owned());
-        api.set_workflow_access(&level).await?;
+        api.set_workflow_access(level.as_str()).await?;
     }
     Ok(())
 }
