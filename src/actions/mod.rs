@@ -7,6 +7,7 @@ mod context;
 pub mod debug;
 pub mod fetch;
 pub mod fs;
+pub mod github;
 pub mod gitops;
 #[cfg(test)]
 mod hostile_paths;
@@ -248,7 +249,7 @@ pub fn builtin_actions() -> Vec<Arc<dyn Action>> {
 
 /// The actions every installation has, wired to `deps`.
 pub fn builtin_actions_with(deps: &ActionDeps) -> Vec<Arc<dyn Action>> {
-    vec![
+    let mut actions: Vec<Arc<dyn Action>> = vec![
         Arc::new(catalog::CatalogFetch::new(deps.catalog.clone())),
         Arc::new(catalog::CatalogRegister::new(deps.catalog.clone())),
         Arc::new(catalog::CatalogWrite),
@@ -266,5 +267,7 @@ pub fn builtin_actions_with(deps: &ActionDeps) -> Vec<Arc<dyn Action>> {
         Arc::new(publish::PublishGit::new(deps.integrations.clone())),
         Arc::new(publish::PublishGithub::new(deps.integrations.clone())),
         Arc::new(publish::PublishGithubPullRequest::new(deps.integrations.clone())),
-    ]
+    ];
+    actions.extend(github::actions(&deps.integrations));
+    actions
 }

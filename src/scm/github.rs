@@ -2,7 +2,17 @@
 //! (token or GitHub App installation), the base URL and HTTP; this module
 //! adds bounded retries that respect GitHub's rate limits (`Retry-After`,
 //! `x-ratelimit-reset`, secondary limits) and server errors, and typed
-//! answers for the calls the publish actions make.
+//! answers for the calls the publish and `github:*` actions make
+//! (`repo.rs`: the operations on one repository; `sealed.rs`: Actions
+//! secrets as libsodium sealed boxes).
+
+mod repo;
+pub mod sealed;
+
+pub use repo::{
+    AutolinkRequest, BranchPolicyKind, Ensured, EnvironmentRequest, HookConfig, HookRequest, Issue, PublicKey, RefKind,
+    RepoApi, Reviewer, ReviewerKind, Scope, WorkflowRun,
+};
 
 use std::time::Duration;
 

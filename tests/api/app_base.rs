@@ -101,3 +101,79 @@ async fn a_task_creates_the_service_repository_and_its_gitops_overlays() {
         "{text}"
     );
 }
+
+/// The same template on a GitHub host (the fake GitHub, which checks every
+/// request against GitHub's REST description): the repository gets its
+/// ruleset on main, a `dev` and a protected `prod` environment, and the
+/// GitOps repository a webhook to Argo CD, kept single across services.
+#[tokio::test]
+async fn on_github_the_template_protects_main_adds_environments_and_the_argocd_webhook() {
+    use scaffolder::config::GithubIntegrationSettings;
+
+    use crate::publish::fake_github::FakeGithub;
+
+    let github = FakeGithub::start(Some("ghp_platform"));
+    github.add_org("soft-yt", "team-a", 4242);
+    github.add_repo("soft-yt", "infra-gitops", true);
+    let templates = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates");
+    let api_base = github.api_base.clone();
+    let app = spawn_app_with(|s| {
+        s.integrations.github.push(GithubIntegrationSettings {
+            host: "github.example".into(),
+            api_base_url: Some(api_base),
+            token: Some("ghp_platform".into()),
+            app: None,
+        });
+        s.templates.dirs.push(templates);
+    })
+    .await;
+
+    for (service, clusters) in [
+        ("orders-api", json!(["onprem-dev", "yc-prod"])),
+        ("billing", json!(["onprem-dev"])),
+    ] {
+        let id = app
+            .create_task(
+                "template:default/app-base-go-react",
+                json!({
+                    "name": service,
+                    "owner": "group:default/team-a",
+                    "repoUrl": format!("github.example?owner=soft-yt&repo={service}"),
+                    "clusters": clusters,
+                    "gitopsRepoUrl": "github.example?owner=soft-yt&repo=infra-gitops",
+                    "argocdWebhookUrl": "https://argocd.example/api/webhook",
+                }),
+            )
+            .await;
+        let events = app.events_until_completion(&id, LIMIT * 4).await;
+        let completion = events.last().unwrap();
+        assert_eq!(
+            completion["body"]["message"],
+            "Run completed with status: completed",
+            "{service}: {:#?}",
+            step_statuses(&events)
+        );
+    }
+
+    let state = github.state.lock().unwrap();
+    let ruleset = &state.rulesets["soft-yt/orders-api"][0];
+    assert_eq!(ruleset["name"], "main");
+    assert_eq!(ruleset["conditions"]["ref_name"]["include"], json!(["~DEFAULT_BRANCH"]));
+    assert!(state.environments.contains_key("soft-yt/orders-api#dev"));
+    let prod = &state.environments["soft-yt/orders-api#prod"];
+    assert_eq!(prod["reviewers"], json!([{"type": "Team", "id": 4242}]));
+    assert_eq!(prod["prevent_self_review"], json!(true));
+    assert_eq!(
+        state.branch_policies["soft-yt/orders-api#prod"][0]["name"],
+        json!("main")
+    );
+    // billing goes to a dev cluster only: no prod environment.
+    assert!(state.environments.contains_key("soft-yt/billing#dev"));
+    assert!(!state.environments.contains_key("soft-yt/billing#prod"));
+    // One webhook on the GitOps repository for both services.
+    let hooks = &state.hooks["soft-yt/infra-gitops"];
+    assert_eq!(hooks.len(), 1, "{hooks:?}");
+    assert_eq!(hooks[0]["config"]["url"], json!("https://argocd.example/api/webhook"));
+    assert_eq!(hooks[0]["config"]["content_type"], json!("json"));
+    assert!(!state.hooks.contains_key("soft-yt/orders-api"));
+}

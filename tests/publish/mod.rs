@@ -7,6 +7,8 @@ mod catalog;
 mod fake_catalog;
 pub(crate) mod fake_github;
 mod github;
+mod github_actions;
+pub(crate) mod github_openapi;
 pub(crate) mod helpers;
 mod local;
 mod scenario;

@@ -7,16 +7,20 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use http::Method;
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{branch_lease, destination, file_url, local_repo_path, signature};
+use super::{branch_lease, destination, file_url, local_repo_path, signature, BranchLease};
+use crate::actions::github::settings::{
+    apply_settings, create_repository, default_squash_message, default_squash_title, no, yes, BypassAllowances,
+    Collaborator, OidcCustomization, PropertyValue, Protection, RepoSettings, Restrictions, SquashMessage, SquashTitle,
+    Visibility,
+};
 use crate::actions::workspace::resolve_safe_child_path;
 use crate::actions::{ActionContext, ActionError, ActionExample, ActionHandler};
 use crate::scm::git::{with_task_trailer, Git, Signature};
-use crate::scm::github::{seg, CreateRepo, GithubClient};
+use crate::scm::github::GithubClient;
 use crate::scm::integrations::{GithubHost, LocalGitHost};
 use crate::scm::{ScmIntegrations, ScmTarget};
 
@@ -30,12 +34,6 @@ impl PublishGithub {
     }
 }
 
-fn yes() -> bool {
-    true
-}
-fn no() -> bool {
-    false
-}
 fn default_branch() -> String {
     "master".into()
 }
@@ -44,86 +42,6 @@ fn default_message() -> String {
 }
 fn default_author() -> String {
     "Scaffolder".into()
-}
-fn default_squash_title() -> SquashTitle {
-    SquashTitle::CommitOrPrTitle
-}
-fn default_squash_message() -> SquashMessage {
-    SquashMessage::CommitMessages
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Visibility {
-    Private,
-    Public,
-    Internal,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum SquashTitle {
-    PrTitle,
-    CommitOrPrTitle,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum SquashMessage {
-    PrBody,
-    CommitMessages,
-    Blank,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BypassAllowances {
-    pub apps: Option<Vec<String>>,
-    pub users: Option<Vec<String>>,
-    pub teams: Option<Vec<String>>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Restrictions {
-    pub apps: Option<Vec<String>>,
-    pub users: Vec<String>,
-    pub teams: Vec<String>,
-}
-
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UserCollaborator {
-    /// The type of access for the user
-    pub access: String,
-    /// The name of the user that will be added as a collaborator
-    pub user: String,
-}
-
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TeamCollaborator {
-    /// The type of access for the team
-    pub access: String,
-    /// The name of the team that will be added as a collaborator
-    pub team: String,
-}
-
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(untagged)]
-pub enum Collaborator {
-    User(UserCollaborator),
-    Team(TeamCollaborator),
-}
-
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct OidcCustomization {
-    /// Whether to use the default template or not. If true, includeClaimKeys must not be set.
-    #[serde(default = "yes")]
-    pub use_default: bool,
-    /// Array of unique strings. Each claim key can only contain alphanumeric characters and underscores.
-    pub include_claim_keys: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -226,8 +144,8 @@ pub struct Input {
     pub required_commit_signing: Option<bool>,
     /// Prevent merge commits from being pushed to matching branches.
     pub required_linear_history: Option<bool>,
-    /// Custom properties to be added to the repository (note, this only works for organization repositories)
-    pub custom_properties: Option<BTreeMap<String, String>>,
+    /// Custom properties to be added to the repository (note, this only works for organization repositories). All values must be strings
+    pub custom_properties: Option<BTreeMap<String, PropertyValue>>,
     /// Subscribe to the repository. The default value is 'false'
     pub subscribe: Option<bool>,
 }
@@ -316,10 +234,78 @@ fn examples(id: &'static str) -> Vec<ActionExample> {
 }
 
 /// What every publish produces.
-struct Published {
-    remote_url: String,
-    repo_contents_url: String,
-    commit_hash: String,
+pub(crate) struct Published {
+    pub remote_url: String,
+    pub repo_contents_url: String,
+    pub commit_hash: String,
+}
+
+/// One publish as the handler prepared it: the destination, the typed
+/// input, and the commit to push.
+struct Publication<'a> {
+    owner: &'a str,
+    repo: &'a str,
+    input: &'a Input,
+    commit: InitialCommit<'a>,
+}
+
+/// The one commit a publish pushes as the repository's first branch.
+pub(crate) struct InitialCommit<'a> {
+    pub branch: &'a str,
+    pub source: &'a Path,
+    /// The message, with this task's trailer.
+    pub message: String,
+    pub author: Signature,
+    pub task_id: &'a str,
+}
+
+impl Input {
+    fn settings(&self) -> RepoSettings {
+        RepoSettings {
+            description: self.description.clone(),
+            homepage: self.homepage.clone(),
+            access: self.access.clone(),
+            visibility: self.repo_visibility,
+            delete_branch_on_merge: self.delete_branch_on_merge,
+            allow_merge_commit: self.allow_merge_commit,
+            allow_squash_merge: self.allow_squash_merge,
+            squash_merge_commit_title: self.squash_merge_commit_title,
+            squash_merge_commit_message: self.squash_merge_commit_message,
+            allow_rebase_merge: self.allow_rebase_merge,
+            allow_auto_merge: self.allow_auto_merge,
+            allow_update_branch: self.allow_update_branch,
+            has_projects: self.has_projects,
+            has_wiki: self.has_wiki,
+            has_issues: self.has_issues,
+            auto_init: false,
+            collaborators: self.collaborators.clone().unwrap_or_default(),
+            topics: self.topics.clone().unwrap_or_default(),
+            variables: self.repo_variables.clone().unwrap_or_default(),
+            secrets: self.secrets.clone().unwrap_or_default(),
+            oidc: self.oidc_customization.clone(),
+            custom_properties: self.custom_properties.clone().unwrap_or_default(),
+            subscribe: self.subscribe == Some(true),
+            workflow_access: None,
+        }
+    }
+
+    fn protection(&self) -> Protection {
+        Protection {
+            required_approving_review_count: self.required_approving_review_count,
+            require_code_owner_reviews: self.require_code_owner_reviews.unwrap_or(false),
+            dismiss_stale_reviews: self.dismiss_stale_reviews.unwrap_or(false),
+            bypass_pull_request_allowances: self.bypass_pull_request_allowances.clone(),
+            restrictions: self.restrictions.clone(),
+            required_status_check_contexts: self.required_status_check_contexts.clone().unwrap_or_default(),
+            require_branches_to_be_up_to_date: self.require_branches_to_be_up_to_date,
+            required_conversation_resolution: self.required_conversation_resolution.unwrap_or(false),
+            require_last_push_approval: self.require_last_push_approval,
+            enforce_admins: self.protect_enforce_admins,
+            required_commit_signing: self.required_commit_signing == Some(true),
+            required_linear_history: self.required_linear_history.unwrap_or(false),
+            block_creations: None,
+        }
+    }
 }
 
 async fn publish(integrations: &ScmIntegrations, ctx: &mut ActionContext, input: Input) -> Result<(), ActionError> {
@@ -333,35 +319,22 @@ async fn publish(integrations: &ScmIntegrations, ctx: &mut ActionContext, input:
             input.source_path.as_deref().unwrap_or("")
         )));
     }
-    let author = signature(Some(&input.git_author_name), input.git_author_email.as_deref());
-    let message = with_task_trailer(&input.git_commit_message, &ctx.task_id);
+    let task_id = ctx.task_id.clone();
+    let publication = Publication {
+        owner: &dest.owner,
+        repo: &dest.spec.repo,
+        input: &input,
+        commit: InitialCommit {
+            branch: &input.default_branch,
+            source: &source,
+            message: with_task_trailer(&input.git_commit_message, &task_id),
+            author: signature(Some(&input.git_author_name), input.git_author_email.as_deref()),
+            task_id: &task_id,
+        },
+    };
     let published = match dest.target {
-        ScmTarget::Local(local) => {
-            publish_local(
-                ctx,
-                local,
-                &dest.owner,
-                &dest.spec.repo,
-                &input,
-                &source,
-                &message,
-                &author,
-            )
-            .await?
-        }
-        ScmTarget::Github(host) => {
-            publish_github(
-                ctx,
-                host,
-                &dest.owner,
-                &dest.spec.repo,
-                &input,
-                &source,
-                &message,
-                &author,
-            )
-            .await?
-        }
+        ScmTarget::Local(local) => publish_local(ctx, local, &publication).await?,
+        ScmTarget::Github(host) => publish_github(ctx, host, &publication).await?,
     };
     ctx.output("remoteUrl", Value::String(published.remote_url));
     ctx.output("repoContentsUrl", Value::String(published.repo_contents_url));
@@ -369,19 +342,15 @@ async fn publish(integrations: &ScmIntegrations, ctx: &mut ActionContext, input:
     Ok(())
 }
 
-/// Commits `source` and pushes it as `branch`: to an empty repository, or
-/// over a branch this task pushed before; anything else is a foreign
-/// repository and an error.
-#[allow(clippy::too_many_arguments)]
-async fn push_initial_commit(
+/// Commits `commit.source` and pushes it as `commit.branch`: to an empty
+/// repository, or over a branch this task pushed before; anything else is a
+/// foreign repository and an error. Answers the commit and whether it
+/// replaced an earlier attempt's.
+pub(crate) async fn push_initial_commit(
     git: &Git,
     remote: &str,
     display_name: &str,
-    branch: &str,
-    source: &Path,
-    message: &str,
-    author: &Signature,
-    task_id: &str,
+    commit: &InitialCommit<'_>,
 ) -> Result<(String, bool), ActionError> {
     let branches = git.remote_branches(remote).await?;
     let scratch = git.scratch().await?;
@@ -393,32 +362,32 @@ async fn push_initial_commit(
     let lease = if branches.is_empty() {
         None
     } else {
-        match branch_lease(&scratch, &branches, remote, branch, task_id, false).await? {
-            Ok(Some(head)) => Some(head),
-            Ok(None) | Err(_) => return Err(foreign()),
+        match branch_lease(&scratch, &branches, remote, commit.branch, commit.task_id, false).await? {
+            BranchLease::Replace(head) => Some(head),
+            BranchLease::Absent | BranchLease::Foreign(_) => return Err(foreign()),
         }
     };
-    scratch.stage_all(Some(source)).await?;
-    let sha = scratch.commit(branch, message, author).await?;
-    scratch.push(remote, branch, lease.as_deref()).await?;
+    scratch.stage_all(Some(commit.source)).await?;
+    let sha = scratch.commit(commit.branch, &commit.message, &commit.author).await?;
+    scratch.push(remote, commit.branch, lease.as_deref()).await?;
     Ok((sha, lease.is_some()))
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn publish_local(
     ctx: &ActionContext,
     local: &LocalGitHost,
-    owner: &str,
-    repo: &str,
-    input: &Input,
-    source: &Path,
-    message: &str,
-    author: &Signature,
+    publication: &Publication<'_>,
 ) -> Result<Published, ActionError> {
+    let Publication {
+        owner,
+        repo,
+        input,
+        commit,
+    } = publication;
     let path = local_repo_path(local, owner, repo)?;
     let git = Git::new(ctx.cancel.clone());
     if !path.exists() {
-        git.init_bare(&path, &input.default_branch).await?;
+        git.init_bare(&path, commit.branch).await?;
         ctx.logger
             .info(format!(
                 "Created repository {owner}/{repo} on the local git host at {}",
@@ -427,17 +396,7 @@ async fn publish_local(
             .await;
     }
     let remote = path.display().to_string();
-    let (sha, adopted) = push_initial_commit(
-        &git,
-        &remote,
-        &format!("{owner}/{repo}"),
-        &input.default_branch,
-        source,
-        message,
-        author,
-        &ctx.task_id,
-    )
-    .await?;
+    let (sha, adopted) = push_initial_commit(&git, &remote, &format!("{owner}/{repo}"), commit).await?;
     if adopted {
         ctx.logger
             .info(format!(
@@ -466,125 +425,27 @@ async fn publish_local(
     }
     let remote_url = file_url(&path)?;
     ctx.logger
-        .info(format!("Pushed {sha} to {remote_url} ({})", input.default_branch))
+        .info(format!("Pushed {sha} to {remote_url} ({})", commit.branch))
         .await;
     Ok(Published {
-        repo_contents_url: format!("{remote_url}/blob/{}", input.default_branch),
+        repo_contents_url: format!("{remote_url}/blob/{}", commit.branch),
         remote_url,
         commit_hash: sha,
     })
 }
 
-fn create_body(repo: &str, organization: bool, input: &Input) -> Value {
-    let visibility = input.repo_visibility.unwrap_or(Visibility::Private);
-    let mut body = json!({
-        "name": repo,
-        "private": visibility == Visibility::Private,
-        "delete_branch_on_merge": input.delete_branch_on_merge,
-        "allow_merge_commit": input.allow_merge_commit,
-        "allow_squash_merge": input.allow_squash_merge,
-        "squash_merge_commit_title": input.squash_merge_commit_title,
-        "squash_merge_commit_message": input.squash_merge_commit_message,
-        "allow_rebase_merge": input.allow_rebase_merge,
-        "allow_auto_merge": input.allow_auto_merge,
-        "allow_update_branch": input.allow_update_branch,
-        "has_wiki": input.has_wiki,
-        "has_issues": input.has_issues,
-    });
-    if organization {
-        body["visibility"] = json!(visibility);
-    }
-    for (key, value) in [("description", &input.description), ("homepage", &input.homepage)] {
-        if let Some(value) = value {
-            body[key] = json!(value);
-        }
-    }
-    if let Some(has_projects) = input.has_projects {
-        body["has_projects"] = json!(has_projects);
-    }
-    body
-}
-
-fn protection_body(input: &Input) -> Value {
-    let mut reviews = json!({
-        "required_approving_review_count": input.required_approving_review_count.unwrap_or(1.0) as u64,
-        "require_code_owner_reviews": input.require_code_owner_reviews.unwrap_or(false),
-        "dismiss_stale_reviews": input.dismiss_stale_reviews.unwrap_or(false),
-        "require_last_push_approval": input.require_last_push_approval,
-    });
-    if let Some(bypass) = &input.bypass_pull_request_allowances {
-        reviews["bypass_pull_request_allowances"] = json!(bypass);
-    }
-    json!({
-        "required_status_checks": {
-            "strict": input.require_branches_to_be_up_to_date,
-            "contexts": input.required_status_check_contexts.clone().unwrap_or_default(),
-        },
-        "restrictions": input.restrictions,
-        "enforce_admins": input.protect_enforce_admins,
-        "required_pull_request_reviews": reviews,
-        "required_conversation_resolution": input.required_conversation_resolution.unwrap_or(false),
-        "required_linear_history": input.required_linear_history.unwrap_or(false),
-    })
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn publish_github(
+/// Pushes the initial commit to a GitHub repository.
+pub(crate) async fn push_to_github(
     ctx: &ActionContext,
-    host: &GithubHost,
-    owner: &str,
-    repo: &str,
-    input: &Input,
-    source: &Path,
-    message: &str,
-    author: &Signature,
-) -> Result<Published, ActionError> {
-    if input.secrets.as_ref().is_some_and(|s| !s.is_empty()) {
-        return Err(ActionError::InvalidInput(
-            "publish:github: repository `secrets` are not supported by this scaffolder yet (they need sealed-box encryption); set them after publishing".into(),
-        ));
-    }
-    let client = GithubClient::connect(host, input.token.as_deref(), ctx.cancel.clone()).await?;
-    let organization = client.is_organization(owner).await?;
-    let repo_path = format!("/repos/{}/{}", seg(owner), seg(repo));
-    let info = match client
-        .create_repo(owner, organization, &create_body(repo, organization, input))
-        .await?
-    {
-        CreateRepo::Created(info) => {
-            ctx.logger
-                .info(format!("Created repository {owner}/{repo} on {}", host.host))
-                .await;
-            info
-        }
-        CreateRepo::AlreadyExists => {
-            let info = client.get_repo(owner, repo).await?.ok_or_else(|| {
-                ActionError::Failed(format!(
-                    "Repository {owner}/{repo} already exists on {} but cannot be read with these credentials",
-                    host.host
-                ))
-            })?;
-            ctx.logger
-                .info(format!(
-                    "Repository {owner}/{repo} already exists on {}; checking whether an earlier run of this task created it",
-                    host.host
-                ))
-                .await;
-            info
-        }
-    };
+    client: &GithubClient,
+    target: (&str, &str),
+    clone_url: &str,
+    commit: &InitialCommit<'_>,
+) -> Result<String, ActionError> {
+    let (owner, repo) = target;
     let git = Git::new(ctx.cancel.clone()).with_token(client.git_token());
-    let (sha, adopted) = push_initial_commit(
-        &git,
-        &info.clone_url,
-        &format!("{owner}/{repo} on {}", host.host),
-        &input.default_branch,
-        source,
-        message,
-        author,
-        &ctx.task_id,
-    )
-    .await?;
+    let (sha, adopted) =
+        push_initial_commit(&git, clone_url, &format!("{owner}/{repo} on {}", client.host()), commit).await?;
     if adopted {
         ctx.logger
             .info(format!(
@@ -592,146 +453,35 @@ async fn publish_github(
             ))
             .await;
     }
+    Ok(sha)
+}
 
-    if let Some(access) = input.access.as_deref().filter(|a| !a.is_empty()) {
-        let result = match access.split_once('/') {
-            Some((org, team)) => {
-                let path = format!(
-                    "/orgs/{}/teams/{}/repos/{}/{}",
-                    seg(org),
-                    seg(team),
-                    seg(owner),
-                    seg(repo)
-                );
-                client
-                    .request(Method::PUT, &path, Some(&json!({"permission": "admin"})))
-                    .await
-            }
-            None if access != owner => {
-                let path = format!("{repo_path}/collaborators/{}", seg(access));
-                client
-                    .request(Method::PUT, &path, Some(&json!({"permission": "admin"})))
-                    .await
-            }
-            None => Ok(Value::Null),
-        };
-        result?;
-    }
-    for collaborator in input.collaborators.iter().flatten() {
-        let (who, result) = match collaborator {
-            Collaborator::User(c) => {
-                let path = format!("{repo_path}/collaborators/{}", seg(&c.user));
-                (
-                    c.user.clone(),
-                    client
-                        .request(Method::PUT, &path, Some(&json!({"permission": c.access})))
-                        .await,
-                )
-            }
-            Collaborator::Team(c) => {
-                let team = c.team.rsplit('/').next().unwrap_or(&c.team);
-                let path = format!(
-                    "/orgs/{}/teams/{}/repos/{}/{}",
-                    seg(owner),
-                    seg(team),
-                    seg(owner),
-                    seg(repo)
-                );
-                (
-                    c.team.clone(),
-                    client
-                        .request(Method::PUT, &path, Some(&json!({"permission": c.access})))
-                        .await,
-                )
-            }
-        };
-        if let Err(e) = result {
-            ctx.logger.warn(format!("Skipping {who} access for {repo}, {e}")).await;
-        }
-    }
-    if let Some(topics) = input.topics.as_ref().filter(|t| !t.is_empty()) {
-        let names: Vec<String> = topics.iter().map(|t| t.to_lowercase()).collect();
-        if let Err(e) = client
-            .request(
-                Method::PUT,
-                &format!("{repo_path}/topics"),
-                Some(&json!({"names": names})),
-            )
-            .await
-        {
-            ctx.logger
-                .warn(format!("Skipping topics {}, {e}", names.join(" ")))
-                .await;
-        }
-    }
-    for (name, value) in input.repo_variables.iter().flatten() {
-        client
-            .request(
-                Method::POST,
-                &format!("{repo_path}/actions/variables"),
-                Some(&json!({"name": name, "value": value})),
-            )
-            .await?;
-    }
-    if let Some(oidc) = &input.oidc_customization {
-        let mut body = json!({"use_default": oidc.use_default});
-        if let Some(keys) = &oidc.include_claim_keys {
-            body["include_claim_keys"] = json!(keys);
-        }
-        client
-            .request(
-                Method::PUT,
-                &format!("{repo_path}/actions/oidc/customization/sub"),
-                Some(&body),
-            )
-            .await?;
-    }
-    if let Some(properties) = input.custom_properties.as_ref().filter(|p| !p.is_empty()) {
-        let list: Vec<Value> = properties
-            .iter()
-            .map(|(k, v)| json!({"property_name": k, "value": v}))
-            .collect();
-        client
-            .request(
-                Method::PATCH,
-                &format!("{repo_path}/properties/values"),
-                Some(&json!({"properties": list})),
-            )
-            .await?;
-    }
-    if input.subscribe == Some(true) {
-        client
-            .request(
-                Method::PUT,
-                &format!("{repo_path}/subscription"),
-                Some(&json!({"subscribed": true})),
-            )
-            .await?;
-    }
+async fn publish_github(
+    ctx: &ActionContext,
+    host: &GithubHost,
+    publication: &Publication<'_>,
+) -> Result<Published, ActionError> {
+    let Publication {
+        owner,
+        repo,
+        input,
+        commit,
+    } = publication;
+    let client = GithubClient::connect(host, input.token.as_deref(), ctx.cancel.clone()).await?;
+    let settings = input.settings();
+    let info = create_repository(ctx, &client, owner, repo, &settings).await?;
+    // The push comes first: it refuses a repository with someone else's
+    // commits before any setting of it is touched.
+    let sha = push_to_github(ctx, &client, (owner, repo), &info.clone_url, commit).await?;
+    apply_settings(ctx, &client, owner, repo, &settings).await?;
     if input.protect_default_branch {
-        let path = format!("{repo_path}/branches/{}/protection", seg(&input.default_branch));
-        match client.request(Method::PUT, &path, Some(&protection_body(input))).await {
-            Ok(_) => {
-                if input.required_commit_signing == Some(true) {
-                    if let Err(e) = client
-                        .request(Method::POST, &format!("{path}/required_signatures"), None)
-                        .await
-                    {
-                        ctx.logger
-                            .warn(format!("Skipping: required commit signing on '{repo}', {e}"))
-                            .await;
-                    }
-                }
-            }
-            Err(e) => {
-                ctx.logger
-                    .warn(format!("Skipping: default branch protection on '{repo}', {e}"))
-                    .await
-            }
-        }
+        input
+            .protection()
+            .apply_or_warn(ctx, &client, owner, repo, commit.branch)
+            .await;
     }
     Ok(Published {
-        repo_contents_url: format!("{}/blob/{}", info.html_url, input.default_branch),
+        repo_contents_url: format!("{}/blob/{}", info.html_url, commit.branch),
         remote_url: info.clone_url,
         commit_hash: sha,
     })
@@ -809,31 +559,28 @@ mod tests {
     }
 
     #[test]
-    fn protection_follows_the_inputs() {
+    fn the_inputs_become_the_typed_settings() {
         let input: Input = serde_json::from_value(json!({
             "repoUrl": "github.com?owner=o&repo=r",
             "requireCodeOwnerReviews": true,
             "requiredStatusCheckContexts": ["ci"],
             "requiredApprovingReviewCount": 2,
+            "customProperties": {"team": "a", "tags": ["x", "y"]},
         }))
         .unwrap();
-        let body = protection_body(&input);
+        let body = input.protection().body();
         assert_eq!(
             body["required_status_checks"],
             json!({"strict": true, "contexts": ["ci"]})
         );
-        assert_eq!(
-            body["required_pull_request_reviews"]["require_code_owner_reviews"],
-            json!(true)
-        );
-        assert_eq!(
-            body["required_pull_request_reviews"]["required_approving_review_count"],
-            json!(2)
-        );
         assert_eq!(body["enforce_admins"], json!(true));
-        let create = create_body("r", true, &input);
+        let create = input.settings().create_body("r", true);
         assert_eq!(create["visibility"], json!("private"));
         assert_eq!(create["private"], json!(true));
         assert_eq!(create["squash_merge_commit_title"], json!("COMMIT_OR_PR_TITLE"));
+        assert_eq!(
+            serde_json::to_value(&input.settings().custom_properties).unwrap(),
+            json!({"tags": ["x", "y"], "team": "a"})
+        );
     }
 }

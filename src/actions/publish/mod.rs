@@ -17,6 +17,7 @@ use crate::scm::github::GithubError;
 use crate::scm::{LocalGitHost, ScmIntegrations, ScmTarget};
 use crate::templating::RepoSpec;
 
+pub(crate) use github::{push_to_github, InitialCommit};
 pub use github::{PublishGit, PublishGithub};
 pub use pull_request::PublishGithubPullRequest;
 
@@ -41,7 +42,7 @@ impl From<GithubError> for ActionError {
     }
 }
 
-fn signature(name: Option<&str>, email: Option<&str>) -> Signature {
+pub(crate) fn signature(name: Option<&str>, email: Option<&str>) -> Signature {
     Signature {
         name: name.filter(|n| !n.is_empty()).unwrap_or(DEFAULT_AUTHOR_NAME).to_owned(),
         email: email
@@ -110,9 +111,21 @@ fn file_url(path: &Path) -> Result<String, ActionError> {
         .map_err(|()| ActionError::Failed(format!("{} cannot be written as a file URL", path.display())))
 }
 
-/// The lease for replacing `branch` of `remote`: `Ok(None)` when the branch
-/// does not exist, `Ok(Some(commit))` when its head was made by this task
-/// (or `replace_foreign` allows replacing it), else `Err(head)`.
+/// What a push may do to an existing branch of the remote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BranchLease {
+    /// The branch does not exist: the push creates it.
+    Absent,
+    /// The branch's head is this one, made by this task (or replacing a
+    /// foreign head was allowed): the push replaces it, with this head as
+    /// the lease.
+    Replace(String),
+    /// The branch's head was made by someone else.
+    Foreign(String),
+}
+
+/// The lease for replacing `branch` of `remote`: `Replace` when its head was
+/// made by this task (or `replace_foreign` allows replacing it).
 async fn branch_lease(
     scratch: &Scratch,
     branches: &[(String, String)],
@@ -120,17 +133,17 @@ async fn branch_lease(
     branch: &str,
     task_id: &str,
     replace_foreign: bool,
-) -> Result<Result<Option<String>, String>, ActionError> {
+) -> Result<BranchLease, ActionError> {
     let Some((_, head)) = branches.iter().find(|(name, _)| name == branch) else {
-        return Ok(Ok(None));
+        return Ok(BranchLease::Absent);
     };
     if replace_foreign {
-        return Ok(Ok(Some(head.clone())));
+        return Ok(BranchLease::Replace(head.clone()));
     }
     let message = scratch.commit_message(remote, head).await?;
     Ok(if has_task_trailer(&message, task_id) {
-        Ok(Some(head.clone()))
+        BranchLease::Replace(head.clone())
     } else {
-        Err(head.clone())
+        BranchLease::Foreign(head.clone())
     })
 }

@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{branch_lease, destination, file_url, local_repo_path, signature};
+use super::{branch_lease, destination, file_url, local_repo_path, signature, BranchLease};
 use crate::actions::workspace::{normalize_relative, resolve_safe_child_path};
 use crate::actions::{ActionContext, ActionError, ActionExample, ActionHandler};
 use crate::scm::git::{with_task_trailer, Git, Scratch, Signature};
@@ -36,6 +36,8 @@ pub struct Input {
     pub repo_url: String,
     /// The name for the branch
     pub branch_name: String,
+    /// Paths (from the repository's root) that the pull request's commit deletes
+    pub files_to_delete: Option<Vec<String>>,
     /// The target branch name of the pull request
     pub target_branch_name: Option<String>,
     /// The name for the pull request
@@ -52,6 +54,8 @@ pub struct Input {
     pub token: Option<String>,
     /// The users that will be added as reviewers to the pull request
     pub reviewers: Option<Vec<String>>,
+    /// The users that will be assigned to the pull request
+    pub assignees: Option<Vec<String>>,
     /// The teams that will be added as reviewers to the pull request
     pub team_reviewers: Option<Vec<String>>,
     /// The commit message for the pull request commit
@@ -258,6 +262,28 @@ impl ActionHandler for PublishGithubPullRequest {
                         }
                     }
                 }
+                if let Some(assignees) = input.assignees.as_ref().filter(|a| !a.is_empty()) {
+                    // Assigning is a nicety, as in Backstage: a failure is logged.
+                    match client.repo(&owner, &repo).add_assignees(pr.number, assignees).await {
+                        Ok(()) => {
+                            ctx.logger
+                                .info(format!(
+                                    "Assigned [{}] to Pull request {}",
+                                    assignees.join(", "),
+                                    pr.number
+                                ))
+                                .await
+                        }
+                        Err(e) => {
+                            ctx.logger
+                                .warn(format!(
+                                    "Failure when adding assignees to Pull request {}: {e}",
+                                    pr.number
+                                ))
+                                .await
+                        }
+                    }
+                }
                 let target = if pr.base_ref.is_empty() {
                     base
                 } else {
@@ -310,8 +336,9 @@ async fn commit_and_push(
     )
     .await?
     {
-        Ok(lease) => lease,
-        Err(_) => {
+        BranchLease::Absent => None,
+        BranchLease::Replace(head) => Some(head),
+        BranchLease::Foreign(_) => {
             return Err(ActionError::Failed(format!(
                 "Branch {} already exists and was not pushed by this task; set `update: true` to replace it",
                 change.branch
@@ -320,6 +347,9 @@ async fn commit_and_push(
     };
     scratch.checkout_remote(remote, base, change.branch).await?;
     copy_files(&scratch, change.source, change.target).await?;
+    for relative in input.files_to_delete.iter().flatten() {
+        delete_file(&scratch, relative)?;
+    }
     let changed = scratch.stage_all(None).await?;
     if !changed && input.create_when_empty == Some(false) {
         ctx.logger
@@ -361,6 +391,29 @@ async fn copy_files(scratch: &Scratch, source: &Path, target: &str) -> Result<()
     Ok(())
 }
 
+/// Deletes `relative` (from the repository's root) from the scratch work
+/// tree; a path the branch does not have is already deleted.
+fn delete_file(scratch: &Scratch, relative: &str) -> Result<(), ActionError> {
+    let path = resolve_safe_child_path(scratch.work_tree(), relative)?;
+    let inside_git = path
+        .strip_prefix(scratch.work_tree())
+        .ok()
+        .and_then(|rest| rest.components().next())
+        .is_some_and(|first| first.as_os_str() == ".git");
+    if path == scratch.work_tree() || inside_git {
+        return Err(ActionError::InvalidInput(format!(
+            "filesToDelete: '{relative}' is not a file of the repository"
+        )));
+    }
+    match std::fs::symlink_metadata(&path) {
+        Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&path),
+        Ok(_) => std::fs::remove_file(&path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+    .map_err(ActionError::io(format!("cannot delete {relative}")))
+}
+
 /// The branch a bare repository's `HEAD` names.
 fn local_head_branch(repo: &Path) -> Result<String, ActionError> {
     let head =
@@ -379,6 +432,20 @@ mod tests {
 
     fn action() -> PublishGithubPullRequest {
         PublishGithubPullRequest::new(Arc::default())
+    }
+
+    #[test]
+    fn the_input_has_backstages_properties_in_order() {
+        let golden = crate::test_data::test_data_json("api-golden/actions-list-modules.json");
+        let theirs = golden["response"]["body"]
+            .as_array()
+            .and_then(|l| l.iter().find(|a| a["id"] == "publish:github:pull-request"))
+            .map(|a| a["schema"]["input"].clone())
+            .unwrap();
+        let ours = action().input_schema();
+        let names = |s: &Value| s["properties"].as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(names(&ours), names(&theirs));
+        assert_eq!(ours["properties"]["filesToDelete"]["type"], json!("array"));
     }
 
     #[tokio::test]
