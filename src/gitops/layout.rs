@@ -64,6 +64,10 @@ pub fn base_dir(service: &str) -> String {
     format!("{APPS_DIR}/{service}/base")
 }
 
+pub fn overlays_dir(service: &str) -> String {
+    format!("{APPS_DIR}/{service}/overlays")
+}
+
 pub fn overlay_dir(service: &str, cluster: &str) -> String {
     format!("{APPS_DIR}/{service}/overlays/{cluster}")
 }

@@ -1,7 +1,10 @@
 //! What a change writes to the GitOps repository, computed from what is
 //! there now (seen through [`RepoView`]) without touching anything.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+use schemars::JsonSchema;
+use serde::Deserialize;
 
 use super::appset::{self, AppSetSource};
 use super::base::{self, BaseFiles, BaseInfo};
@@ -13,17 +16,38 @@ use super::GitopsError;
 pub trait RepoView {
     fn read(&self, path: &str) -> Option<String>;
     fn exists(&self, path: &str) -> bool;
+    /// The names of the subdirectories of `dir` (empty when it is missing).
+    fn subdirs(&self, dir: &str) -> Vec<String>;
 }
 
-/// Writes to make: directories replaced as a whole, then files.
+/// A repository with nothing in it (what a dry run plans against).
+pub struct EmptyTree;
+
+impl RepoView for EmptyTree {
+    fn read(&self, _: &str) -> Option<String> {
+        None
+    }
+    fn exists(&self, _: &str) -> bool {
+        false
+    }
+    fn subdirs(&self, _: &str) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Writes to make: paths removed first, then directories replaced as a
+/// whole, then files.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
+    /// Files or directories removed (with everything below them).
+    pub remove: BTreeSet<String>,
     pub replace_dirs: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
     pub files: BTreeMap<String, Vec<u8>>,
 }
 
 impl Plan {
     pub fn merge(&mut self, other: Plan) {
+        self.remove.extend(other.remove);
         self.replace_dirs.extend(other.replace_dirs);
         self.files.extend(other.files);
     }
@@ -82,6 +106,119 @@ pub fn plan_clusters(
     Ok(plan)
 }
 
+/// What a registration does with overlays of clusters it no longer lists.
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum DroppedOverlays {
+    /// Fail, naming the clusters (nothing is written).
+    #[default]
+    Refuse,
+    /// Remove their overlays, so that Argo CD deletes those Applications.
+    Remove,
+}
+
+/// A checked removal of a service from some or all of its clusters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unregistration {
+    pub service: String,
+    pub owner: String,
+    /// `None`: every cluster (the whole `apps/<service>`).
+    pub clusters: Option<Vec<String>>,
+}
+
+/// What an [`Unregistration`] removes from the current tree.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Removal {
+    pub plan: Plan,
+    /// Clusters whose overlays go.
+    pub clusters: Vec<String>,
+    /// Clusters asked for that hold no overlay of the service.
+    pub absent: Vec<String>,
+    /// Whether the whole `apps/<service>` goes (no overlay is left).
+    pub service_removed: bool,
+}
+
+impl Unregistration {
+    pub fn new(service: &str, owner: &str, clusters: Option<&[String]>) -> Result<Unregistration, GitopsError> {
+        layout::check_dns_label("service", service)?;
+        check_owner_name(owner)?;
+        let clusters = match clusters {
+            None => None,
+            Some([]) => {
+                return Err(GitopsError::Invalid(
+                    "Give at least one cluster, or none at all (omit `clusters`) to remove the service everywhere"
+                        .into(),
+                ))
+            }
+            Some(list) => {
+                let mut names: Vec<String> = Vec::new();
+                for cluster in list {
+                    layout::check_dns_label("cluster", cluster)?;
+                    if !names.contains(cluster) {
+                        names.push(cluster.clone());
+                    }
+                }
+                Some(names)
+            }
+        };
+        Ok(Unregistration {
+            service: service.to_owned(),
+            owner: owner.to_owned(),
+            clusters,
+        })
+    }
+
+    /// The removals on the current tree. A service that is not there is
+    /// nothing to remove (an empty plan); one without a marker or with
+    /// another owner is refused, naming the owner.
+    pub fn plan(&self, view: &dyn RepoView) -> Result<Removal, GitopsError> {
+        let service_dir = layout::service_dir(&self.service);
+        if !view.exists(&service_dir) {
+            return Ok(Removal {
+                absent: self.clusters.clone().unwrap_or_default(),
+                ..Removal::default()
+            });
+        }
+        let marker = view.read(&layout::marker_path(&self.service));
+        if marker.is_none() {
+            return Err(GitopsError::Conflict(format!(
+                "{service_dir} was not registered by the scaffolder (no {}); refusing to remove it",
+                layout::MARKER_FILE
+            )));
+        }
+        overlay::check_owner(&self.service, &self.owner, marker.as_deref(), true)?;
+        let mut present = view.subdirs(&layout::overlays_dir(&self.service));
+        present.sort();
+        let (clusters, absent): (Vec<String>, Vec<String>) = match &self.clusters {
+            None => (present.clone(), Vec::new()),
+            Some(asked) => asked.iter().cloned().partition(|c| present.contains(c)),
+        };
+        let service_removed = present.iter().all(|c| clusters.contains(c));
+        let mut plan = Plan::default();
+        if service_removed {
+            plan.remove.insert(service_dir);
+        } else {
+            for cluster in &clusters {
+                plan.remove.insert(layout::overlay_dir(&self.service, cluster));
+            }
+        }
+        Ok(Removal {
+            plan,
+            clusters,
+            absent,
+            service_removed,
+        })
+    }
+}
+
+fn check_owner_name(owner: &str) -> Result<(), GitopsError> {
+    if owner.trim().is_empty() || owner.contains('\n') {
+        Err(GitopsError::Invalid("owner must be one non-empty line".into()))
+    } else {
+        Ok(())
+    }
+}
+
 /// Per-cluster settings of a registration.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClusterSettings {
@@ -117,9 +254,7 @@ impl Registration {
         settings: &[ClusterSettings],
     ) -> Result<Registration, GitopsError> {
         layout::check_dns_label("service", service)?;
-        if owner.trim().is_empty() || owner.contains('\n') {
-            return Err(GitopsError::Invalid("owner must be one non-empty line".into()));
-        }
+        check_owner_name(owner)?;
         let mut names: Vec<String> = Vec::new();
         for cluster in clusters.iter().chain(settings.iter().map(|s| &s.cluster)) {
             layout::check_app(service, cluster)?;
@@ -183,9 +318,22 @@ impl Registration {
             .collect()
     }
 
+    /// The overlays on the current tree that this registration no longer
+    /// lists (their clusters, sorted).
+    pub fn dropped(&self, view: &dyn RepoView) -> Vec<String> {
+        let mut dropped: Vec<String> = view
+            .subdirs(&layout::overlays_dir(&self.service))
+            .into_iter()
+            .filter(|c| !self.overlays.iter().any(|o| &o.cluster == c))
+            .collect();
+        dropped.sort();
+        dropped
+    }
+
     /// The writes of this registration onto the current tree; refuses a
-    /// service registered by another owner.
-    pub fn plan(&self, view: &dyn RepoView) -> Result<Plan, GitopsError> {
+    /// service registered by another owner, and overlays of clusters no
+    /// longer listed unless `dropped` says to remove them.
+    pub fn plan(&self, view: &dyn RepoView, dropped: DroppedOverlays) -> Result<Plan, GitopsError> {
         let marker = view.read(&layout::marker_path(&self.service));
         overlay::check_owner(
             &self.service,
@@ -194,6 +342,31 @@ impl Registration {
             view.exists(&layout::service_dir(&self.service)),
         )?;
         let mut plan = Plan::default();
+        let gone = self.dropped(view);
+        if !gone.is_empty() {
+            match dropped {
+                DroppedOverlays::Refuse => {
+                    return Err(GitopsError::Conflict(format!(
+                        "{} is deployed on {} too, which this registration no longer lists; refusing to leave those overlays behind. List them again, or set `droppedOverlays: remove` to remove {} (Argo CD then prunes {})",
+                        self.service,
+                        gone.join(", "),
+                        gone.iter()
+                            .map(|c| layout::overlay_dir(&self.service, c))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        gone.iter()
+                            .map(|c| layout::app_name(&self.service, c))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    )))
+                }
+                DroppedOverlays::Remove => {
+                    for cluster in &gone {
+                        plan.remove.insert(layout::overlay_dir(&self.service, cluster));
+                    }
+                }
+            }
+        }
         plan.replace_dirs
             .insert(layout::base_dir(&self.service), self.base.files.clone());
         plan.files
@@ -222,6 +395,16 @@ mod tests {
         }
         fn exists(&self, path: &str) -> bool {
             self.0.keys().any(|k| k == path || k.starts_with(&format!("{path}/")))
+        }
+        fn subdirs(&self, dir: &str) -> Vec<String> {
+            let prefix = format!("{dir}/");
+            let names: BTreeSet<String> = self
+                .0
+                .keys()
+                .filter_map(|k| k.strip_prefix(&prefix))
+                .filter_map(|rest| rest.split_once('/').map(|(name, _)| name.to_owned()))
+                .collect();
+            names.into_iter().collect()
         }
     }
 
@@ -264,7 +447,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(reg.applications(), ["web-onprem-dev", "web-yc-prod"]);
-        let plan = reg.plan(&Tree::default()).unwrap();
+        let plan = reg.plan(&Tree::default(), DroppedOverlays::Refuse).unwrap();
         plan.check_yaml().unwrap();
         let paths: BTreeSet<String> = plan.paths().into_iter().collect();
         for p in [
@@ -288,12 +471,18 @@ mod tests {
         let reg = Registration::new("web", "team-a", base(), &clusters, &[image("v1")], &[]).unwrap();
         let mut tree = Tree::default();
         tree.0.insert("apps/web/base/x.yaml".into(), "{}".into());
-        assert!(matches!(reg.plan(&tree), Err(GitopsError::Conflict(_))));
+        assert!(matches!(
+            reg.plan(&tree, DroppedOverlays::Refuse),
+            Err(GitopsError::Conflict(_))
+        ));
         tree.0.insert(
             "apps/web/.scaffolder.yaml".into(),
             overlay::render_marker("web", "team-b").unwrap(),
         );
-        assert!(matches!(reg.plan(&tree), Err(GitopsError::Conflict(_))));
+        assert!(matches!(
+            reg.plan(&tree, DroppedOverlays::Refuse),
+            Err(GitopsError::Conflict(_))
+        ));
     }
 
     #[test]
@@ -317,5 +506,78 @@ mod tests {
             plan_clusters(&["a".into()], &source, true, &tree).unwrap().files.len(),
             1
         );
+    }
+
+    fn tree_of(plan: &Plan) -> Tree {
+        let mut tree = Tree::default();
+        for (dir, files) in &plan.replace_dirs {
+            for (f, v) in files {
+                tree.0
+                    .insert(format!("{dir}/{f}"), String::from_utf8_lossy(v).into_owned());
+            }
+        }
+        for (k, v) in &plan.files {
+            tree.0.insert(k.clone(), String::from_utf8_lossy(v).into_owned());
+        }
+        tree
+    }
+
+    #[test]
+    fn dropped_overlays_are_refused_or_removed() {
+        let both = ["a".to_owned(), "b".to_owned()];
+        let first = Registration::new("web", "team-a", base(), &both, &[image("v1")], &[]).unwrap();
+        let tree = tree_of(&first.plan(&Tree::default(), DroppedOverlays::Refuse).unwrap());
+        let fewer = Registration::new("web", "team-a", base(), &["a".to_owned()], &[image("v1")], &[]).unwrap();
+        assert_eq!(fewer.dropped(&tree), ["b"]);
+        let Err(GitopsError::Conflict(message)) = fewer.plan(&tree, DroppedOverlays::Refuse) else {
+            panic!("not refused");
+        };
+        assert!(
+            message.contains("apps/web/overlays/b") && message.contains("web-b"),
+            "{message}"
+        );
+        let plan = fewer.plan(&tree, DroppedOverlays::Remove).unwrap();
+        assert_eq!(plan.remove.iter().collect::<Vec<_>>(), ["apps/web/overlays/b"]);
+        assert!(first.plan(&tree, DroppedOverlays::Refuse).unwrap().remove.is_empty());
+    }
+
+    #[test]
+    fn unregistrations() {
+        let clusters = ["a".to_owned(), "b".to_owned()];
+        let reg = Registration::new("web", "team-a", base(), &clusters, &[image("v1")], &[]).unwrap();
+        let tree = tree_of(&reg.plan(&Tree::default(), DroppedOverlays::Refuse).unwrap());
+
+        let one = Unregistration::new("web", "team-a", Some(&["a".to_owned(), "z".to_owned()])).unwrap();
+        let removal = one.plan(&tree).unwrap();
+        assert_eq!(removal.clusters, ["a"]);
+        assert_eq!(removal.absent, ["z"]);
+        assert!(!removal.service_removed);
+        assert_eq!(removal.plan.remove.iter().collect::<Vec<_>>(), ["apps/web/overlays/a"]);
+
+        let all = Unregistration::new("web", "team-a", None).unwrap().plan(&tree).unwrap();
+        assert!(all.service_removed);
+        assert_eq!(all.plan.remove.iter().collect::<Vec<_>>(), ["apps/web"]);
+
+        let Err(GitopsError::Conflict(message)) = Unregistration::new("web", "team-b", None).unwrap().plan(&tree)
+        else {
+            panic!("another owner was not refused");
+        };
+        assert!(message.contains("team-a"), "{message}");
+        assert!(Unregistration::new("web", "team-a", Some(&[])).is_err());
+        assert!(Unregistration::new("web", "", None).is_err());
+        assert!(Unregistration::new("../web", "team-a", None).is_err());
+        let gone = Unregistration::new("gone", "team-a", None)
+            .unwrap()
+            .plan(&tree)
+            .unwrap();
+        assert!(gone.plan.remove.is_empty());
+        let mut unmarked = Tree::default();
+        unmarked
+            .0
+            .insert("apps/web/overlays/a/kustomization.yaml".into(), "{}".into());
+        assert!(Unregistration::new("web", "team-a", None)
+            .unwrap()
+            .plan(&unmarked)
+            .is_err());
     }
 }

@@ -263,7 +263,8 @@ async fn init_writes_valid_application_sets_and_is_idempotent() {
     assert_eq!(out["changed"], json!(true));
     assert!(task.log_text().contains("Created the GitOps repository"));
     let tree = export(&repo, "main");
-    let clone_url = url::Url::from_file_path(&repo).unwrap().to_string();
+    // Argo CD clones the https URL, never the local host's path.
+    let clone_url = "https://git.local/acme/infra-gitops.git";
 
     for cluster in CLUSTERS {
         let dir = tree.path().join("clusters").join(cluster);

@@ -476,10 +476,15 @@ async fn pull_request_mode_on_github_opens_one_pull_request() {
     assert_eq!(created[0].body["base"], json!("main"));
     assert_eq!(created[0].body["title"], json!("feat(web): deploy to yc-prod, vk-prod"));
     assert_eq!(created[0].authorization.as_deref(), Some("Bearer t0ken"));
-    // The ApplicationSet written for a new cluster points at the clone URL.
+    // The ApplicationSet written for a new cluster points at the https
+    // clone URL (the fake's clone_url is a file URL Argo CD could not use).
     let tree = export(&bare, "scaffolder/web");
     let appset = std::fs::read_to_string(tree.path().join("clusters/vk-prod/argocd/apps-appset.yaml")).unwrap();
-    assert!(appset.contains(&format!("file://{}", bare.display())), "{appset}");
+    assert!(
+        appset.contains("repoURL: https://github.example/acme/infra-gitops.git"),
+        "{appset}"
+    );
+    assert!(!appset.contains("file:"), "{appset}");
 
     // Re-running finds the branch and the pull request as they are.
     let again = task.run(&action, input).await.unwrap();
