@@ -22,6 +22,9 @@ pub struct BaseInfo {
     pub images: BTreeSet<String>,
     /// Deployments and their container names (for resources patches).
     pub deployments: Vec<(String, Vec<String>)>,
+    /// `spec.selector.matchLabels` of each Deployment that has them (for
+    /// the PodDisruptionBudgets of the overlays).
+    pub selectors: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 const KUSTOMIZATION_NAMES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
@@ -100,6 +103,20 @@ pub fn inspect(base: &BaseFiles) -> Result<BaseInfo, GitopsError> {
                                 .collect()
                         })
                         .unwrap_or_default();
+                    let labels: BTreeMap<String, String> = doc
+                        .get("spec")
+                        .and_then(|s| s.get("selector"))
+                        .and_then(|s| s.get("matchLabels"))
+                        .and_then(Value::as_mapping)
+                        .map(|m| {
+                            m.iter()
+                                .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.as_str()?.to_owned())))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    if !labels.is_empty() {
+                        info.selectors.insert(name.to_owned(), labels);
+                    }
                     info.deployments.push((name.to_owned(), containers));
                 }
             }

@@ -17,10 +17,12 @@
 
 pub mod appset;
 pub mod base;
+pub mod cluster;
 pub mod layout;
 pub mod overlay;
 pub mod plan;
 pub mod repo;
+pub mod workload;
 
 /// Why a GitOps change was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

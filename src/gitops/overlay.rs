@@ -43,12 +43,16 @@ pub struct ResourceSpec {
 }
 
 /// Everything one overlay says.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OverlaySpec {
     pub cluster: String,
     pub images: Vec<ImageSpec>,
     pub replicas: Option<u32>,
     pub resources: Option<ResourceSpec>,
+    /// `imagePullSecrets` of every Deployment's pods.
+    pub pull_secret: Option<String>,
+    /// Files of the overlay directory listed after `../../base`.
+    pub extra_resources: Vec<String>,
 }
 
 fn regex(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
@@ -120,7 +124,7 @@ pub fn check_image(image: &ImageSpec) -> Result<(), GitopsError> {
     Ok(())
 }
 
-fn check_resources(resources: &ResourceSpec) -> Result<(), GitopsError> {
+pub fn check_resources(resources: &ResourceSpec) -> Result<(), GitopsError> {
     for (kind, map) in [("requests", &resources.requests), ("limits", &resources.limits)] {
         for (name, quantity) in map.iter().flatten() {
             if !resource_name_re().is_match(name) || !quantity_re().is_match(quantity) {
@@ -181,7 +185,9 @@ pub fn render_overlay(service: &str, spec: &OverlaySpec, base: &BaseInfo) -> Res
     doc.insert("apiVersion".into(), json!("kustomize.config.k8s.io/v1beta1"));
     doc.insert("kind".into(), json!("Kustomization"));
     doc.insert("namespace".into(), json!(DESTINATION_NAMESPACE));
-    doc.insert("resources".into(), json!(["../../base"]));
+    let mut resources = vec![json!("../../base")];
+    resources.extend(spec.extra_resources.iter().map(|r| json!(r)));
+    doc.insert("resources".into(), Value::Array(resources));
     doc.insert(
         "labels".into(),
         json!([{"pairs": {"backstage.io/kubernetes-id": service}, "includeTemplates": true}]),
@@ -197,6 +203,13 @@ pub fn render_overlay(service: &str, spec: &OverlaySpec, base: &BaseInfo) -> Res
         patches.push(json!({
             "target": {"kind": "Deployment"},
             "patch": format!("- op: add\n  path: /spec/replicas\n  value: {replicas}\n"),
+        }));
+    }
+    if let Some(secret) = &spec.pull_secret {
+        layout::check_dns_label("image pull secret", secret)?;
+        patches.push(json!({
+            "target": {"kind": "Deployment"},
+            "patch": format!("- op: add\n  path: /spec/template/spec/imagePullSecrets\n  value:\n    - name: {secret}\n"),
         }));
     }
     if let Some(resources) = &spec.resources {
@@ -286,6 +299,7 @@ mod tests {
         BaseInfo {
             images: ["app-image".to_owned()].into_iter().collect(),
             deployments: vec![("web".into(), vec!["app".into()])],
+            ..BaseInfo::default()
         }
     }
 
@@ -308,6 +322,7 @@ mod tests {
                 requests: Some([("cpu".to_owned(), "100m".to_owned())].into_iter().collect()),
                 limits: None,
             }),
+            ..OverlaySpec::default()
         };
         let text = render_overlay("web", &spec, &info()).unwrap();
         let doc: serde_norway::Value = serde_norway::from_str(&text).unwrap();
@@ -331,8 +346,7 @@ mod tests {
         let mut spec = OverlaySpec {
             cluster: "c".into(),
             images: vec![image("other-image", "v1")],
-            replicas: None,
-            resources: None,
+            ..OverlaySpec::default()
         };
         let err = render_overlay("web", &spec, &info()).unwrap_err();
         assert!(err.to_string().contains("no container of the base uses"), "{err}");

@@ -8,8 +8,10 @@ use serde::Deserialize;
 
 use super::appset::{self, AppSetSource};
 use super::base::{self, BaseFiles, BaseInfo};
+use super::cluster::{ClusterConfig, ClusterInput};
 use super::layout;
 use super::overlay::{self, ImageSpec, OverlaySpec, ResourceSpec};
+use super::workload;
 use super::GitopsError;
 
 /// Read access to the repository's current tree (paths `/`-separated).
@@ -75,27 +77,46 @@ impl Plan {
     }
 }
 
-/// The cluster layout for `clusters`. `overwrite_appset` rewrites existing
-/// ApplicationSets (`gitops init`); otherwise only missing files are written
-/// (a registration into a cluster nobody initialised).
+/// The cluster layout for `clusters`. `overwrite` (`gitops init`) rewrites
+/// existing ApplicationSets, and `cluster.yaml` where `settings` name the
+/// cluster or the file is not valid settings; otherwise only missing files
+/// are written (a registration into a cluster nobody initialised).
 pub fn plan_clusters(
     clusters: &[String],
     source: &AppSetSource,
-    overwrite_appset: bool,
+    overwrite: bool,
+    settings: &[ClusterInput],
     view: &dyn RepoView,
 ) -> Result<Plan, GitopsError> {
+    for input in settings {
+        if !clusters.contains(&input.name) {
+            return Err(GitopsError::Invalid(format!(
+                "Settings are given for the cluster {}, which is not in `clusters`",
+                input.name
+            )));
+        }
+    }
     let mut plan = Plan::default();
     for cluster in clusters {
         layout::check_dns_label("cluster", cluster)?;
         let appset_path = layout::appset_path(cluster);
-        if overwrite_appset || !view.exists(&appset_path) {
+        if overwrite || !view.exists(&appset_path) {
             plan.files
                 .insert(appset_path, appset::render_appset(cluster, source)?.into_bytes());
         }
         let cluster_file = layout::cluster_file(cluster);
-        if !view.exists(&cluster_file) {
-            plan.files
-                .insert(cluster_file, appset::render_cluster_file(cluster, source)?.into_bytes());
+        let input = settings.iter().find(|s| &s.name == cluster);
+        let write = match view.read(&cluster_file) {
+            None => true,
+            Some(text) => overwrite && (input.is_some() || ClusterConfig::parse(cluster, &text).is_err()),
+        };
+        if write {
+            let config = ClusterConfig::build(
+                cluster,
+                input.unwrap_or(&ClusterInput::default()),
+                &source.argocd_namespace,
+            )?;
+            plan.files.insert(cluster_file, config.render()?.into_bytes());
         }
         let kustomization = layout::cluster_kustomization(cluster);
         let existing = view.read(&kustomization);
@@ -211,6 +232,20 @@ impl Unregistration {
     }
 }
 
+/// The overlay's files, each checked to parse.
+fn check_overlay_files(
+    service: &str,
+    spec: &OverlaySpec,
+    base: &BaseInfo,
+    cluster: &ClusterConfig,
+) -> Result<BTreeMap<String, Vec<u8>>, GitopsError> {
+    let files = workload::overlay_files(service, spec, base, cluster)?;
+    for (name, bytes) in &files {
+        base::parse_documents(name, bytes)?;
+    }
+    Ok(files)
+}
+
 fn check_owner_name(owner: &str) -> Result<(), GitopsError> {
     if owner.trim().is_empty() || owner.contains('\n') {
         Err(GitopsError::Invalid("owner must be one non-empty line".into()))
@@ -236,8 +271,6 @@ pub struct Registration {
     pub base: BaseFiles,
     pub base_info: BaseInfo,
     pub overlays: Vec<OverlaySpec>,
-    /// Rendered overlays, in the order of `overlays`.
-    rendered: Vec<String>,
     marker: String,
 }
 
@@ -275,7 +308,6 @@ impl Registration {
         }
         let base_info = base::inspect(&base)?;
         let mut overlays = Vec::new();
-        let mut rendered = Vec::new();
         for cluster in names {
             let own = settings.iter().find(|s| s.cluster == cluster);
             let spec = OverlaySpec {
@@ -283,10 +315,12 @@ impl Registration {
                 replicas: own.and_then(|s| s.replicas),
                 resources: own.and_then(|s| s.resources.clone()),
                 cluster,
+                ..OverlaySpec::default()
             };
-            let text = overlay::render_overlay(service, &spec, &base_info)?;
-            base::parse_documents("overlay", text.as_bytes())?;
-            rendered.push(text);
+            // Checked now against the settings the cluster would get; the
+            // plan renders it again with the repository's settings.
+            let inferred = ClusterConfig::build(&spec.cluster, &ClusterInput::default(), "argocd")?;
+            check_overlay_files(service, &spec, &base_info, &inferred)?;
             overlays.push(spec);
         }
         Ok(Registration {
@@ -296,7 +330,6 @@ impl Registration {
             base,
             base_info,
             overlays,
-            rendered,
         })
     }
 
@@ -371,11 +404,11 @@ impl Registration {
             .insert(layout::base_dir(&self.service), self.base.files.clone());
         plan.files
             .insert(layout::marker_path(&self.service), self.marker.clone().into_bytes());
-        for (spec, text) in self.overlays.iter().zip(&self.rendered) {
-            plan.files.insert(
-                layout::overlay_path(&self.service, &spec.cluster),
-                text.clone().into_bytes(),
-            );
+        for spec in &self.overlays {
+            let cluster = ClusterConfig::load(view, &spec.cluster, "argocd")?;
+            let files = check_overlay_files(&self.service, spec, &self.base_info, &cluster)?;
+            plan.replace_dirs
+                .insert(layout::overlay_dir(&self.service, &spec.cluster), files);
         }
         Ok(plan)
     }
@@ -458,8 +491,14 @@ mod tests {
         ] {
             assert!(paths.contains(p), "{p} in {paths:?}");
         }
-        let prod = String::from_utf8(plan.files["apps/web/overlays/yc-prod/kustomization.yaml"].clone()).unwrap();
+        let prod_dir = &plan.replace_dirs["apps/web/overlays/yc-prod"];
+        let prod = String::from_utf8(prod_dir["kustomization.yaml"].clone()).unwrap();
         assert!(prod.contains("newTag: v2"), "{prod}");
+        // yc-prod is a prod cluster: autoscaled (no disruption budget: this
+        // base's Deployment has no selector to give it).
+        assert!(prod_dir.contains_key("hpa.yaml") && !prod_dir.contains_key("pdb.yaml"));
+        let dev_dir = &plan.replace_dirs["apps/web/overlays/onprem-dev"];
+        assert_eq!(dev_dir.keys().collect::<Vec<_>>(), ["kustomization.yaml"]);
     }
 
     #[test]
@@ -492,18 +531,21 @@ mod tests {
             revision: "main".into(),
             argocd_namespace: "argocd".into(),
         };
-        let plan = plan_clusters(&["a".into()], &source, false, &Tree::default()).unwrap();
+        let plan = plan_clusters(&["a".into()], &source, false, &[], &Tree::default()).unwrap();
         assert_eq!(plan.files.len(), 3);
         let mut tree = Tree::default();
         for (k, v) in &plan.files {
             tree.0.insert(k.clone(), String::from_utf8(v.clone()).unwrap());
         }
-        assert!(plan_clusters(&["a".into()], &source, false, &tree)
+        assert!(plan_clusters(&["a".into()], &source, false, &[], &tree)
             .unwrap()
             .files
             .is_empty());
         assert_eq!(
-            plan_clusters(&["a".into()], &source, true, &tree).unwrap().files.len(),
+            plan_clusters(&["a".into()], &source, true, &[], &tree)
+                .unwrap()
+                .files
+                .len(),
             1
         );
     }

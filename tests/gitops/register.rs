@@ -131,20 +131,22 @@ async fn registers_a_service_and_every_overlay_renders_with_kustomize() {
     let base_kustomization = std::fs::read_to_string(root.join("apps/webapp/base/kustomization.yaml")).unwrap();
     assert!(!base_kustomization.contains("images:"));
 
-    // Every overlay renders, with its own image, replicas and resources.
+    // Every overlay renders, with its own image, replicas and resources:
+    // the registration's where it sets them, else its cluster's stage's
+    // (one replica on dev, three on prod).
     let expected = [
         (
             "onprem-dev",
             "ghcr.io/acme/webapp:main",
             "ghcr.io/acme/sidecar:1.0.0",
-            2,
+            1,
         ),
         ("yc-prod", "ghcr.io/acme/webapp:v1.2.3", "ghcr.io/acme/sidecar:1.0.0", 3),
         (
             "sber-prod",
             &format!("ghcr.io/acme/webapp@{DIGEST}"),
             "ghcr.io/acme/sidecar:2.0.0",
-            2,
+            3,
         ),
     ];
     for (cluster, app, sidecar, replicas) in expected {
@@ -175,6 +177,31 @@ async fn registers_a_service_and_every_overlay_renders_with_kustomize() {
     let app = container(deployment(&prod, "webapp"), "app");
     assert_eq!(app["resources"]["requests"]["memory"].as_str(), Some("128Mi"));
     assert_eq!(app["resources"]["limits"]["memory"].as_str(), Some("256Mi"));
+    // Prod gets a disruption budget and an autoscaler per Deployment, dev
+    // neither; both pull with the cluster's registry secret.
+    let kinds = |docs: &[serde_norway::Value]| -> Vec<String> {
+        let mut kinds: Vec<String> = docs
+            .iter()
+            .filter_map(|d| d["kind"].as_str().map(str::to_owned))
+            .collect();
+        kinds.sort();
+        kinds
+    };
+    assert_eq!(
+        kinds(&prod),
+        [
+            "Deployment",
+            "HorizontalPodAutoscaler",
+            "PodDisruptionBudget",
+            "Service"
+        ]
+    );
+    let dev = kustomize(&root.join("apps/webapp/overlays/onprem-dev"));
+    assert_eq!(kinds(&dev), ["Deployment", "Service"]);
+    let pull = &deployment(&dev, "webapp")["spec"]["template"]["spec"]["imagePullSecrets"][0]["name"];
+    assert_eq!(pull.as_str(), Some("ghcr-pull"));
+    let dev_app = container(deployment(&dev, "webapp"), "app");
+    assert_eq!(dev_app["resources"]["limits"]["memory"].as_str(), Some("128Mi"));
     // The cluster kustomization renders the ApplicationSet.
     let cluster = kustomize(&root.join("clusters/yc-prod"));
     assert_eq!(cluster.len(), 1);

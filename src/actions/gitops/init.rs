@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::{open_repo, signature, strings};
 use crate::actions::{ActionContext, ActionError, ActionExample, ActionHandler};
+use crate::gitops::cluster::ClusterInput;
 use crate::gitops::layout;
 use crate::gitops::plan::{plan_clusters, EmptyTree};
 use crate::gitops::repo::{commit_plan, CommitRequest, PushRetry, RepoLocks};
@@ -71,6 +72,9 @@ pub struct Input {
     /// The namespace of Argo CD, where the ApplicationSets and Applications live. Defaults to `argocd`
     #[serde(default = "default_namespace")]
     pub argocd_namespace: String,
+    /// Typed settings of clusters (`clusters/<cluster>/cluster.yaml`): provider, stage, baseDomain, ingress, tlsIssuer, ageRecipient, secretStore, registryPullSecret, workloads. A cluster listed here has its file rewritten; the others keep theirs (or get one inferred from the name `<provider>-<stage>`)
+    #[serde(default)]
+    pub settings: Vec<ClusterInput>,
     /// The commit message
     pub commit_message: Option<String>,
     /// The commit author's name. Defaults to `Scaffolder`
@@ -103,7 +107,7 @@ impl ActionHandler for GitopsInit {
     fn examples(&self) -> Vec<ActionExample> {
         vec![ActionExample {
             description: "Prepare infra-gitops for four clusters",
-            example: "steps:\n  - id: gitops-init\n    action: gitops:init\n    input:\n      repoUrl: github.com?owner=acme&repo=infra-gitops\n      clusters: [onprem-dev, yc-prod, sber-prod, vk-prod]\n",
+            example: "steps:\n  - id: gitops-init\n    action: gitops:init\n    input:\n      repoUrl: github.com?owner=acme&repo=infra-gitops\n      clusters: [onprem-dev, yc-prod, sber-prod, vk-prod]\n      settings:\n        - name: sber-prod\n          baseDomain: apps.sber.soft-yt.ru\n          ingress: istio\n          ageRecipient: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n",
         }]
     }
 
@@ -136,7 +140,7 @@ impl ActionHandler for GitopsInit {
             &input.argocd_namespace,
         )?;
         if ctx.dry_run {
-            let plan = plan_clusters(&clusters, &source, true, &EmptyTree)?;
+            let plan = plan_clusters(&clusters, &source, true, &input.settings, &EmptyTree)?;
             plan.check_yaml()?;
             for path in plan.paths() {
                 ctx.logger.info(format!("Would write {path}")).await;
@@ -172,7 +176,7 @@ impl ActionHandler for GitopsInit {
             &request,
             &self.retry,
             &|_| Ok(()),
-            |view| plan_clusters(&clusters, &source, true, view),
+            |view| plan_clusters(&clusters, &source, true, &input.settings, view),
         )
         .await?;
         let commit = outcome.commit.clone().unwrap_or_default();

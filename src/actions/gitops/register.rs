@@ -269,7 +269,7 @@ impl ActionHandler for GitopsOverlayRegister {
         let removed = std::sync::Mutex::new(Vec::<String>::new());
         let planner = |view: &dyn RepoView| -> Result<Plan, GitopsError> {
             let mut plan = if input.init_clusters {
-                plan_clusters(&clusters, &source, false, view)?
+                plan_clusters(&clusters, &source, false, &[], view)?
             } else {
                 Plan::default()
             };
