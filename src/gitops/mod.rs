@@ -21,6 +21,7 @@ pub mod cluster;
 pub mod layout;
 pub mod overlay;
 pub mod plan;
+pub mod platform;
 pub mod repo;
 pub mod workload;
 

@@ -11,6 +11,7 @@ use super::base::{self, BaseFiles, BaseInfo};
 use super::cluster::{ClusterConfig, ClusterInput};
 use super::layout;
 use super::overlay::{self, ImageSpec, OverlaySpec, ResourceSpec};
+use super::platform;
 use super::workload;
 use super::GitopsError;
 
@@ -106,21 +107,32 @@ pub fn plan_clusters(
         }
         let cluster_file = layout::cluster_file(cluster);
         let input = settings.iter().find(|s| &s.name == cluster);
-        let write = match view.read(&cluster_file) {
-            None => true,
-            Some(text) => overwrite && (input.is_some() || ClusterConfig::parse(cluster, &text).is_err()),
+        let existing = view.read(&cluster_file);
+        let parsed = existing.as_deref().map(|text| ClusterConfig::parse(cluster, text));
+        let config = match parsed {
+            Some(Ok(config)) if !(overwrite && input.is_some()) => config,
+            Some(Err(e)) if !overwrite => return Err(e),
+            _ => {
+                let config = ClusterConfig::build(
+                    cluster,
+                    input.unwrap_or(&ClusterInput::default()),
+                    &source.argocd_namespace,
+                )?;
+                plan.files.insert(cluster_file, config.render()?.into_bytes());
+                config
+            }
         };
-        if write {
-            let config = ClusterConfig::build(
-                cluster,
-                input.unwrap_or(&ClusterInput::default()),
-                &source.argocd_namespace,
-            )?;
-            plan.files.insert(cluster_file, config.render()?.into_bytes());
+        for (relative, text) in platform::cluster_files(&config)? {
+            let path = format!("{}/{relative}", layout::cluster_dir(cluster));
+            if overwrite || !view.exists(&path) {
+                plan.files.insert(path, text.into_bytes());
+            }
         }
         let kustomization = layout::cluster_kustomization(cluster);
         let existing = view.read(&kustomization);
-        if let Some(text) = appset::cluster_kustomization(existing.as_deref())? {
+        let mut wanted = vec![layout::APPSET_RELATIVE];
+        wanted.extend(platform::FILES);
+        if let Some(text) = appset::cluster_kustomization(existing.as_deref(), &wanted)? {
             plan.files.insert(kustomization, text.into_bytes());
         }
     }
@@ -532,7 +544,8 @@ mod tests {
             argocd_namespace: "argocd".into(),
         };
         let plan = plan_clusters(&["a".into()], &source, false, &[], &Tree::default()).unwrap();
-        assert_eq!(plan.files.len(), 3);
+        // ApplicationSet, cluster.yaml, kustomization and three platform files.
+        assert_eq!(plan.files.len(), 6);
         let mut tree = Tree::default();
         for (k, v) in &plan.files {
             tree.0.insert(k.clone(), String::from_utf8(v.clone()).unwrap());
@@ -546,8 +559,20 @@ mod tests {
                 .unwrap()
                 .files
                 .len(),
-            1
+            4,
+            "init rewrites the managed files only"
         );
+        // Settings given to init rewrite cluster.yaml; settings of a cluster
+        // not initialised are refused.
+        let input = ClusterInput {
+            name: "a".into(),
+            stage: Some(crate::gitops::cluster::Stage::Prod),
+            ..ClusterInput::default()
+        };
+        let plan = plan_clusters(&["a".into()], &source, true, &[input.clone()], &tree).unwrap();
+        let text = String::from_utf8(plan.files["clusters/a/cluster.yaml"].clone()).unwrap();
+        assert!(text.contains("stage: prod"), "{text}");
+        assert!(plan_clusters(&["b".into()], &source, true, &[input], &tree).is_err());
     }
 
     fn tree_of(plan: &Plan) -> Tree {

@@ -270,7 +270,15 @@ async fn init_writes_valid_application_sets_and_is_idempotent() {
         let dir = tree.path().join("clusters").join(cluster);
         assert!(dir.join("cluster.yaml").is_file());
         let kustomization = read_yaml(&dir.join("kustomization.yaml"));
-        assert_eq!(kustomization["resources"], json!(["argocd/apps-appset.yaml"]));
+        assert_eq!(
+            kustomization["resources"],
+            json!([
+                "argocd/apps-appset.yaml",
+                "platform/image-policy.yaml",
+                "platform/secret-store.yaml",
+                "platform/ingress.yaml"
+            ])
+        );
         let appset = read_yaml(&dir.join("argocd/apps-appset.yaml"));
         let errors = schema_errors(&appset);
         assert!(errors.is_empty(), "{cluster}: {errors:?}");

@@ -202,10 +202,19 @@ async fn registers_a_service_and_every_overlay_renders_with_kustomize() {
     assert_eq!(pull.as_str(), Some("ghcr-pull"));
     let dev_app = container(deployment(&dev, "webapp"), "app");
     assert_eq!(dev_app["resources"]["limits"]["memory"].as_str(), Some("128Mi"));
-    // The cluster kustomization renders the ApplicationSet.
+    // The cluster kustomization renders the ApplicationSet and the platform
+    // resources of a Gateway API cluster.
     let cluster = kustomize(&root.join("clusters/yc-prod"));
-    assert_eq!(cluster.len(), 1);
-    assert_eq!(cluster[0]["kind"].as_str(), Some("ApplicationSet"));
+    assert_eq!(
+        kinds(&cluster),
+        [
+            "ApplicationSet",
+            "Certificate",
+            "ClusterPolicy",
+            "ClusterSecretStore",
+            "Gateway"
+        ]
+    );
 }
 
 #[tokio::test]
