@@ -569,7 +569,7 @@ mod tests {
             stage: Some(crate::gitops::cluster::Stage::Prod),
             ..ClusterInput::default()
         };
-        let plan = plan_clusters(&["a".into()], &source, true, &[input.clone()], &tree).unwrap();
+        let plan = plan_clusters(&["a".into()], &source, true, std::slice::from_ref(&input), &tree).unwrap();
         let text = String::from_utf8(plan.files["clusters/a/cluster.yaml"].clone()).unwrap();
         assert!(text.contains("stage: prod"), "{text}");
         assert!(plan_clusters(&["b".into()], &source, true, &[input], &tree).is_err());
