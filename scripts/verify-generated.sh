@@ -293,6 +293,7 @@ CRD_PACKAGES=(
   "@kubernetes-models/gateway-api@2.0.0"
   "@kubernetes-models/istio@3.0.1"
   "@kubernetes-models/kyverno@0.3.4"
+  "@kubernetes-models/prometheus-operator@6.0.0"
   "@kubernetes-models/traefik@2.0.0"
 )
 CRD_DIR="$CACHE/crd-validators"

@@ -23,6 +23,7 @@ pub mod overlay;
 pub mod plan;
 pub mod platform;
 pub mod repo;
+pub mod service;
 pub mod workload;
 
 /// Why a GitOps change was refused.

@@ -53,6 +53,10 @@ pub struct OverlaySpec {
     pub pull_secret: Option<String>,
     /// Files of the overlay directory listed after `../../base`.
     pub extra_resources: Vec<String>,
+    /// `(deployment, secret)`: the Secret's keys become environment
+    /// variables of the Deployment's first container (optional: the pods
+    /// start before External Secrets has synced it).
+    pub secret_env: Option<(String, String)>,
 }
 
 fn regex(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
@@ -210,6 +214,13 @@ pub fn render_overlay(service: &str, spec: &OverlaySpec, base: &BaseInfo) -> Res
         patches.push(json!({
             "target": {"kind": "Deployment"},
             "patch": format!("- op: add\n  path: /spec/template/spec/imagePullSecrets\n  value:\n    - name: {secret}\n"),
+        }));
+    }
+    if let Some((deployment, secret)) = &spec.secret_env {
+        layout::check_dns_label("secret", secret)?;
+        patches.push(json!({
+            "target": {"kind": "Deployment", "name": deployment},
+            "patch": format!("- op: add\n  path: /spec/template/spec/containers/0/envFrom\n  value:\n    - secretRef:\n        name: {secret}\n        optional: true\n"),
         }));
     }
     if let Some(resources) = &spec.resources {

@@ -510,7 +510,11 @@ mod tests {
         // base's Deployment has no selector to give it).
         assert!(prod_dir.contains_key("hpa.yaml") && !prod_dir.contains_key("pdb.yaml"));
         let dev_dir = &plan.replace_dirs["apps/web/overlays/onprem-dev"];
-        assert_eq!(dev_dir.keys().collect::<Vec<_>>(), ["kustomization.yaml"]);
+        // The test base has no Service: no route and no ServiceMonitor.
+        assert_eq!(
+            dev_dir.keys().collect::<Vec<_>>(),
+            ["external-secret.yaml", "kustomization.yaml"]
+        );
     }
 
     #[test]

@@ -91,6 +91,12 @@ pub fn overlay_files(
             spec.extra_resources.push(HPA_FILE.to_owned());
         }
     }
+    let extras = super::service::service_resources(service, base, cluster)?;
+    for (name, text) in extras.files {
+        spec.extra_resources.push(name.clone());
+        files.insert(name, text.into_bytes());
+    }
+    spec.secret_env = extras.secret_env;
     let text = overlay::render_overlay(service, &spec, base)?;
     files.insert(KUSTOMIZATION.to_owned(), text.into_bytes());
     Ok(files)
@@ -106,6 +112,12 @@ mod tests {
             images: ["app-image".to_owned()].into(),
             deployments: vec![("web".into(), vec!["app".into()])],
             selectors: [("web".to_owned(), [("app".to_owned(), "web".to_owned())].into())].into(),
+            services: vec![crate::gitops::base::ServicePort {
+                service: "web".into(),
+                port: 80,
+                port_name: Some("http".into()),
+                labels: [("app".to_owned(), "web".to_owned())].into(),
+            }],
         }
     }
 
@@ -127,8 +139,21 @@ mod tests {
         let prod = files("yc-prod", spec("yc-prod"));
         assert_eq!(
             prod.keys().collect::<Vec<_>>(),
-            ["hpa.yaml", "kustomization.yaml", "pdb.yaml"]
+            [
+                "external-secret.yaml",
+                "hpa.yaml",
+                "kustomization.yaml",
+                "monitoring.yaml",
+                "pdb.yaml",
+                "route.yaml"
+            ]
         );
+        assert!(prod["route.yaml"].contains("kind: HTTPRoute"));
+        assert!(prod["route.yaml"].contains("web.yc-prod.apps.soft-yt.internal"));
+        assert!(prod["monitoring.yaml"].contains("kind: ServiceMonitor"));
+        assert!(prod["monitoring.yaml"].contains("grafana_dashboard"));
+        assert!(prod["external-secret.yaml"].contains("key: apps/web"));
+        assert!(prod["kustomization.yaml"].contains("envFrom") && prod["kustomization.yaml"].contains("web-env"));
         assert!(
             prod["kustomization.yaml"].contains("value: 3\n"),
             "{}",
@@ -141,7 +166,24 @@ mod tests {
         assert!(prod["kustomization.yaml"].contains("memory: 512Mi"));
 
         let dev = files("onprem-dev", spec("onprem-dev"));
-        assert_eq!(dev.keys().collect::<Vec<_>>(), ["kustomization.yaml"]);
+        assert_eq!(
+            dev.keys().collect::<Vec<_>>(),
+            [
+                "external-secret.yaml",
+                "kustomization.yaml",
+                "monitoring.yaml",
+                "route.yaml"
+            ]
+        );
+        // onprem is a Traefik cluster: an Ingress with a cert-manager certificate.
+        assert!(
+            dev["route.yaml"].contains("kind: Ingress")
+                && dev["route.yaml"].contains("cert-manager.io/cluster-issuer: internal-ca")
+        );
+        let istio = files("sber-prod", spec("sber-prod"));
+        assert!(
+            istio["route.yaml"].contains("kind: VirtualService") && istio["route.yaml"].contains("default/platform")
+        );
         assert!(dev["kustomization.yaml"].contains("value: 1\n"));
         assert!(dev["kustomization.yaml"].contains("memory: 128Mi"));
 

@@ -187,17 +187,40 @@ async fn registers_a_service_and_every_overlay_renders_with_kustomize() {
         kinds.sort();
         kinds
     };
+    // Both get the per-service resources for their cluster's ingress
+    // flavour (Gateway API on yc-prod, Traefik on onprem-dev).
     assert_eq!(
         kinds(&prod),
         [
+            "ConfigMap",
             "Deployment",
+            "ExternalSecret",
+            "HTTPRoute",
             "HorizontalPodAutoscaler",
             "PodDisruptionBudget",
-            "Service"
+            "Service",
+            "ServiceMonitor"
         ]
     );
     let dev = kustomize(&root.join("apps/webapp/overlays/onprem-dev"));
-    assert_eq!(kinds(&dev), ["Deployment", "Service"]);
+    assert_eq!(
+        kinds(&dev),
+        [
+            "ConfigMap",
+            "Deployment",
+            "ExternalSecret",
+            "Ingress",
+            "Service",
+            "ServiceMonitor"
+        ]
+    );
+    let route = dev.iter().find(|d| d["kind"].as_str() == Some("Ingress")).unwrap();
+    assert_eq!(
+        route["spec"]["rules"][0]["host"].as_str(),
+        Some("webapp.onprem-dev.apps.soft-yt.internal")
+    );
+    let env_from = &container(deployment(&dev, "webapp"), "app")["envFrom"][0]["secretRef"]["name"];
+    assert_eq!(env_from.as_str(), Some("webapp-env"));
     let pull = &deployment(&dev, "webapp")["spec"]["template"]["spec"]["imagePullSecrets"][0]["name"];
     assert_eq!(pull.as_str(), Some("ghcr-pull"));
     let dev_app = container(deployment(&dev, "webapp"), "app");
