@@ -169,6 +169,10 @@ pub struct ClusterConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^age1[02-9ac-hj-np-z]{58}$"))]
     pub age_recipient: Option<String>,
+    /// A second age key every secret of the cluster is also encrypted for (kept offline, for recovery)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^age1[02-9ac-hj-np-z]{58}$"))]
+    pub break_glass_recipient: Option<String>,
     pub secret_store: SecretStore,
     /// The `kubernetes.io/dockerconfigjson` Secret the pods pull ghcr.io images with (private repositories); none: public images
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -192,6 +196,7 @@ pub struct ClusterInput {
     /// Default: `letsencrypt` on prod, `internal-ca` elsewhere
     pub tls_issuer: Option<String>,
     pub age_recipient: Option<String>,
+    pub break_glass_recipient: Option<String>,
     pub secret_store: Option<SecretStore>,
     pub registry_pull_secret: Option<String>,
     pub workloads: Option<WorkloadDefaults>,
@@ -245,6 +250,7 @@ impl ClusterConfig {
                 }
             }),
             age_recipient: input.age_recipient.clone(),
+            break_glass_recipient: input.break_glass_recipient.clone(),
             secret_store: input.secret_store.clone().unwrap_or_else(|| SecretStore {
                 name: "vault".into(),
                 vault_server: format!("https://vault.{cluster}.{DEFAULT_DOMAIN}:8200"),
@@ -310,14 +316,16 @@ impl ClusterConfig {
         if !domain_ok {
             return invalid(format!("baseDomain {:?} is not a DNS name", self.base_domain));
         }
-        if let Some(recipient) = &self.age_recipient {
+        for recipient in self.age_recipient.iter().chain(&self.break_glass_recipient) {
             let ok = recipient.len() == 62
                 && recipient.starts_with("age1")
                 && recipient[4..]
                     .bytes()
                     .all(|b| b"023456789acdefghjklmnpqrstuvwxyz".contains(&b));
             if !ok {
-                return invalid(format!("ageRecipient {recipient:?} is not an age public key (age1…)"));
+                return invalid(format!(
+                    "the age recipient {recipient:?} is not an age public key (age1…)"
+                ));
             }
         }
         for (what, name) in [
@@ -358,6 +366,35 @@ impl ClusterConfig {
             self.name
         ))
     }
+}
+
+/// `.sops.yaml` at the repository's root: one creation rule per cluster
+/// with an age recipient, for `*.enc.yaml` files under `clusters/<c>/` and
+/// `apps/*/overlays/<c>/`, encrypted for the cluster's key and its
+/// break-glass key. `None` when no cluster has a recipient.
+pub fn render_sops(configs: &[ClusterConfig]) -> Result<Option<String>, GitopsError> {
+    let rules: Vec<Value> = configs
+        .iter()
+        .filter_map(|c| {
+            let recipient = c.age_recipient.as_ref()?;
+            let keys: Vec<&str> = std::iter::once(recipient.as_str())
+                .chain(c.break_glass_recipient.as_deref())
+                .collect();
+            Some(json!({
+                "path_regex": format!(r"^(clusters/{0}/|apps/[^/]+/overlays/{0}/).*\.enc\.ya?ml$", c.name),
+                "encrypted_regex": "^(data|stringData)$",
+                "age": keys.join(","),
+            }))
+        })
+        .collect();
+    if rules.is_empty() {
+        return Ok(None);
+    }
+    let body = serde_norway::to_string(&json!({"creation_rules": rules}))
+        .map_err(|e| GitopsError::Invalid(format!("cannot write YAML: {e}")))?;
+    Ok(Some(format!(
+        "# SOPS rules, one per cluster with an ageRecipient in its cluster.yaml (written by the scaffolder; edits are overwritten).\n# Encrypt with: sops --encrypt --in-place clusters/<cluster>/<name>.enc.yaml\n{body}"
+    )))
 }
 
 /// The JSON Schema of `cluster.yaml` (`schemas/cluster.schema.json`).
@@ -447,6 +484,28 @@ mod tests {
         ] {
             assert!(ClusterConfig::build("vk-prod", &input, "argocd").is_err(), "{input:?}");
         }
+    }
+
+    #[test]
+    fn sops_rules_name_each_clusters_keys() {
+        let with_key = ClusterConfig::build(
+            "yc-prod",
+            &ClusterInput {
+                age_recipient: Some(AGE.into()),
+                break_glass_recipient: Some(AGE.replace("age1ql3", "age1zz3")),
+                ..ClusterInput::default()
+            },
+            "argocd",
+        )
+        .unwrap();
+        let without = ClusterConfig::build("onprem-dev", &ClusterInput::default(), "argocd").unwrap();
+        assert_eq!(render_sops(std::slice::from_ref(&without)).unwrap(), None);
+        let text = render_sops(&[with_key, without]).unwrap().unwrap();
+        let doc: Value = serde_norway::from_str(&text).unwrap();
+        let rules = doc["creation_rules"].as_array().unwrap();
+        assert_eq!(rules.len(), 1);
+        assert!(rules[0]["path_regex"].as_str().unwrap().contains("clusters/yc-prod/"));
+        assert_eq!(rules[0]["age"].as_str().unwrap().split(',').count(), 2);
     }
 
     #[test]

@@ -98,6 +98,7 @@ pub fn plan_clusters(
         }
     }
     let mut plan = Plan::default();
+    let mut configs: BTreeMap<String, ClusterConfig> = BTreeMap::new();
     for cluster in clusters {
         layout::check_dns_label("cluster", cluster)?;
         let appset_path = layout::appset_path(cluster);
@@ -122,6 +123,7 @@ pub fn plan_clusters(
                 config
             }
         };
+        configs.insert(cluster.clone(), config.clone());
         for (relative, text) in platform::cluster_files(&config)? {
             let path = format!("{}/{relative}", layout::cluster_dir(cluster));
             if overwrite || !view.exists(&path) {
@@ -134,6 +136,24 @@ pub fn plan_clusters(
         wanted.extend(platform::FILES);
         if let Some(text) = appset::cluster_kustomization(existing.as_deref(), &wanted)? {
             plan.files.insert(kustomization, text.into_bytes());
+        }
+    }
+    // The SOPS rules cover every cluster of the repository, not only these.
+    for other in view.subdirs(layout::CLUSTERS_DIR) {
+        if configs.contains_key(&other) {
+            continue;
+        }
+        if let Some(config) = view
+            .read(&layout::cluster_file(&other))
+            .and_then(|text| ClusterConfig::parse(&other, &text).ok())
+        {
+            configs.insert(other, config);
+        }
+    }
+    let all: Vec<ClusterConfig> = configs.into_values().collect();
+    if let Some(text) = super::cluster::render_sops(&all)? {
+        if view.read(layout::SOPS_FILE).as_deref() != Some(text.as_str()) {
+            plan.files.insert(layout::SOPS_FILE.to_owned(), text.into_bytes());
         }
     }
     Ok(plan)
