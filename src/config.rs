@@ -37,6 +37,17 @@ pub struct Settings {
     pub limits: LimitsSettings,
     pub telemetry: TelemetrySettings,
     pub default_environment: DefaultEnvironmentSettings,
+    pub gitops: GitopsSettings,
+}
+
+/// The GitOps repository as the clusters see it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GitopsSettings {
+    /// The URL Argo CD clones the GitOps repository from (written into the
+    /// ApplicationSets), when it differs from the repository's https clone
+    /// URL: SSH, a mirror, or the real host behind the local git host.
+    pub argocd_repo_url: Option<String>,
 }
 
 /// Backstage's `scaffolder.defaultEnvironment`: values every template sees

@@ -274,5 +274,6 @@ pub fn action_deps(settings: &Settings) -> Result<ActionDeps, StartupError> {
         integrations: Arc::new(integrations),
         catalog,
         repo_locks: Arc::default(),
+        argocd_repo_url: settings.gitops.argocd_repo_url.clone(),
     })
 }

@@ -239,6 +239,8 @@ pub struct ActionDeps {
     pub catalog: Option<Arc<catalog::CatalogClient>>,
     /// Writers to one GitOps repository take turns within the application.
     pub repo_locks: Arc<crate::gitops::repo::RepoLocks>,
+    /// `gitops.argocd_repo_url`: the URL Argo CD clones the GitOps repository from.
+    pub argocd_repo_url: Option<String>,
 }
 
 /// The actions every installation has, with the default integrations (the
@@ -262,8 +264,17 @@ pub fn builtin_actions_with(deps: &ActionDeps) -> Vec<Arc<dyn Action>> {
         Arc::new(fs::FsDelete),
         Arc::new(fs::FsReadDir),
         Arc::new(fs::FsRename),
-        Arc::new(gitops::GitopsInit::new(deps.integrations.clone()).with_locks(deps.repo_locks.clone())),
-        Arc::new(gitops::GitopsOverlayRegister::new(deps.integrations.clone()).with_locks(deps.repo_locks.clone())),
+        Arc::new(
+            gitops::GitopsInit::new(deps.integrations.clone())
+                .with_locks(deps.repo_locks.clone())
+                .with_argocd_repo_url(deps.argocd_repo_url.clone()),
+        ),
+        Arc::new(
+            gitops::GitopsOverlayRegister::new(deps.integrations.clone())
+                .with_locks(deps.repo_locks.clone())
+                .with_argocd_repo_url(deps.argocd_repo_url.clone()),
+        ),
+        Arc::new(gitops::GitopsOverlayUnregister::new(deps.integrations.clone()).with_locks(deps.repo_locks.clone())),
         Arc::new(publish::PublishGit::new(deps.integrations.clone())),
         Arc::new(publish::PublishGithub::new(deps.integrations.clone())),
         Arc::new(publish::PublishGithubPullRequest::new(deps.integrations.clone())),

@@ -125,7 +125,8 @@ pub async fn rotate_secrets(settings: Settings) -> Result<(), AdminError> {
 /// (JSON).
 pub async fn gitops(settings: Settings, command: crate::cli::gitops::GitopsCommand) -> Result<(), AdminError> {
     let integrations = ScmIntegrations::from_settings(&settings.integrations)?;
-    let outputs = crate::cli::gitops::run(command, Arc::new(integrations)).await?;
+    let outputs =
+        crate::cli::gitops::run(command, Arc::new(integrations), settings.gitops.argocd_repo_url.clone()).await?;
     outln!("{}", serde_json::to_string_pretty(&outputs).unwrap_or_default());
     Ok(())
 }

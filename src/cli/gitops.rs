@@ -66,7 +66,13 @@ pub enum GitopsRunError {
 }
 
 /// Runs the command; the outputs (JSON) are returned for printing.
-pub async fn run(command: GitopsCommand, integrations: Arc<ScmIntegrations>) -> Result<Value, GitopsRunError> {
+/// `argocd_repo_url` is the configuration's `gitops.argocd_repo_url`.
+pub async fn run(
+    command: GitopsCommand,
+    integrations: Arc<ScmIntegrations>,
+    argocd_repo_url: Option<String>,
+) -> Result<Value, GitopsRunError> {
+    let configured_repo_url = argocd_repo_url;
     let GitopsCommand::Init {
         repo,
         clusters,
@@ -113,7 +119,7 @@ pub async fn run(command: GitopsCommand, integrations: Arc<ScmIntegrations>) -> 
         limits: Default::default(),
         reader: None,
     };
-    let action = GitopsInit::new(integrations.clone());
+    let action = GitopsInit::new(integrations.clone()).with_argocd_repo_url(configured_repo_url);
     action.run(&mut ctx, input).await?;
     Ok(Value::Object(ctx.into_outputs()))
 }

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::layout::{self, APPSET_RELATIVE, DESTINATION_NAMESPACE, IN_CLUSTER};
+use super::layout::{self, DESTINATION_NAMESPACE, IN_CLUSTER};
 use super::GitopsError;
 
 /// Where the ApplicationSet reads from and where it lives.
@@ -95,10 +95,11 @@ pub fn render_cluster_file(cluster: &str, source: &AppSetSource) -> Result<Strin
     )
 }
 
-/// `clusters/<cluster>/kustomization.yaml`: a new one listing the
-/// ApplicationSet, or `existing` with it added to `resources` (`None`
-/// when `existing` already lists it: nothing to write).
-pub fn cluster_kustomization(existing: Option<&str>) -> Result<Option<String>, GitopsError> {
+/// `clusters/<cluster>/kustomization.yaml`: a new one listing `wanted`
+/// (the ApplicationSet and the platform files), or `existing` with those it
+/// lacks added to `resources` (`None` when it lists them all: nothing to
+/// write).
+pub fn cluster_kustomization(existing: Option<&str>, wanted: &[&str]) -> Result<Option<String>, GitopsError> {
     let header = "# Apply to the cluster's Argo CD: kubectl apply -k clusters/<cluster>\n";
     let Some(text) = existing else {
         return yaml(
@@ -106,7 +107,7 @@ pub fn cluster_kustomization(existing: Option<&str>) -> Result<Option<String>, G
             &json!({
                 "apiVersion": "kustomize.config.k8s.io/v1beta1",
                 "kind": "Kustomization",
-                "resources": [APPSET_RELATIVE],
+                "resources": wanted,
             }),
         )
         .map(Some);
@@ -124,20 +125,27 @@ pub fn cluster_kustomization(existing: Option<&str>) -> Result<Option<String>, G
             "the cluster's kustomization.yaml has `resources` that is not a list".into(),
         ));
     };
-    let listed = list
-        .iter()
-        .filter_map(Value::as_str)
-        .any(|r| r.trim_start_matches("./") == APPSET_RELATIVE);
-    if listed {
+    let mut added = false;
+    for resource in wanted {
+        let listed = list
+            .iter()
+            .filter_map(Value::as_str)
+            .any(|r| r.trim_start_matches("./") == *resource);
+        if !listed {
+            list.push(json!(resource));
+            added = true;
+        }
+    }
+    if !added {
         return Ok(None);
     }
-    list.push(json!(APPSET_RELATIVE));
     yaml(header, &doc).map(Some)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gitops::layout::APPSET_RELATIVE;
 
     fn source() -> AppSetSource {
         AppSetSource {
@@ -161,13 +169,14 @@ mod tests {
 
     #[test]
     fn the_cluster_kustomization_is_created_or_extended() {
-        let fresh = cluster_kustomization(None).unwrap().unwrap();
-        assert_eq!(cluster_kustomization(Some(&fresh)).unwrap(), None);
-        let extended = cluster_kustomization(Some("resources:\n  - ingress.yaml\n"))
+        let wanted = [APPSET_RELATIVE];
+        let fresh = cluster_kustomization(None, &wanted).unwrap().unwrap();
+        assert_eq!(cluster_kustomization(Some(&fresh), &wanted).unwrap(), None);
+        let extended = cluster_kustomization(Some("resources:\n  - ingress.yaml\n"), &wanted)
             .unwrap()
             .unwrap();
         let doc: Value = serde_norway::from_str(&extended).unwrap();
         assert_eq!(doc["resources"], json!(["ingress.yaml", APPSET_RELATIVE]));
-        assert!(cluster_kustomization(Some("resources: 3\n")).is_err());
+        assert!(cluster_kustomization(Some("resources: 3\n"), &wanted).is_err());
     }
 }

@@ -22,6 +22,22 @@ pub struct BaseInfo {
     pub images: BTreeSet<String>,
     /// Deployments and their container names (for resources patches).
     pub deployments: Vec<(String, Vec<String>)>,
+    /// `spec.selector.matchLabels` of each Deployment that has them (for
+    /// the PodDisruptionBudgets of the overlays).
+    pub selectors: BTreeMap<String, BTreeMap<String, String>>,
+    /// Services with their first port (number and name, if any), for the
+    /// routes and the ServiceMonitor of the overlays.
+    pub services: Vec<ServicePort>,
+}
+
+/// A Service of the base and its first port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePort {
+    pub service: String,
+    pub port: u64,
+    pub port_name: Option<String>,
+    /// `metadata.labels` as the base writes them.
+    pub labels: BTreeMap<String, String>,
 }
 
 const KUSTOMIZATION_NAMES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
@@ -86,6 +102,33 @@ pub fn inspect(base: &BaseFiles) -> Result<BaseInfo, GitopsError> {
         }
         for doc in &docs {
             collect_images(doc, &mut info.images);
+            if doc.get("kind").and_then(Value::as_str) == Some("Service") {
+                let name = doc.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str);
+                let port = doc
+                    .get("spec")
+                    .and_then(|s| s.get("ports"))
+                    .and_then(Value::as_sequence)
+                    .and_then(|ports| ports.first());
+                if let (Some(name), Some(port)) = (name, port) {
+                    if let Some(number) = port.get("port").and_then(Value::as_u64) {
+                        info.services.push(ServicePort {
+                            service: name.to_owned(),
+                            port: number,
+                            port_name: port.get("name").and_then(Value::as_str).map(str::to_owned),
+                            labels: doc
+                                .get("metadata")
+                                .and_then(|m| m.get("labels"))
+                                .and_then(Value::as_mapping)
+                                .map(|m| {
+                                    m.iter()
+                                        .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.as_str()?.to_owned())))
+                                        .collect()
+                                })
+                                .unwrap_or_default(),
+                        });
+                    }
+                }
+            }
             if doc.get("kind").and_then(Value::as_str) == Some("Deployment") {
                 if let Some(name) = doc.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str) {
                     let containers = doc
@@ -100,6 +143,20 @@ pub fn inspect(base: &BaseFiles) -> Result<BaseInfo, GitopsError> {
                                 .collect()
                         })
                         .unwrap_or_default();
+                    let labels: BTreeMap<String, String> = doc
+                        .get("spec")
+                        .and_then(|s| s.get("selector"))
+                        .and_then(|s| s.get("matchLabels"))
+                        .and_then(Value::as_mapping)
+                        .map(|m| {
+                            m.iter()
+                                .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v.as_str()?.to_owned())))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    if !labels.is_empty() {
+                        info.selectors.insert(name.to_owned(), labels);
+                    }
                     info.deployments.push((name.to_owned(), containers));
                 }
             }

@@ -4,6 +4,8 @@ use super::GitopsError;
 
 pub const APPS_DIR: &str = "apps";
 pub const CLUSTERS_DIR: &str = "clusters";
+/// SOPS creation rules (age recipients per cluster).
+pub const SOPS_FILE: &str = ".sops.yaml";
 /// The file recording who registered a service (`apps/<service>/.scaffolder.yaml`).
 pub const MARKER_FILE: &str = ".scaffolder.yaml";
 /// The namespace the generated Applications deploy into.
@@ -62,6 +64,10 @@ pub fn marker_path(service: &str) -> String {
 
 pub fn base_dir(service: &str) -> String {
     format!("{APPS_DIR}/{service}/base")
+}
+
+pub fn overlays_dir(service: &str) -> String {
+    format!("{APPS_DIR}/{service}/overlays")
 }
 
 pub fn overlay_dir(service: &str, cluster: &str) -> String {

@@ -17,10 +17,14 @@
 
 pub mod appset;
 pub mod base;
+pub mod cluster;
 pub mod layout;
 pub mod overlay;
 pub mod plan;
+pub mod platform;
 pub mod repo;
+pub mod service;
+pub mod workload;
 
 /// Why a GitOps change was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

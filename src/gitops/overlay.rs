@@ -43,12 +43,20 @@ pub struct ResourceSpec {
 }
 
 /// Everything one overlay says.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OverlaySpec {
     pub cluster: String,
     pub images: Vec<ImageSpec>,
     pub replicas: Option<u32>,
     pub resources: Option<ResourceSpec>,
+    /// `imagePullSecrets` of every Deployment's pods.
+    pub pull_secret: Option<String>,
+    /// Files of the overlay directory listed after `../../base`.
+    pub extra_resources: Vec<String>,
+    /// `(deployment, secret)`: the Secret's keys become environment
+    /// variables of the Deployment's first container (optional: the pods
+    /// start before External Secrets has synced it).
+    pub secret_env: Option<(String, String)>,
 }
 
 fn regex(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
@@ -120,7 +128,7 @@ pub fn check_image(image: &ImageSpec) -> Result<(), GitopsError> {
     Ok(())
 }
 
-fn check_resources(resources: &ResourceSpec) -> Result<(), GitopsError> {
+pub fn check_resources(resources: &ResourceSpec) -> Result<(), GitopsError> {
     for (kind, map) in [("requests", &resources.requests), ("limits", &resources.limits)] {
         for (name, quantity) in map.iter().flatten() {
             if !resource_name_re().is_match(name) || !quantity_re().is_match(quantity) {
@@ -181,7 +189,9 @@ pub fn render_overlay(service: &str, spec: &OverlaySpec, base: &BaseInfo) -> Res
     doc.insert("apiVersion".into(), json!("kustomize.config.k8s.io/v1beta1"));
     doc.insert("kind".into(), json!("Kustomization"));
     doc.insert("namespace".into(), json!(DESTINATION_NAMESPACE));
-    doc.insert("resources".into(), json!(["../../base"]));
+    let mut resources = vec![json!("../../base")];
+    resources.extend(spec.extra_resources.iter().map(|r| json!(r)));
+    doc.insert("resources".into(), Value::Array(resources));
     doc.insert(
         "labels".into(),
         json!([{"pairs": {"backstage.io/kubernetes-id": service}, "includeTemplates": true}]),
@@ -197,6 +207,20 @@ pub fn render_overlay(service: &str, spec: &OverlaySpec, base: &BaseInfo) -> Res
         patches.push(json!({
             "target": {"kind": "Deployment"},
             "patch": format!("- op: add\n  path: /spec/replicas\n  value: {replicas}\n"),
+        }));
+    }
+    if let Some(secret) = &spec.pull_secret {
+        layout::check_dns_label("image pull secret", secret)?;
+        patches.push(json!({
+            "target": {"kind": "Deployment"},
+            "patch": format!("- op: add\n  path: /spec/template/spec/imagePullSecrets\n  value:\n    - name: {secret}\n"),
+        }));
+    }
+    if let Some((deployment, secret)) = &spec.secret_env {
+        layout::check_dns_label("secret", secret)?;
+        patches.push(json!({
+            "target": {"kind": "Deployment", "name": deployment},
+            "patch": format!("- op: add\n  path: /spec/template/spec/containers/0/envFrom\n  value:\n    - secretRef:\n        name: {secret}\n        optional: true\n"),
         }));
     }
     if let Some(resources) = &spec.resources {
@@ -286,6 +310,7 @@ mod tests {
         BaseInfo {
             images: ["app-image".to_owned()].into_iter().collect(),
             deployments: vec![("web".into(), vec!["app".into()])],
+            ..BaseInfo::default()
         }
     }
 
@@ -308,6 +333,7 @@ mod tests {
                 requests: Some([("cpu".to_owned(), "100m".to_owned())].into_iter().collect()),
                 limits: None,
             }),
+            ..OverlaySpec::default()
         };
         let text = render_overlay("web", &spec, &info()).unwrap();
         let doc: serde_norway::Value = serde_norway::from_str(&text).unwrap();
@@ -331,8 +357,7 @@ mod tests {
         let mut spec = OverlaySpec {
             cluster: "c".into(),
             images: vec![image("other-image", "v1")],
-            replicas: None,
-            resources: None,
+            ..OverlaySpec::default()
         };
         let err = render_overlay("web", &spec, &info()).unwrap_err();
         assert!(err.to_string().contains("no container of the base uses"), "{err}");

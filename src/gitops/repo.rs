@@ -134,6 +134,19 @@ impl RepoView for WorkTree<'_> {
     fn exists(&self, path: &str) -> bool {
         resolve_safe_child_path(self.0, path).is_ok_and(|p| std::fs::symlink_metadata(p).is_ok())
     }
+    fn subdirs(&self, dir: &str) -> Vec<String> {
+        let Ok(full) = resolve_safe_child_path(self.0, dir) else {
+            return Vec::new();
+        };
+        let Ok(entries) = std::fs::read_dir(full) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .collect()
+    }
 }
 
 /// Refuses a path that is absolute, leaves the tree or enters `.git`.
@@ -180,6 +193,11 @@ fn write_file(root: &Path, path: &str, bytes: &[u8]) -> Result<(), SyncError> {
 
 /// Writes `plan` into the work tree at `root`.
 pub fn apply_plan(root: &Path, plan: &Plan) -> Result<(), SyncError> {
+    for path in &plan.remove {
+        check_repo_path(path)?;
+        let full = resolve_safe_child_path(root, path).map_err(|e| GitopsError::NotAllowed(e.to_string()))?;
+        remove_any(&full)?;
+    }
     for (dir, files) in &plan.replace_dirs {
         check_repo_path(dir)?;
         let full = resolve_safe_child_path(root, dir).map_err(|e| GitopsError::NotAllowed(e.to_string()))?;

@@ -177,3 +177,97 @@ async fn on_github_the_template_protects_main_adds_environments_and_the_argocd_w
     assert_eq!(hooks[0]["config"]["content_type"], json!("json"));
     assert!(!state.hooks.contains_key("soft-yt/orders-api"));
 }
+
+/// A service's whole life through the API: `app-base-go-react` registers it
+/// on two clusters (no signed-in user: the service's repository owns it, and
+/// the ApplicationSets get an https URL, not the local host's path);
+/// `decommission-service` removes it from one cluster, refuses a caller
+/// naming another repository (naming the owner), then removes it everywhere.
+#[tokio::test]
+async fn a_service_is_decommissioned_with_the_template_by_its_owner_only() {
+    let data = tempfile::tempdir().unwrap();
+    let git_dir = data.path().join("git");
+    let templates = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates");
+    let app = spawn_app_with(|s| {
+        s.integrations.local_git.dir = Some(git_dir.clone());
+        s.templates.dirs.push(templates);
+    })
+    .await;
+    let id = app
+        .create_task(
+            "template:default/app-base-go-react",
+            json!({
+                "name": "billing",
+                "description": "Billing",
+                "owner": "group:default/team-a",
+                "repoUrl": "git.local?owner=soft-yt&repo=billing",
+                "clusters": ["onprem-dev", "yc-prod"],
+                "gitopsRepoUrl": "git.local?owner=soft-yt&repo=infra-gitops",
+            }),
+        )
+        .await;
+    let events = app.events_until_completion(&id, LIMIT * 4).await;
+    assert_eq!(
+        events.last().unwrap()["body"]["message"],
+        "Run completed with status: completed",
+        "{:#?}",
+        step_statuses(&events)
+    );
+    let work = tempfile::tempdir().unwrap();
+    let gitops = clone(&git_dir.join("soft-yt/infra-gitops.git"), work.path());
+    let marker = std::fs::read_to_string(gitops.join("apps/billing/.scaffolder.yaml")).unwrap();
+    assert!(
+        marker.contains("owner: repository:git.local/soft-yt/billing"),
+        "{marker}"
+    );
+    let appset = std::fs::read_to_string(gitops.join("clusters/yc-prod/argocd/apps-appset.yaml")).unwrap();
+    assert!(
+        appset.contains("repoURL: https://git.local/soft-yt/infra-gitops.git"),
+        "{appset}"
+    );
+    assert!(!appset.contains("file:"), "{appset}");
+
+    let decommission = |clusters: serde_json::Value, repo: &str| {
+        json!({
+            "name": "billing",
+            "clusters": clusters,
+            "repoUrl": repo,
+            "gitopsRepoUrl": "git.local?owner=soft-yt&repo=infra-gitops",
+        })
+    };
+    let run = |values: serde_json::Value| {
+        let app = &app;
+        async move {
+            let id = app.create_task("template:default/decommission-service", values).await;
+            app.events_until_completion(&id, LIMIT * 4).await
+        }
+    };
+
+    let events = run(decommission(json!(["yc-prod"]), "git.local?owner=soft-yt&repo=billing")).await;
+    assert_eq!(
+        events.last().unwrap()["body"]["message"],
+        "Run completed with status: completed",
+        "{events:#?}"
+    );
+    git(&gitops, &["pull", "-q", "--rebase", "origin", "main"]);
+    assert!(!gitops.join("apps/billing/overlays/yc-prod").exists());
+    assert!(gitops
+        .join("apps/billing/overlays/onprem-dev/kustomization.yaml")
+        .is_file());
+
+    let events = run(decommission(json!([]), "git.local?owner=someone&repo=else")).await;
+    let failure = events.last().unwrap();
+    assert_eq!(failure["body"]["message"], "Run completed with status: failed");
+    let text = serde_json::to_string(&events).unwrap();
+    assert!(text.contains("repository:git.local/soft-yt/billing"), "{text}");
+
+    let events = run(decommission(json!([]), "git.local?owner=soft-yt&repo=billing")).await;
+    assert_eq!(
+        events.last().unwrap()["body"]["message"],
+        "Run completed with status: completed",
+        "{events:#?}"
+    );
+    git(&gitops, &["pull", "-q", "--rebase", "origin", "main"]);
+    assert!(!gitops.join("apps/billing").exists());
+    assert!(gitops.join("clusters/yc-prod/kustomization.yaml").is_file());
+}

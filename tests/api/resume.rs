@@ -254,8 +254,17 @@ async fn app_base_go_react_retried_after_a_gitops_conflict_completes_with_one_pu
         .to_owned();
     assert!(error.contains("already registered"), "{error}");
 
-    // The owner hands the service over; the retry finishes the registration.
-    set_owner(&owner_line, "hand billing-api over");
+    // Anonymous runs are owned by the service's repository, not a shared
+    // default: billing-legacy's repository owned the name. It hands the
+    // service over to billing-api's; the retry finishes the registration.
+    assert!(
+        owner_line.contains("repository:git.local/soft-yt/billing-legacy"),
+        "{owner_line}"
+    );
+    set_owner(
+        "owner: repository:git.local/soft-yt/billing-api",
+        "hand billing-api over",
+    );
     let (code, body) = app.post_json(&format!("/v2/tasks/{id}/retry"), &json!({})).await;
     assert_eq!(code, StatusCode::CREATED, "{body}");
     let events = app.events_until_completion(&id, LIMIT * 4).await;

@@ -263,13 +263,22 @@ async fn init_writes_valid_application_sets_and_is_idempotent() {
     assert_eq!(out["changed"], json!(true));
     assert!(task.log_text().contains("Created the GitOps repository"));
     let tree = export(&repo, "main");
-    let clone_url = url::Url::from_file_path(&repo).unwrap().to_string();
+    // Argo CD clones the https URL, never the local host's path.
+    let clone_url = "https://git.local/acme/infra-gitops.git";
 
     for cluster in CLUSTERS {
         let dir = tree.path().join("clusters").join(cluster);
         assert!(dir.join("cluster.yaml").is_file());
         let kustomization = read_yaml(&dir.join("kustomization.yaml"));
-        assert_eq!(kustomization["resources"], json!(["argocd/apps-appset.yaml"]));
+        assert_eq!(
+            kustomization["resources"],
+            json!([
+                "argocd/apps-appset.yaml",
+                "platform/image-policy.yaml",
+                "platform/secret-store.yaml",
+                "platform/ingress.yaml"
+            ])
+        );
         let appset = read_yaml(&dir.join("argocd/apps-appset.yaml"));
         let errors = schema_errors(&appset);
         assert!(errors.is_empty(), "{cluster}: {errors:?}");
@@ -394,4 +403,53 @@ fn the_cli_initialises_a_repository_idempotently() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("Invalid cluster name"));
+}
+
+#[tokio::test]
+async fn init_writes_typed_cluster_settings_platform_files_and_sops_rules() {
+    const AGE: &str = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+    let hosts = tempfile::tempdir().unwrap();
+    let action = GitopsInit::new(integrations(hosts.path(), None));
+    let task = Task::new();
+    let input = json!({
+        "repoUrl": LOCAL_URL,
+        "clusters": ["sber-prod", "onprem-dev"],
+        "settings": [{"name": "sber-prod", "baseDomain": "apps.sber.soft-yt.ru", "ageRecipient": AGE,
+                      "registryPullSecret": "ghcr-soft-yt"}],
+    });
+    task.run(&action, input.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", task.log_text()));
+    let repo = local_repo(hosts.path());
+    let tree = export(&repo, "main");
+    let settings = read_yaml(&tree.path().join("clusters/sber-prod/cluster.yaml"));
+    assert_eq!(settings["kind"], json!("ClusterSettings"));
+    assert_eq!(settings["provider"], json!("sber"));
+    assert_eq!(settings["stage"], json!("prod"));
+    assert_eq!(settings["ingress"], json!("istio"));
+    assert_eq!(settings["baseDomain"], json!("apps.sber.soft-yt.ru"));
+    assert_eq!(settings["registryPullSecret"], json!("ghcr-soft-yt"));
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/cluster.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for cluster in ["sber-prod", "onprem-dev"] {
+        let doc = read_yaml(&tree.path().join(format!("clusters/{cluster}/cluster.yaml")));
+        let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{cluster}: {errors:?}");
+    }
+    let ingress = std::fs::read_to_string(tree.path().join("clusters/sber-prod/platform/ingress.yaml")).unwrap();
+    assert!(
+        ingress.contains("networking.istio.io/v1") && ingress.contains("'*.apps.sber.soft-yt.ru'"),
+        "{ingress}"
+    );
+    let sops = read_yaml(&tree.path().join(".sops.yaml"));
+    let rules = sops["creation_rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 1, "onprem-dev has no age recipient: {sops}");
+    assert_eq!(rules[0]["age"], json!(AGE));
+
+    // Again: nothing changes.
+    let again = task.run(&action, input).await.unwrap();
+    assert_eq!(again["changed"], json!(false));
 }

@@ -6,4 +6,5 @@
 mod appset;
 mod concurrency;
 mod helpers;
+mod lifecycle;
 mod register;

@@ -131,20 +131,22 @@ async fn registers_a_service_and_every_overlay_renders_with_kustomize() {
     let base_kustomization = std::fs::read_to_string(root.join("apps/webapp/base/kustomization.yaml")).unwrap();
     assert!(!base_kustomization.contains("images:"));
 
-    // Every overlay renders, with its own image, replicas and resources.
+    // Every overlay renders, with its own image, replicas and resources:
+    // the registration's where it sets them, else its cluster's stage's
+    // (one replica on dev, three on prod).
     let expected = [
         (
             "onprem-dev",
             "ghcr.io/acme/webapp:main",
             "ghcr.io/acme/sidecar:1.0.0",
-            2,
+            1,
         ),
         ("yc-prod", "ghcr.io/acme/webapp:v1.2.3", "ghcr.io/acme/sidecar:1.0.0", 3),
         (
             "sber-prod",
             &format!("ghcr.io/acme/webapp@{DIGEST}"),
             "ghcr.io/acme/sidecar:2.0.0",
-            2,
+            3,
         ),
     ];
     for (cluster, app, sidecar, replicas) in expected {
@@ -175,10 +177,67 @@ async fn registers_a_service_and_every_overlay_renders_with_kustomize() {
     let app = container(deployment(&prod, "webapp"), "app");
     assert_eq!(app["resources"]["requests"]["memory"].as_str(), Some("128Mi"));
     assert_eq!(app["resources"]["limits"]["memory"].as_str(), Some("256Mi"));
-    // The cluster kustomization renders the ApplicationSet.
+    // Prod gets a disruption budget and an autoscaler per Deployment, dev
+    // neither; both pull with the cluster's registry secret.
+    let kinds = |docs: &[serde_norway::Value]| -> Vec<String> {
+        let mut kinds: Vec<String> = docs
+            .iter()
+            .filter_map(|d| d["kind"].as_str().map(str::to_owned))
+            .collect();
+        kinds.sort();
+        kinds
+    };
+    // Both get the per-service resources for their cluster's ingress
+    // flavour (Gateway API on yc-prod, Traefik on onprem-dev).
+    assert_eq!(
+        kinds(&prod),
+        [
+            "ConfigMap",
+            "Deployment",
+            "ExternalSecret",
+            "HTTPRoute",
+            "HorizontalPodAutoscaler",
+            "PodDisruptionBudget",
+            "Service",
+            "ServiceMonitor"
+        ]
+    );
+    let dev = kustomize(&root.join("apps/webapp/overlays/onprem-dev"));
+    assert_eq!(
+        kinds(&dev),
+        [
+            "ConfigMap",
+            "Deployment",
+            "ExternalSecret",
+            "Ingress",
+            "Service",
+            "ServiceMonitor"
+        ]
+    );
+    let route = dev.iter().find(|d| d["kind"].as_str() == Some("Ingress")).unwrap();
+    assert_eq!(
+        route["spec"]["rules"][0]["host"].as_str(),
+        Some("webapp.onprem-dev.apps.soft-yt.internal")
+    );
+    let env_from = &container(deployment(&dev, "webapp"), "app")["envFrom"][0]["secretRef"]["name"];
+    assert_eq!(env_from.as_str(), Some("webapp-env"));
+    let pull = &deployment(&dev, "webapp")["spec"]["template"]["spec"]["imagePullSecrets"][0]["name"];
+    assert_eq!(pull.as_str(), Some("ghcr-pull"));
+    let dev_app = container(deployment(&dev, "webapp"), "app");
+    assert_eq!(dev_app["resources"]["limits"]["memory"].as_str(), Some("128Mi"));
+    // The cluster kustomization renders the ApplicationSet and the platform
+    // resources of a Gateway API cluster.
     let cluster = kustomize(&root.join("clusters/yc-prod"));
-    assert_eq!(cluster.len(), 1);
-    assert_eq!(cluster[0]["kind"].as_str(), Some("ApplicationSet"));
+    assert_eq!(
+        kinds(&cluster),
+        [
+            "ApplicationSet",
+            "Certificate",
+            "ClusterPolicy",
+            "ClusterSecretStore",
+            "Gateway"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -476,10 +535,15 @@ async fn pull_request_mode_on_github_opens_one_pull_request() {
     assert_eq!(created[0].body["base"], json!("main"));
     assert_eq!(created[0].body["title"], json!("feat(web): deploy to yc-prod, vk-prod"));
     assert_eq!(created[0].authorization.as_deref(), Some("Bearer t0ken"));
-    // The ApplicationSet written for a new cluster points at the clone URL.
+    // The ApplicationSet written for a new cluster points at the https
+    // clone URL (the fake's clone_url is a file URL Argo CD could not use).
     let tree = export(&bare, "scaffolder/web");
     let appset = std::fs::read_to_string(tree.path().join("clusters/vk-prod/argocd/apps-appset.yaml")).unwrap();
-    assert!(appset.contains(&format!("file://{}", bare.display())), "{appset}");
+    assert!(
+        appset.contains("repoURL: https://github.example/acme/infra-gitops.git"),
+        "{appset}"
+    );
+    assert!(!appset.contains("file:"), "{appset}");
 
     // Re-running finds the branch and the pull request as they are.
     let again = task.run(&action, input).await.unwrap();

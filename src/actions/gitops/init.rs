@@ -10,8 +10,9 @@ use serde_json::{json, Value};
 
 use super::{open_repo, signature, strings};
 use crate::actions::{ActionContext, ActionError, ActionExample, ActionHandler};
+use crate::gitops::cluster::ClusterInput;
 use crate::gitops::layout;
-use crate::gitops::plan::{plan_clusters, RepoView};
+use crate::gitops::plan::{plan_clusters, EmptyTree};
 use crate::gitops::repo::{commit_plan, CommitRequest, PushRetry, RepoLocks};
 use crate::scm::git::with_task_trailer;
 use crate::scm::ScmIntegrations;
@@ -20,6 +21,7 @@ pub struct GitopsInit {
     integrations: Arc<ScmIntegrations>,
     retry: PushRetry,
     locks: Arc<RepoLocks>,
+    argocd_repo_url: Option<String>,
 }
 
 impl GitopsInit {
@@ -28,7 +30,15 @@ impl GitopsInit {
             integrations,
             retry: PushRetry::default(),
             locks: Arc::default(),
+            argocd_repo_url: None,
         }
+    }
+
+    /// The installation's `gitops.argocd_repo_url`: what the ApplicationSets
+    /// read, unless the input says otherwise.
+    pub fn with_argocd_repo_url(mut self, url: Option<String>) -> GitopsInit {
+        self.argocd_repo_url = url;
+        self
     }
 
     /// Shares the per-repository turns with the other GitOps writers of the
@@ -57,11 +67,14 @@ pub struct Input {
     /// The branch Argo CD follows and the layout is committed to. Defaults to `main`
     #[serde(default = "default_branch")]
     pub branch: String,
-    /// The repository URL written into the ApplicationSets, when Argo CD reaches the repository differently (e.g. over SSH). Defaults to the repository's clone URL
+    /// The repository URL written into the ApplicationSets, when Argo CD reaches the repository differently (e.g. over SSH). Defaults to the `gitops.argocd_repo_url` setting, else the repository's https clone URL (never a file URL)
     pub argocd_repo_url: Option<String>,
     /// The namespace of Argo CD, where the ApplicationSets and Applications live. Defaults to `argocd`
     #[serde(default = "default_namespace")]
     pub argocd_namespace: String,
+    /// Typed settings of clusters (`clusters/<cluster>/cluster.yaml`): provider, stage, baseDomain, ingress, tlsIssuer, ageRecipient, secretStore, registryPullSecret, workloads. A cluster listed here has its file rewritten; the others keep theirs (or get one inferred from the name `<provider>-<stage>`)
+    #[serde(default)]
+    pub settings: Vec<ClusterInput>,
     /// The commit message
     pub commit_message: Option<String>,
     /// The commit author's name. Defaults to `Scaffolder`
@@ -70,16 +83,6 @@ pub struct Input {
     pub git_author_email: Option<String>,
     /// A token for the GitHub host, instead of the integration's credentials
     pub token: Option<String>,
-}
-
-struct Empty;
-impl RepoView for Empty {
-    fn read(&self, _: &str) -> Option<String> {
-        None
-    }
-    fn exists(&self, _: &str) -> bool {
-        false
-    }
 }
 
 #[async_trait]
@@ -104,7 +107,7 @@ impl ActionHandler for GitopsInit {
     fn examples(&self) -> Vec<ActionExample> {
         vec![ActionExample {
             description: "Prepare infra-gitops for four clusters",
-            example: "steps:\n  - id: gitops-init\n    action: gitops:init\n    input:\n      repoUrl: github.com?owner=acme&repo=infra-gitops\n      clusters: [onprem-dev, yc-prod, sber-prod, vk-prod]\n",
+            example: "steps:\n  - id: gitops-init\n    action: gitops:init\n    input:\n      repoUrl: github.com?owner=acme&repo=infra-gitops\n      clusters: [onprem-dev, yc-prod, sber-prod, vk-prod]\n      settings:\n        - name: sber-prod\n          baseDomain: apps.sber.soft-yt.ru\n          ingress: istio\n          ageRecipient: age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\n",
         }]
     }
 
@@ -130,9 +133,14 @@ impl ActionHandler for GitopsInit {
             !ctx.dry_run,
         )
         .await?;
-        let source = repo.source(input.argocd_repo_url.as_deref(), &input.branch, &input.argocd_namespace);
+        let source = repo.source(
+            input.argocd_repo_url.as_deref(),
+            self.argocd_repo_url.as_deref(),
+            &input.branch,
+            &input.argocd_namespace,
+        )?;
         if ctx.dry_run {
-            let plan = plan_clusters(&clusters, &source, true, &Empty)?;
+            let plan = plan_clusters(&clusters, &source, true, &input.settings, &EmptyTree)?;
             plan.check_yaml()?;
             for path in plan.paths() {
                 ctx.logger.info(format!("Would write {path}")).await;
@@ -168,7 +176,7 @@ impl ActionHandler for GitopsInit {
             &request,
             &self.retry,
             &|_| Ok(()),
-            |view| plan_clusters(&clusters, &source, true, view),
+            |view| plan_clusters(&clusters, &source, true, &input.settings, view),
         )
         .await?;
         let commit = outcome.commit.clone().unwrap_or_default();

@@ -4,6 +4,7 @@
 
 mod init;
 mod register;
+mod unregister;
 
 use std::path::PathBuf;
 
@@ -11,6 +12,7 @@ use serde_json::Value;
 
 pub use init::GitopsInit;
 pub use register::GitopsOverlayRegister;
+pub use unregister::GitopsOverlayUnregister;
 
 use crate::actions::publish::local_name;
 use crate::actions::{ActionContext, ActionError};
@@ -61,7 +63,7 @@ fn signature(name: Option<&str>, email: Option<&str>) -> Signature {
 
 /// Where a GitOps repository is.
 enum Kind {
-    /// A bare repository of the local git host.
+    /// A bare repository of the local git host (`url`: its file URL).
     Local { path: PathBuf, url: String },
     /// A repository of a GitHub host.
     Github {
@@ -77,7 +79,8 @@ struct GitopsRepo {
     kind: Kind,
     /// What `git` pushes to.
     remote: String,
-    /// What Argo CD clones.
+    /// The repository's https clone URL (what Argo CD clones unless told
+    /// otherwise); never a file URL.
     clone_url: String,
     git: Git,
 }
@@ -92,16 +95,86 @@ impl GitopsRepo {
         }
     }
 
-    fn source(&self, argocd_repo_url: Option<&str>, revision: &str, namespace: &str) -> AppSetSource {
-        AppSetSource {
-            repo_url: argocd_repo_url
-                .filter(|u| !u.trim().is_empty())
-                .unwrap_or(&self.clone_url)
-                .to_owned(),
+    /// What the ApplicationSets read: the `argocdRepoUrl` input, else the
+    /// installation's `gitops.argocd_repo_url`, else the repository's https
+    /// clone URL. Argo CD runs in the clusters and cannot clone a path of
+    /// this machine, so a `file:` URL or a bare path is refused.
+    fn source(
+        &self,
+        argocd_repo_url: Option<&str>,
+        configured: Option<&str>,
+        revision: &str,
+        namespace: &str,
+    ) -> Result<AppSetSource, ActionError> {
+        let repo_url = argocd_repo_url
+            .filter(|u| !u.trim().is_empty())
+            .or(configured.filter(|u| !u.trim().is_empty()))
+            .unwrap_or(&self.clone_url)
+            .trim()
+            .to_owned();
+        check_argocd_url(&repo_url)?;
+        Ok(AppSetSource {
+            repo_url,
             revision: revision.to_owned(),
             argocd_namespace: namespace.to_owned(),
-        }
+        })
     }
+}
+
+/// Accepts the URLs Argo CD clones: `https://`, `http://`, `ssh://`,
+/// `git://` and scp-like `git@host:path`.
+fn check_argocd_url(url: &str) -> Result<(), ActionError> {
+    let scp_like = url
+        .split_once(':')
+        .is_some_and(|(user_host, path)| user_host.contains('@') && !user_host.contains('/') && !path.is_empty());
+    let schemed = ["https://", "http://", "ssh://", "git://"]
+        .iter()
+        .any(|scheme| url.len() > scheme.len() && url.starts_with(scheme));
+    if scp_like || schemed {
+        Ok(())
+    } else {
+        Err(ActionError::InvalidInput(format!(
+            "Argo CD cannot clone {url:?}: the ApplicationSets need a URL the clusters reach (https://, ssh:// or git@host:path); set argocdRepoUrl or the gitops.argocd_repo_url setting"
+        )))
+    }
+}
+
+/// Who owns a service, from the caller: the `owner` input, else the task's
+/// user (`user.ref`), else the service's own repository
+/// (`repository:<host>/<owner>/<repo>` from `sourceRepoUrl`). There is no
+/// shared default: an anonymous run without either is refused, so that no
+/// two callers can share an owner by accident.
+fn caller_owner(
+    integrations: &ScmIntegrations,
+    ctx: &ActionContext,
+    owner: Option<&str>,
+    source_repo_url: Option<&str>,
+) -> Result<String, ActionError> {
+    if let Some(owner) = owner.map(str::trim).filter(|o| !o.is_empty()) {
+        return Ok(owner.to_owned());
+    }
+    if let Some(user) = ctx
+        .user
+        .get("ref")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+    {
+        return Ok(user.to_owned());
+    }
+    if let Some(url) = source_repo_url.map(str::trim).filter(|u| !u.is_empty()) {
+        let spec = integrations
+            .parse_repo_url(url)
+            .map_err(|e| ActionError::InvalidInput(format!("sourceRepoUrl: {e}")))?;
+        let owner = spec
+            .owner
+            .filter(|o| !o.is_empty())
+            .ok_or_else(|| ActionError::InvalidInput(format!("sourceRepoUrl {url} names no owner")))?;
+        return Ok(format!("repository:{}/{owner}/{}", spec.host, spec.repo));
+    }
+    Err(ActionError::InvalidInput(
+        "No owner for the service: run the task as a signed-in user, or give `owner` (e.g. a group entity ref) or `sourceRepoUrl` (the service's repository)".into(),
+    ))
 }
 
 /// Resolves `repo_url`. `connect: false` (dry-run) touches nothing; else a
@@ -150,9 +223,11 @@ async fn open_repo(
             let url = url::Url::from_file_path(&path)
                 .map(String::from)
                 .map_err(|()| ActionError::Failed(format!("{} cannot be written as a file URL", path.display())))?;
+            // Argo CD never clones a path of this machine: the local host's
+            // repository is addressed as the https host it stands in for.
             Ok(GitopsRepo {
                 remote: path.display().to_string(),
-                clone_url: url.clone(),
+                clone_url: format!("https://{}/{owner}/{repo}.git", spec.host),
                 kind: Kind::Local { path, url },
                 git,
             })
@@ -182,7 +257,9 @@ async fn open_repo(
             let git = git.with_token(client.git_token());
             Ok(GitopsRepo {
                 remote: info.clone_url.clone(),
-                clone_url: info.clone_url.clone(),
+                // The page's address plus `.git`: GitHub's https clone URL,
+                // also where `clone_url` is another transport (a mirror).
+                clone_url: format!("{}.git", info.html_url.trim_end_matches('/')),
                 kind: Kind::Github {
                     client: Some(Box::new(client)),
                     html_url: info.html_url,

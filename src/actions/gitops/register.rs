@@ -11,12 +11,12 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{open_repo, signature, strings, Kind};
+use super::{caller_owner, open_repo, signature, strings, Kind};
 use crate::actions::workspace::resolve_safe_child_path;
 use crate::actions::{ActionContext, ActionError, ActionExample, ActionHandler};
 use crate::gitops::base::BaseFiles;
 use crate::gitops::overlay::{check_owner, ImageSpec, ResourceSpec};
-use crate::gitops::plan::{plan_clusters, ClusterSettings, Plan, Registration, RepoView};
+use crate::gitops::plan::{plan_clusters, ClusterSettings, DroppedOverlays, EmptyTree, Plan, Registration, RepoView};
 use crate::gitops::repo::{commit_plan, CommitRequest, PushRetry, RepoLocks};
 use crate::gitops::{layout, GitopsError};
 use crate::scm::git::with_task_trailer;
@@ -29,6 +29,7 @@ pub struct GitopsOverlayRegister {
     integrations: Arc<ScmIntegrations>,
     retry: PushRetry,
     locks: Arc<RepoLocks>,
+    argocd_repo_url: Option<String>,
 }
 
 impl GitopsOverlayRegister {
@@ -37,7 +38,15 @@ impl GitopsOverlayRegister {
             integrations,
             retry: PushRetry::default(),
             locks: Arc::default(),
+            argocd_repo_url: None,
         }
+    }
+
+    /// The installation's `gitops.argocd_repo_url`: what ApplicationSets
+    /// written by `initClusters` read, unless the input says otherwise.
+    pub fn with_argocd_repo_url(mut self, url: Option<String>) -> GitopsOverlayRegister {
+        self.argocd_repo_url = url;
+        self
     }
 
     /// The same action taking turns with the writers of `locks` only (the
@@ -116,28 +125,23 @@ pub struct Input {
     /// The branch Argo CD follows. Defaults to `main`
     #[serde(default = "default_branch")]
     pub branch: String,
-    /// Who owns the service (recorded in `apps/<service>/.scaffolder.yaml`; another owner's registration is refused). Defaults to the user running the task
+    /// Who owns the service (recorded in `apps/<service>/.scaffolder.yaml`; another owner's registration is refused). Defaults to the user running the task, else the repository of `sourceRepoUrl`; without either the registration is refused
     pub owner: Option<String>,
+    /// The service's own repository (`github.com?owner=acme&repo=webapp`): the owner when neither `owner` nor a signed-in user is given
+    pub source_repo_url: Option<String>,
+    /// Overlays of clusters this registration no longer lists: `refuse` (fail and name them) or `remove` (delete them; Argo CD prunes those applications). Defaults to `refuse`
+    #[serde(default)]
+    pub dropped_overlays: DroppedOverlays,
     /// Write `clusters/<cluster>/…` for clusters the repository does not know yet (as `gitops:init` would). Defaults to `true`
     #[serde(default = "yes")]
     pub init_clusters: bool,
-    /// The repository URL for ApplicationSets written by `initClusters`. Defaults to the clone URL
+    /// The repository URL for ApplicationSets written by `initClusters`. Defaults to the `gitops.argocd_repo_url` setting, else the repository's https clone URL (never a file URL)
     pub argocd_repo_url: Option<String>,
     /// Argo CD's namespace for ApplicationSets written by `initClusters`. Defaults to `argocd`
     #[serde(default = "default_namespace")]
     pub argocd_namespace: String,
     /// A token for the GitHub host, instead of the integration's credentials
     pub token: Option<String>,
-}
-
-struct Empty;
-impl RepoView for Empty {
-    fn read(&self, _: &str) -> Option<String> {
-        None
-    }
-    fn exists(&self, _: &str) -> bool {
-        false
-    }
 }
 
 /// Reads the base directory: regular files only, inside the workspace.
@@ -182,17 +186,6 @@ fn read_base(workspace: &Path, base_path: &str) -> Result<BaseFiles, ActionError
     Ok(BaseFiles { files })
 }
 
-/// The owner recorded for the service: the `owner` input, else the task's
-/// user, else `scaffolder`.
-fn owner_of(ctx: &ActionContext, input: &Input) -> String {
-    input
-        .owner
-        .clone()
-        .filter(|o| !o.trim().is_empty())
-        .or_else(|| ctx.user.get("ref").and_then(Value::as_str).map(str::to_owned))
-        .unwrap_or_else(|| "scaffolder".into())
-}
-
 #[async_trait]
 impl ActionHandler for GitopsOverlayRegister {
     type Input = Input;
@@ -211,6 +204,7 @@ impl ActionHandler for GitopsOverlayRegister {
                 "changed": {"type": "boolean", "description": "Whether a commit was made"},
                 "applications": {"type": "array", "items": {"type": "string"}, "description": "Argo CD application names <service>-<cluster>"},
                 "overlayPaths": {"type": "array", "items": {"type": "string"}, "description": "apps/<service>/overlays/<cluster>"},
+                "removedApplications": {"type": "array", "items": {"type": "string"}, "description": "Applications whose overlays were removed (`droppedOverlays: remove`)"},
             },
         }))
     }
@@ -226,7 +220,12 @@ impl ActionHandler for GitopsOverlayRegister {
         layout::check_dns_label("service", &input.service)?;
         layout::check_dns_label("Argo CD namespace", &input.argocd_namespace)?;
         let base = read_base(&ctx.workspace, &input.base_path)?;
-        let owner = owner_of(ctx, &input);
+        let owner = caller_owner(
+            &self.integrations,
+            ctx,
+            input.owner.as_deref(),
+            input.source_repo_url.as_deref(),
+        )?;
         let settings: Vec<ClusterSettings> = input
             .overlays
             .iter()
@@ -261,18 +260,28 @@ impl ActionHandler for GitopsOverlayRegister {
             !ctx.dry_run,
         )
         .await?;
-        let source = repo.source(input.argocd_repo_url.as_deref(), &input.branch, &input.argocd_namespace);
+        let source = repo.source(
+            input.argocd_repo_url.as_deref(),
+            self.argocd_repo_url.as_deref(),
+            &input.branch,
+            &input.argocd_namespace,
+        )?;
+        let removed = std::sync::Mutex::new(Vec::<String>::new());
         let planner = |view: &dyn RepoView| -> Result<Plan, GitopsError> {
             let mut plan = if input.init_clusters {
-                plan_clusters(&clusters, &source, false, view)?
+                plan_clusters(&clusters, &source, false, &[], view)?
             } else {
                 Plan::default()
             };
-            plan.merge(registration.plan(view)?);
+            let registered = registration.plan(view, input.dropped_overlays)?;
+            if let Ok(mut removed) = removed.lock() {
+                *removed = registration.dropped(view);
+            }
+            plan.merge(registered);
             Ok(plan)
         };
         if ctx.dry_run {
-            let plan = planner(&Empty)?;
+            let plan = planner(&EmptyTree)?;
             plan.check_yaml()?;
             for path in plan.paths() {
                 ctx.logger.info(format!("Would write {path}")).await;
@@ -330,6 +339,30 @@ impl ActionHandler for GitopsOverlayRegister {
         )
         .await?;
         let commit = outcome.commit.clone().unwrap_or_default();
+        let removed = removed.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !removed.is_empty() {
+            ctx.logger
+                .info(format!(
+                    "Removed the overlays of {} on {} (no longer listed); Argo CD deletes {}",
+                    input.service,
+                    removed.join(", "),
+                    removed
+                        .iter()
+                        .map(|c| layout::app_name(&input.service, c))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+                .await;
+        }
+        ctx.output(
+            "removedApplications",
+            strings(
+                &removed
+                    .iter()
+                    .map(|c| layout::app_name(&input.service, c))
+                    .collect::<Vec<_>>(),
+            ),
+        );
         if outcome.changed {
             ctx.logger
                 .info(format!(

@@ -135,11 +135,14 @@ func (l *loggingWriter) Write(b []byte) (int, error) {
 
 func (l *loggingWriter) Unwrap() http.ResponseWriter { return l.ResponseWriter }
 
-// accessLog writes one JSON log line per request; probes and scrapes are
-// logged at debug level so they do not drown the rest.
+// accessLog writes one JSON log line per request, with its W3C trace and
+// span ids (trace.go); probes and scrapes are logged at debug level so they
+// do not drown the rest.
 func accessLog(logger *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		trace := childOf(r.Header.Get("traceparent"))
+		w.Header().Set("traceparent", trace.header())
 		lw := &loggingWriter{ResponseWriter: w}
 		next.ServeHTTP(lw, r)
 		if lw.status == 0 {
@@ -158,6 +161,8 @@ func accessLog(logger *slog.Logger, next http.Handler) http.Handler {
 			slog.Duration("duration", time.Since(start)),
 			slog.String("remote", r.RemoteAddr),
 			slog.String("user_agent", r.UserAgent()),
+			slog.String("trace_id", trace.traceID),
+			slog.String("span_id", trace.spanID),
 		)
 	})
 }
