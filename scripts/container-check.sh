@@ -19,7 +19,10 @@
 #      taken down (containers removed, volumes kept) and brought up again; the
 #      tasks created before are still listed, and that task resumes, opens its
 #      secret with the key kept in the data volume and publishes it.
-#   7. `podman-compose down -v` and removal of the built images' containers.
+#   7. the image run as deploy/kustomize runs it (read-only root filesystem,
+#      a tmpfs on /tmp, no capabilities, secrets.keys set): ready, and a task
+#      renders a skeleton in its workspace.
+#   8. `podman-compose down -v`; untagged images of earlier builds pruned.
 #
 #   bash scripts/container-check.sh [SHARED_DIR]
 #
@@ -126,6 +129,15 @@ path-exclude /usr/share/info/*
 path-exclude /usr/share/locale/*
 path-include /usr/share/locale/locale.alias
 EOF2
+    # apt keeps no downloaded packages nor caches in image layers (the
+    # official image's docker-clean).
+    cat >"$ROOTFS/etc/apt/apt.conf.d/docker-clean" <<'EOF2'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+EOF2
+    echo 'Acquire::Languages "none";' >"$ROOTFS/etc/apt/apt.conf.d/docker-no-languages"
     # Refreshed every time: the host's CAs may change between runs.
     mkdir -p "$ROOTFS/usr/local/share/ca-certificates"
     if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
@@ -148,7 +160,8 @@ EOF2
     rm -rf "$CTX/toolchain/share/doc" "$CTX/toolchain/share/man"
     cp "$ROOT/scripts/container-check/rust.Containerfile" "$CTX/Containerfile"
     t=$SECONDS
-    podman build -q -t docker.io/library/rust:1-bookworm "$CTX" >/dev/null
+    podman build -q -t docker.io/library/rust:1-bookworm \
+        --build-arg HOST_CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" "$CTX" >/dev/null
     rm -rf "$CTX"
     say "rust:1-bookworm ($(rustc --version)) took $((SECONDS - t)) s"
 
@@ -201,8 +214,11 @@ cleanup() {
     if [[ ${CONTAINER_CHECK_KEEP:-} == 1 ]]; then
         say "stack left running (CONTAINER_CHECK_KEEP=1): ${COMPOSE[*]} down -v"
     else
+        podman rm -f "$PROJECT-readonly" >/dev/null 2>&1 || true
         "${COMPOSE[@]}" down -v >/dev/null 2>&1 || true
     fi
+    # Earlier builds of the same tags, left untagged.
+    podman image prune -f >/dev/null 2>&1 || true
     rm -rf "$WORK/compat" "$WORK/clone"
     say "took $((SECONDS - START)) s in all"
     exit "$rc"
@@ -322,6 +338,48 @@ GOT=$(in_container git -C /home/scaffolder/.local/share/scaffolder/git/check/sea
 in_container git -C "$GIT/check-api.git" rev-parse --verify -q main >/dev/null ||
     die "the repository published before the restart is gone"
 say "task $SEALED resumed in the new container, opened its sealed secret and published it"
+
+# ------------------------------------------- the Kubernetes container settings
+step "the settings of deploy/kustomize: read-only root filesystem, /tmp only, no capabilities"
+# A second server from the same image, run as the Deployment runs it: read-only
+# root, a tmpfs on /tmp (the emptyDir), all capabilities dropped, no privilege
+# escalation, secrets.keys given, the local git host off, XDG dirs and HOME
+# under /tmp. It has a database of its own on the stack's PostgreSQL and runs a
+# task that renders a skeleton into its workspace.
+RO_PORT=$((PORT + 1))
+RO_NAME=$PROJECT-readonly
+KEY=$(podman run --rm "localhost/$IMAGE" secrets generate-key --id check)
+NET=$(podman inspect --format '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}' "$(container)" | awk '{ print $1 }')
+podman rm -f "$RO_NAME" >/dev/null 2>&1 || true
+podman run -d --name "$RO_NAME" --network "$NET" -p "127.0.0.1:$RO_PORT:7007" \
+    --read-only --tmpfs /tmp:rw,size=512m,mode=1777 --cap-drop ALL --security-opt no-new-privileges \
+    -e DATABASE_URL="postgres://scaffolder:scaffolder-dev-password@postgres:5432/scaffolder_readonly" \
+    -e SCAFFOLDER__SECRETS__KEYS="$KEY" -e SCAFFOLDER__INTEGRATIONS__LOCAL_GIT__ENABLED=false \
+    -e SCAFFOLDER__AUTH__ALLOW_ANONYMOUS=true \
+    -e XDG_CACHE_HOME=/tmp/cache -e XDG_DATA_HOME=/tmp/data -e HOME=/tmp -e TMPDIR=/tmp \
+    -v "$SHARED/fixtures/compat-templates:/check/compat-templates:ro" \
+    "localhost/$IMAGE" serve --bind 0.0.0.0:7007 --templates /check/compat-templates >/dev/null
+deadline=$((SECONDS + 120))
+until curl -fsS "http://127.0.0.1:$RO_PORT/readyz" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || { podman logs "$RO_NAME" 2>&1 | tail -n 40 >&2; die "the read-only container was not ready within 120 s"; }
+    sleep 1
+done
+RO_API=http://127.0.0.1:$RO_PORT/api/scaffolder/v2
+RO_TASK=$(curl -fsS -X POST "$RO_API/tasks" -H 'content-type: application/json' \
+    -d '{"templateRef":"template:default/ref-demo","values":{"name":"ro-check","owner":"user:default/check"}}' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+deadline=$((SECONDS + 120))
+while :; do
+    status=$(curl -fsS "$RO_API/tasks/$RO_TASK" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
+    [[ $status == completed ]] && break
+    if [[ $status == failed || $status == cancelled ]] || ((SECONDS > deadline)); then
+        curl -fsS "$RO_API/tasks/$RO_TASK/events" | tail -c 3000 >&2
+        die "task $RO_TASK in the read-only container: $status"
+    fi
+    sleep 1
+done
+podman rm -f "$RO_NAME" >/dev/null
+say "read-only container: ready, and task $RO_TASK (fetch:template into /tmp) completed"
 
 # ------------------------------------------------------------------ report
 step "report"
