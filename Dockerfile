@@ -36,8 +36,9 @@ ENV CARGO_TERM_COLOR=never \
 
 # Cargo features of the release build. INTEGRATOR: once Cargo.toml declares
 # the `otlp` feature (the OpenTelemetry exporter moving behind it), make the
-# default "--features otlp". Empty today: Cargo.toml has no such feature, and
-# the exporter is built in unconditionally.
+# default "--features otlp" (and give .ci/run's release build the same
+# features: scripts/container-check.sh reuses that build's artifacts). Empty
+# today: Cargo.toml has no such feature; the exporter is always built in.
 ARG CARGO_FEATURES=""
 
 # `mkdir -p templates`: git does not track an empty directory, so a fresh
