@@ -311,9 +311,12 @@ say "task $REAL completed: check/check-api and its overlay in check/infra-gitops
 
 # ------------------------------------------------------------ persistence
 step "persistence across a new container"
+# The task waits 30 s: longer than worker.shutdown_grace_seconds (10) plus the
+# time to reach `down`, so it is still running when the stack goes down and
+# is handed over rather than finished.
 SECRET="sealed-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 SEALED=$(create_task "{\"templateRef\":\"template:default/sealed-secret-check\",
-  \"values\":{\"seconds\":20,\"repoUrl\":\"git.local?owner=check&repo=sealed\"},
+  \"values\":{\"seconds\":30,\"repoUrl\":\"git.local?owner=check&repo=sealed\"},
   \"secrets\":{\"checkToken\":\"$SECRET\"}}")
 poll_task "$SEALED" processing >/dev/null
 BEFORE=$(curl -fsS "$API/tasks?limit=1000" | python3 -c 'import json,sys; print(" ".join(sorted(t["id"] for t in json.load(sys.stdin)["tasks"])))')
