@@ -34,12 +34,10 @@ WORKDIR /src
 ENV CARGO_TERM_COLOR=never \
     SQLX_OFFLINE=true
 
-# Cargo features of the release build. INTEGRATOR: once Cargo.toml declares
-# the `otlp` feature (the OpenTelemetry exporter moving behind it), make the
-# default "--features otlp" (and give .ci/run's release build the same
-# features: scripts/container-check.sh reuses that build's artifacts). Empty
-# today: Cargo.toml has no such feature; the exporter is always built in.
-ARG CARGO_FEATURES=""
+# Cargo features of the release build: `otlp` is the OpenTelemetry span
+# exporter (README, "Traces"). .ci/run's release build uses the same
+# features, since scripts/container-check.sh reuses that build's artifacts.
+ARG CARGO_FEATURES="--features otlp"
 
 # `mkdir -p templates`: git does not track an empty directory, so a fresh
 # clone may lack templates/; the runtime stage copies it from here. The
