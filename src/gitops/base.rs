@@ -28,6 +28,18 @@ pub struct BaseInfo {
     /// Services with their first port (number and name, if any), for the
     /// routes and the ServiceMonitor of the overlays.
     pub services: Vec<ServicePort>,
+    /// `(kind, metadata.name)` of every resource the base declares: an
+    /// overlay never adds one of these again (kustomize refuses a resource
+    /// id twice), so a base that brings its own PodDisruptionBudget,
+    /// ServiceMonitor or ExternalSecret keeps it.
+    pub declared: BTreeSet<(String, String)>,
+}
+
+impl BaseInfo {
+    /// Whether the base already declares `kind`/`name`.
+    pub fn declares(&self, kind: &str, name: &str) -> bool {
+        self.declared.contains(&(kind.to_owned(), name.to_owned()))
+    }
 }
 
 /// A Service of the base and its first port.
@@ -102,6 +114,11 @@ pub fn inspect(base: &BaseFiles) -> Result<BaseInfo, GitopsError> {
         }
         for doc in &docs {
             collect_images(doc, &mut info.images);
+            let kind = doc.get("kind").and_then(Value::as_str);
+            let name = doc.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str);
+            if let (Some(kind), Some(name)) = (kind, name) {
+                info.declared.insert((kind.to_owned(), name.to_owned()));
+            }
             if doc.get("kind").and_then(Value::as_str) == Some("Service") {
                 let name = doc.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str);
                 let port = doc

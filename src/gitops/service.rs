@@ -147,6 +147,18 @@ fn dashboard(service: &str) -> Value {
     })
 }
 
+/// Whether the base already declares `doc`'s kind and name (the base's own
+/// resource wins; kustomize refuses the same id twice).
+fn declared(base: &BaseInfo, doc: &Value) -> bool {
+    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let name = doc
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    base.declares(kind, name)
+}
+
 /// The per-service resources of `service` on `cluster`.
 pub fn service_resources(
     service: &str,
@@ -156,10 +168,10 @@ pub fn service_resources(
     let mut out = ServiceResources::default();
     let host = format!("{service}.{}", cluster.base_domain);
     if let Some(web) = pick(base, &[format!("{service}-frontend"), service.to_owned()]) {
-        out.files.insert(
-            ROUTE_FILE.to_owned(),
-            documents(&[route(service, &host, web, cluster)])?,
-        );
+        let route = route(service, &host, web, cluster);
+        if !declared(base, &route) {
+            out.files.insert(ROUTE_FILE.to_owned(), documents(&[route])?);
+        }
     }
     if let Some(backend) = pick(base, &[format!("{service}-backend"), format!("{service}-frontend")]) {
         let labels = if backend.labels.is_empty() {
@@ -181,8 +193,13 @@ pub fn service_resources(
                 "jobLabel": "app.kubernetes.io/name",
             },
         });
-        out.files
-            .insert(MONITORING_FILE.to_owned(), documents(&[monitor, dashboard(service)])?);
+        let monitoring: Vec<Value> = [monitor, dashboard(service)]
+            .into_iter()
+            .filter(|doc| !declared(base, doc))
+            .collect();
+        if !monitoring.is_empty() {
+            out.files.insert(MONITORING_FILE.to_owned(), documents(&monitoring)?);
+        }
     }
     let backend_deployment = base
         .deployments
@@ -190,7 +207,7 @@ pub fn service_resources(
         .map(|(name, _)| name)
         .find(|name| *name == &format!("{service}-backend"))
         .or_else(|| base.deployments.first().map(|(name, _)| name));
-    if let Some(deployment) = backend_deployment {
+    if let Some(deployment) = backend_deployment.filter(|_| !base.declares("ExternalSecret", service)) {
         let secret = format!("{service}-env");
         let external = json!({
             "apiVersion": "external-secrets.io/v1",

@@ -44,6 +44,7 @@ pub fn overlay_files(
         let pdbs: Vec<Value> = base
             .deployments
             .iter()
+            .filter(|(name, _)| !base.declares("PodDisruptionBudget", name))
             .filter_map(|(name, _)| base.selectors.get(name).map(|labels| (name, labels)))
             .map(|(name, labels)| {
                 json!({
@@ -66,6 +67,7 @@ pub fn overlay_files(
         let hpas: Vec<Value> = base
             .deployments
             .iter()
+            .filter(|(name, _)| !base.declares("HorizontalPodAutoscaler", name))
             .map(|(name, _)| {
                 json!({
                     "apiVersion": "autoscaling/v2",
@@ -118,6 +120,7 @@ mod tests {
                 port_name: Some("http".into()),
                 labels: [("app".to_owned(), "web".to_owned())].into(),
             }],
+            declared: Default::default(),
         }
     }
 
@@ -128,6 +131,40 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k, String::from_utf8(v).unwrap()))
             .collect()
+    }
+
+    /// A base that brings its own PodDisruptionBudget, ServiceMonitor and
+    /// ExternalSecret (the scaffolder's own, deploy/kustomize) keeps them:
+    /// the overlay adds none of the same kind and name, which kustomize
+    /// would refuse, and no `envFrom` for a secret it does not make.
+    #[test]
+    fn what_the_base_declares_is_not_added_again() {
+        let mut base = base();
+        base.declared = [
+            ("PodDisruptionBudget", "web"),
+            ("ServiceMonitor", "web"),
+            ("ExternalSecret", "web"),
+        ]
+        .map(|(k, n)| (k.to_owned(), n.to_owned()))
+        .into();
+        let config = ClusterConfig::build("yc-prod", &ClusterInput::default(), "argocd").unwrap();
+        let spec = OverlaySpec {
+            cluster: "yc-prod".into(),
+            ..OverlaySpec::default()
+        };
+        let files: BTreeMap<String, String> = overlay_files("web", &spec, &base, &config)
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8(v).unwrap()))
+            .collect();
+        assert_eq!(
+            files.keys().collect::<Vec<_>>(),
+            ["hpa.yaml", "kustomization.yaml", "monitoring.yaml", "route.yaml"]
+        );
+        assert!(!files["monitoring.yaml"].contains("kind: ServiceMonitor"));
+        assert!(files["monitoring.yaml"].contains("grafana_dashboard"));
+        assert!(!files["kustomization.yaml"].contains("pdb.yaml"));
+        assert!(!files["kustomization.yaml"].contains("envFrom"));
     }
 
     #[test]
