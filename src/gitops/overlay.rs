@@ -158,6 +158,16 @@ fn to_yaml(header: &str, value: &Value) -> Result<String, GitopsError> {
     Ok(format!("{header}{body}"))
 }
 
+/// `header`, then each of `docs` as a YAML document after a `---` line.
+pub(crate) fn yaml_documents(header: &str, docs: &[Value]) -> Result<String, GitopsError> {
+    let mut text = header.to_owned();
+    for doc in docs {
+        text.push_str("---\n");
+        text.push_str(&to_yaml("", doc)?);
+    }
+    Ok(text)
+}
+
 /// The overlay's `kustomization.yaml`. Every image entry must name an image
 /// the base uses.
 pub fn render_overlay(service: &str, spec: &OverlaySpec, base: &BaseInfo) -> Result<String, GitopsError> {

@@ -15,6 +15,7 @@
 use serde_json::{json, Value};
 
 use super::cluster::{ClusterConfig, IngressFlavour};
+use super::overlay::yaml_documents as documents;
 use super::GitopsError;
 
 pub const PLATFORM_DIR: &str = "platform";
@@ -33,16 +34,6 @@ pub const WILDCARD_SECRET: &str = "wildcard-tls";
 /// The shared entry point (Gateway API and Istio) in `default`.
 pub const GATEWAY: &str = "platform";
 pub const GATEWAY_NAMESPACE: &str = "default";
-
-fn documents(header: &str, docs: &[Value]) -> Result<String, GitopsError> {
-    let mut text = header.to_owned();
-    for doc in docs {
-        let body = serde_norway::to_string(doc).map_err(|e| GitopsError::Invalid(format!("cannot write YAML: {e}")))?;
-        text.push_str("---\n");
-        text.push_str(&body);
-    }
-    Ok(text)
-}
 
 fn image_policy() -> Value {
     json!({

@@ -46,13 +46,7 @@ fn pick<'a>(base: &'a BaseInfo, names: &[String]) -> Option<&'a ServicePort> {
 }
 
 fn documents(docs: &[Value]) -> Result<String, GitopsError> {
-    let mut text = String::new();
-    for doc in docs {
-        let body = serde_norway::to_string(doc).map_err(|e| GitopsError::Invalid(format!("cannot write YAML: {e}")))?;
-        text.push_str("---\n");
-        text.push_str(&body);
-    }
-    Ok(text)
+    super::overlay::yaml_documents("", docs)
 }
 
 fn route(service: &str, host: &str, web: &ServicePort, cluster: &ClusterConfig) -> Value {

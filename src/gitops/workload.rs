@@ -17,13 +17,7 @@ pub const PDB_FILE: &str = "pdb.yaml";
 pub const HPA_FILE: &str = "hpa.yaml";
 
 fn documents(docs: &[Value]) -> Result<String, GitopsError> {
-    let mut text = String::new();
-    for doc in docs {
-        let body = serde_norway::to_string(doc).map_err(|e| GitopsError::Invalid(format!("cannot write YAML: {e}")))?;
-        text.push_str("---\n");
-        text.push_str(&body);
-    }
-    Ok(text)
+    super::overlay::yaml_documents("", docs)
 }
 
 /// The files of `apps/<service>/overlays/<cluster>/` (names relative to it).

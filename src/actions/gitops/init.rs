@@ -8,13 +8,12 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{open_repo, signature, strings};
+use super::{commit_message, open_repo, signature, strings};
 use crate::actions::{ActionContext, ActionError, ActionExample, ActionHandler};
 use crate::gitops::cluster::ClusterInput;
 use crate::gitops::layout;
 use crate::gitops::plan::{plan_clusters, EmptyTree};
 use crate::gitops::repo::{commit_plan, CommitRequest, PushRetry, RepoLocks};
-use crate::scm::git::with_task_trailer;
 use crate::scm::ScmIntegrations;
 
 pub struct GitopsInit {
@@ -151,12 +150,9 @@ impl ActionHandler for GitopsInit {
             ctx.output("applicationSets", strings(&appsets));
             return Ok(());
         }
-        let message = with_task_trailer(
-            input
-                .commit_message
-                .as_deref()
-                .filter(|m| !m.trim().is_empty())
-                .unwrap_or(&format!("gitops: initialise clusters {}", clusters.join(", "))),
+        let message = commit_message(
+            input.commit_message.as_deref(),
+            || format!("gitops: initialise clusters {}", clusters.join(", ")),
             &ctx.task_id,
         );
         let author = signature(input.git_author_name.as_deref(), input.git_author_email.as_deref());

@@ -48,6 +48,15 @@ impl From<SyncError> for ActionError {
     }
 }
 
+/// The commit message: the `commitMessage` input unless it is blank, else
+/// `default`; with the task's trailer, so a re-run recognises its commit.
+fn commit_message(given: Option<&str>, default: impl FnOnce() -> String, task_id: &str) -> String {
+    match given.filter(|m| !m.trim().is_empty()) {
+        Some(message) => crate::scm::git::with_task_trailer(message, task_id),
+        None => crate::scm::git::with_task_trailer(&default(), task_id),
+    }
+}
+
 fn signature(name: Option<&str>, email: Option<&str>) -> Signature {
     Signature {
         name: name

@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{caller_owner, open_repo, signature, strings, Kind};
+use super::{caller_owner, commit_message, open_repo, signature, strings, Kind};
 use crate::actions::workspace::resolve_safe_child_path;
 use crate::actions::{ActionContext, ActionError, ActionExample, ActionHandler};
 use crate::gitops::base::BaseFiles;
@@ -19,7 +19,6 @@ use crate::gitops::overlay::{check_owner, ImageSpec, ResourceSpec};
 use crate::gitops::plan::{plan_clusters, ClusterSettings, DroppedOverlays, EmptyTree, Plan, Registration, RepoView};
 use crate::gitops::repo::{commit_plan, CommitRequest, PushRetry, RepoLocks};
 use crate::gitops::{layout, GitopsError};
-use crate::scm::git::with_task_trailer;
 use crate::scm::ScmIntegrations;
 
 /// The largest base vendored (all files together).
@@ -303,13 +302,9 @@ impl ActionHandler for GitopsOverlayRegister {
             return Ok(());
         }
 
-        let default_message = format!("gitops: register {} on {}", input.service, clusters.join(", "));
-        let message = with_task_trailer(
-            input
-                .commit_message
-                .as_deref()
-                .filter(|m| !m.trim().is_empty())
-                .unwrap_or(&default_message),
+        let message = commit_message(
+            input.commit_message.as_deref(),
+            || format!("gitops: register {} on {}", input.service, clusters.join(", ")),
             &ctx.task_id,
         );
         let author = signature(input.git_author_name.as_deref(), input.git_author_email.as_deref());
@@ -410,7 +405,7 @@ impl ActionHandler for GitopsOverlayRegister {
                     let pr = match existing {
                         Some(pr) => pr,
                         None => {
-                            let title = message.lines().next().unwrap_or(&default_message).to_owned();
+                            let title = message.lines().next().unwrap_or_default().to_owned();
                             let body = format!(
                                 "Registers {} in the GitOps repository: Argo CD applications {}.\n\nOpened by the scaffolder (task {}).",
                                 input.service,

@@ -10,13 +10,12 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{caller_owner, open_repo, signature, strings};
+use super::{caller_owner, commit_message, open_repo, signature, strings};
 use crate::actions::{ActionContext, ActionError, ActionExample, ActionHandler};
 use crate::gitops::layout;
 use crate::gitops::plan::{Plan, Removal, RepoView, Unregistration};
 use crate::gitops::repo::{commit_plan, CommitRequest, PushRetry, RepoLocks};
 use crate::gitops::GitopsError;
-use crate::scm::git::with_task_trailer;
 use crate::scm::ScmIntegrations;
 
 pub struct GitopsOverlayUnregister {
@@ -158,13 +157,9 @@ impl ActionHandler for GitopsOverlayUnregister {
             return Ok(());
         }
 
-        let default_message = format!("gitops: remove {} from {where_}", input.service);
-        let message = with_task_trailer(
-            input
-                .commit_message
-                .as_deref()
-                .filter(|m| !m.trim().is_empty())
-                .unwrap_or(&default_message),
+        let message = commit_message(
+            input.commit_message.as_deref(),
+            || format!("gitops: remove {} from {where_}", input.service),
             &ctx.task_id,
         );
         let author = signature(input.git_author_name.as_deref(), input.git_author_email.as_deref());
