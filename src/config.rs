@@ -38,6 +38,38 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     pub default_environment: DefaultEnvironmentSettings,
     pub gitops: GitopsSettings,
+    pub actions: ActionsSettings,
+}
+
+/// Where actions come from besides the built-in ones.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ActionsSettings {
+    /// Action bridges (`bridge/`, docs/action-bridge.md): Node processes that
+    /// host Backstage scaffolder modules and run their actions for us.
+    pub bridges: Vec<BridgeSettings>,
+}
+
+/// One action bridge.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeSettings {
+    /// The bridge's base URL, e.g. `http://127.0.0.1:7008`.
+    pub url: String,
+    /// The bridge's `ACTION_BRIDGE_TOKEN`, sent as a bearer token.
+    pub token: Secret,
+    /// The bridge sees our workspaces at the same paths (a sidecar sharing
+    /// the work directory): nothing is copied. `false`: the workspace is
+    /// shipped to the bridge and back with every step.
+    #[serde(default)]
+    pub shared_workspace: bool,
+    /// How often the list of the bridge's actions is read again.
+    #[serde(default = "default_bridge_refresh")]
+    pub refresh_seconds: u64,
+}
+
+fn default_bridge_refresh() -> u64 {
+    30
 }
 
 /// The GitOps repository as the clusters see it.
@@ -594,6 +626,7 @@ impl Settings {
         }
         self.validate_auth()?;
         self.validate_telemetry()?;
+        self.validate_bridges()?;
         Ok(())
     }
 
@@ -613,6 +646,23 @@ impl Settings {
         }
         if self.telemetry.service_name.trim().is_empty() {
             return Err(ConfigError::Invalid("telemetry.service_name must not be empty".into()));
+        }
+        Ok(())
+    }
+
+    fn validate_bridges(&self) -> Result<(), ConfigError> {
+        for (i, bridge) in self.actions.bridges.iter().enumerate() {
+            check_http_url(&format!("actions.bridges[{i}].url"), &bridge.url)?;
+            if bridge.token.expose().len() < 8 {
+                return Err(ConfigError::Invalid(format!(
+                    "actions.bridges[{i}].token must be at least 8 characters"
+                )));
+            }
+            if bridge.refresh_seconds == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "actions.bridges[{i}].refresh_seconds must be positive"
+                )));
+            }
         }
         Ok(())
     }

@@ -10,6 +10,7 @@ use actix_web::middleware::{from_fn, Condition};
 use actix_web::{web, App, HttpServer};
 use tokio_util::sync::CancellationToken;
 
+use crate::actions::bridge::Bridges;
 use crate::actions::{builtin_actions_with, ActionDeps, ActionRegistry};
 use crate::backoff::Backoff;
 use crate::config::Settings;
@@ -41,6 +42,8 @@ pub enum StartupError {
     Secrets(#[from] crate::secrets::SecretsError),
     #[error(transparent)]
     Reseal(#[from] crate::service::ResealError),
+    #[error(transparent)]
+    Bridge(#[from] crate::actions::bridge::BridgeError),
 }
 
 pub struct Application {
@@ -122,7 +125,15 @@ impl Application {
                 .output_limit(limits.template_output_bytes)
                 .build(),
         );
-        let actions = ActionRegistry::new(builtin_actions_with(&deps));
+        let mut actions = ActionRegistry::new(builtin_actions_with(&deps));
+        // Action bridges: their lists are read once before serving (a
+        // bridge that does not answer is logged and asked again), then kept
+        // fresh in the background.
+        let bridges = Arc::new(Bridges::new(&settings.actions.bridges, actions.native_ids())?);
+        if !bridges.is_empty() {
+            bridges.refresh().await;
+            actions = actions.with_bridges(bridges.clone());
+        }
         // Fetch actions read remote skeletons (GitHub, the local git host) through it.
         let runner = Runner::new(actions.clone(), renderer.clone())
             .with_limits(limits)
@@ -130,6 +141,9 @@ impl Application {
             .with_environment(&settings.default_environment);
         let dry_run = DryRunService::new(runner.clone(), settings.worker.work_dir.clone()).with_limits(limits);
         let shutdown = CancellationToken::new();
+        if !bridges.is_empty() {
+            tokio::spawn(bridges.clone().keep_fresh(shutdown.clone()));
+        }
         let metrics = Arc::new(Metrics::new());
 
         let worker = settings.worker.enabled.then(|| {

@@ -118,7 +118,7 @@ function router({ token, bodyLimit, logger, actions, filters, globals, autocompl
     res.json({
       actions: [...actions.values()].map(a => ({
         id: a.id,
-        description: a.description ?? '',
+        description: a.description,
         examples: a.examples ?? [],
         schema: { input: a.schema?.input ?? {}, output: a.schema?.output },
         supportsDryRun: Boolean(a.supportsDryRun),

@@ -42,7 +42,7 @@ async function runAction({ action, body, req, res, logger }) {
       shipped = true;
       workspacePath = await fs.mkdtemp(path.join(os.tmpdir(), 'bridge-ws-'));
       temporaryDirs.push(workspacePath);
-      await unpack(Buffer.from(String(workspace.tarGz ?? ''), 'base64'), workspacePath);
+      await unpack(Buffer.from(String(workspace.tar ?? ''), 'base64'), workspacePath);
     } else {
       throw Object.assign(new Error("workspace.mode must be 'shared' or 'shipped'"), { name: 'InputError' });
     }
@@ -93,7 +93,7 @@ async function runAction({ action, body, req, res, logger }) {
       },
     };
     await action.handler(ctx);
-    if (shipped) send({ type: 'workspace', tarGz: (await pack(workspacePath)).toString('base64') });
+    if (shipped) send({ type: 'workspace', tar: (await pack(workspacePath)).toString('base64') });
     finished = true;
     send({ type: 'end', ok: true });
   } catch (e) {
@@ -130,7 +130,7 @@ async function pack(dir) {
   const names = await fs.readdir(dir);
   if (names.length === 0) return Buffer.alloc(0);
   const chunks = [];
-  for await (const chunk of tar.c({ cwd: dir, gzip: true, portable: true }, names)) chunks.push(chunk);
+  for await (const chunk of tar.c({ cwd: dir, portable: true }, names)) chunks.push(chunk);
   return Buffer.concat(chunks);
 }
 

@@ -28,16 +28,63 @@ impl StepLogger {
     }
 
     pub async fn info(&self, message: impl AsRef<str>) {
-        self.sink
-            .log(&self.step_id, format!("\u{1b}[32minfo\u{1b}[39m: {}", message.as_ref()))
-            .await;
+        self.at(LogLevel::Info, message).await;
     }
 
     pub async fn warn(&self, message: impl AsRef<str>) {
+        self.at(LogLevel::Warn, message).await;
+    }
+
+    /// A line at `level`, coloured as Backstage's winston logger colours it.
+    pub async fn at(&self, level: LogLevel, message: impl AsRef<str>) {
+        let (colour, word) = match level {
+            LogLevel::Error => (31, "error"),
+            LogLevel::Warn => (33, "warn"),
+            LogLevel::Info => (32, "info"),
+            LogLevel::Debug => (34, "debug"),
+        };
         self.sink
-            .log(&self.step_id, format!("\u{1b}[33mwarn\u{1b}[39m: {}", message.as_ref()))
+            .log(
+                &self.step_id,
+                format!("\u{1b}[{colour}m{word}\u{1b}[39m: {}", message.as_ref()),
+            )
             .await;
     }
+}
+
+/// The levels of Backstage's `LoggerService`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}
+
+/// Keeps the results of `checkpoint` calls of a running step (Backstage's
+/// `ctx.checkpoint`), so a retried step gets them back instead of redoing
+/// the work.
+#[async_trait]
+pub trait CheckpointJournal: Send + Sync {
+    /// Records the state of checkpoint `key` (`{status, value}` or
+    /// `{status: failed, reason}`) before the run goes on.
+    async fn record(&self, key: &str, state: &Value) -> Result<(), super::ActionError>;
+}
+
+/// What Backstage's action context carries about the run besides the input.
+#[derive(Clone, Default)]
+pub struct RunInfo {
+    /// The task spec's `templateInfo`.
+    pub template_info: Value,
+    /// This iteration's `{key, value}` of a step with `each`.
+    pub each: Option<Value>,
+    /// The step's `name`, if it has one.
+    pub step_name: Option<String>,
+    /// Checkpoint states an earlier attempt of this step recorded, by key.
+    pub checkpoints: Map<String, Value>,
+    /// Where new checkpoint states go; `None`: they are not kept (dry-runs,
+    /// steps after a failure).
+    pub journal: Option<Arc<dyn CheckpointJournal>>,
 }
 
 /// Everything an action may use.
@@ -65,6 +112,8 @@ pub struct ActionContext {
     /// Reads remote skeletons (GitHub, the local git host) for the fetch
     /// actions; `None`: local files only.
     pub reader: Option<std::sync::Arc<crate::scm::reader::UrlReader>>,
+    /// The template, iteration, step name and checkpoints of this run.
+    pub run: RunInfo,
 }
 
 /// The `limits` an action applies itself.
@@ -78,6 +127,9 @@ pub struct ActionLimits {
     pub template_fuel: u64,
     /// Largest text one render may produce.
     pub template_output_bytes: usize,
+    /// Total size of the task's workspace (`limits.workspace_bytes`); bounds
+    /// what is shipped to an action bridge and back.
+    pub workspace_bytes: u64,
 }
 
 impl Default for ActionLimits {
@@ -93,6 +145,7 @@ impl From<&crate::config::LimitsSettings> for ActionLimits {
             skeleton_bytes: l.skeleton_bytes,
             template_fuel: l.template_fuel,
             template_output_bytes: l.template_output_bytes,
+            workspace_bytes: l.workspace_bytes,
         }
     }
 }

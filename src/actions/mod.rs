@@ -2,6 +2,7 @@
 //! Schema is derived from the type), examples and handler. Actions see only
 //! their `ActionContext`: no database, no HTTP.
 
+pub mod bridge;
 pub mod catalog;
 mod context;
 pub mod debug;
@@ -24,7 +25,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-pub use context::{ActionContext, ActionLimits, LogSink, StepLogger};
+pub use context::{ActionContext, ActionLimits, CheckpointJournal, LogLevel, LogSink, RunInfo, StepLogger};
 pub use registry::{ActionInfo, ActionRegistry};
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +48,10 @@ pub enum ActionError {
     Io { context: String, source: std::io::Error },
     #[error("the step was cancelled")]
     Cancelled,
+    /// An action of an action bridge failed; `name` is its error class
+    /// (`InputError`, `NotFoundError`, …) when Backstage knows it.
+    #[error("{message}")]
+    Bridged { name: &'static str, message: String },
 }
 
 impl ActionError {
@@ -57,6 +62,7 @@ impl ActionError {
             ActionError::NotAllowed(_) => "NotAllowedError",
             ActionError::Render(_) => "TemplateRenderError",
             ActionError::Fetch(_) => "FetchError",
+            ActionError::Bridged { name, .. } => name,
             ActionError::Failed(_) | ActionError::Io { .. } | ActionError::Cancelled => "Error",
         }
     }
@@ -88,14 +94,32 @@ pub struct ActionExample {
     pub example: &'static str,
 }
 
+/// An example as `GET /v2/actions` lists it (a bridged action's come from
+/// its bridge).
+#[derive(Debug, Clone, Serialize)]
+pub struct ListedExample {
+    pub description: String,
+    pub example: String,
+}
+
 /// What the runner sees of an action.
 #[async_trait]
 pub trait Action: Send + Sync {
-    fn id(&self) -> &'static str;
-    fn description(&self) -> &'static str;
+    fn id(&self) -> &str;
+    fn description(&self) -> &str;
     fn input_schema(&self) -> Value;
     fn output_schema(&self) -> Option<Value>;
     fn examples(&self) -> Vec<ActionExample>;
+    /// The examples `GET /v2/actions` lists.
+    fn listed_examples(&self) -> Vec<ListedExample> {
+        self.examples()
+            .into_iter()
+            .map(|e| ListedExample {
+                description: e.description.to_owned(),
+                example: e.example.to_owned(),
+            })
+            .collect()
+    }
     fn supports_dry_run(&self) -> bool;
     /// Runs with an input that has already been rendered.
     async fn run(&self, ctx: &mut ActionContext, input: Value) -> Result<(), ActionError>;
@@ -196,10 +220,10 @@ fn strip_numeric_formats(value: &mut Value) {
 
 #[async_trait]
 impl<T: ActionHandler> Action for T {
-    fn id(&self) -> &'static str {
+    fn id(&self) -> &str {
         T::ID
     }
-    fn description(&self) -> &'static str {
+    fn description(&self) -> &str {
         T::DESCRIPTION
     }
     fn input_schema(&self) -> Value {

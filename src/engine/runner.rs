@@ -36,6 +36,14 @@ pub trait RunSink: Send + Sync {
         Ok(())
     }
 
+    /// A running step recorded a checkpoint (key `<step key>#checkpoint:<key>`,
+    /// the state `{status, value|reason}`); the worker journals it at once,
+    /// without the workspace, so a retry of the step gets it back. An error
+    /// fails the step.
+    async fn checkpoint(&self, _key: &str, _state: &Value) -> Result<(), JournalError> {
+        Ok(())
+    }
+
     /// A step that began has ended. Not called for steps resumed from the
     /// journal, steps never begun, or a run cut short by an abort.
     async fn step_ended(&self, _report: &StepReport<'_>) {}
@@ -193,6 +201,12 @@ impl RunSink for RedactingSink {
         let mut output = output.clone();
         self.redactor.redact(&mut output);
         self.inner.step_finished(key, &output).await
+    }
+
+    async fn checkpoint(&self, key: &str, state: &Value) -> Result<(), JournalError> {
+        let mut state = state.clone();
+        self.redactor.redact(&mut state);
+        self.inner.checkpoint(key, &state).await
     }
 
     async fn step_ended(&self, report: &StepReport<'_>) {

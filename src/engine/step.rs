@@ -10,7 +10,7 @@ use futures::FutureExt;
 use serde_json::{json, Map, Value};
 use url::Url;
 
-use crate::actions::{ActionContext, ActionError, LogSink, StepLogger};
+use crate::actions::{ActionContext, ActionError, CheckpointJournal, LogSink, RunInfo, StepLogger};
 use crate::model::{NewEvent, StepStatus};
 use crate::template::Step;
 
@@ -22,6 +22,38 @@ pub(super) struct StepLogs(pub(super) Arc<dyn RunSink>);
 impl LogSink for StepLogs {
     async fn log(&self, step_id: &str, message: String) {
         self.0.emit(NewEvent::step_log(step_id, message)).await;
+    }
+}
+
+/// The journal key of checkpoint `key` of the step (or iteration) `step_key`.
+fn checkpoint_key(step_key: &str, key: &str) -> String {
+    format!("{step_key}{CHECKPOINT_MARK}{key}")
+}
+
+const CHECKPOINT_MARK: &str = "#checkpoint:";
+
+/// The checkpoint states an earlier attempt of `step_key` journaled.
+fn earlier_checkpoints(resume: &std::collections::HashMap<String, Value>, step_key: &str) -> Map<String, Value> {
+    let prefix = format!("{step_key}{CHECKPOINT_MARK}");
+    resume
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|key| (key.to_owned(), v.clone())))
+        .collect()
+}
+
+/// A step's checkpoints go to the run's sink, which journals them.
+struct StepCheckpoints {
+    sink: Arc<dyn RunSink>,
+    step_key: String,
+}
+
+#[async_trait]
+impl CheckpointJournal for StepCheckpoints {
+    async fn record(&self, key: &str, state: &Value) -> Result<(), ActionError> {
+        self.sink
+            .checkpoint(&checkpoint_key(&self.step_key, key), state)
+            .await
+            .map_err(|e| ActionError::Failed(format!("checkpoint {key} cannot be kept for a retry: {e}")))
     }
 }
 
@@ -296,6 +328,21 @@ impl Runner {
                 outputs: Map::new(),
                 limits: self.limits,
                 reader: self.reader.clone(),
+                run: {
+                    let step_key = iteration_key.clone().unwrap_or_else(|| step_id.to_owned());
+                    RunInfo {
+                        template_info: request.spec.get("templateInfo").cloned().unwrap_or(Value::Null),
+                        each: each.clone(),
+                        step_name: step.name.clone(),
+                        checkpoints: earlier_checkpoints(&request.resume, &step_key),
+                        journal: journaled.then(|| {
+                            Arc::new(StepCheckpoints {
+                                sink: sink.clone(),
+                                step_key,
+                            }) as Arc<dyn CheckpointJournal>
+                        }),
+                    }
+                },
             };
             if request.dry_run {
                 let mut shown = input.clone();

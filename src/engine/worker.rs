@@ -192,6 +192,19 @@ impl RunSink for StoreSink {
         }
     }
 
+    async fn checkpoint(&self, key: &str, state: &Value) -> Result<(), JournalError> {
+        let landed = self
+            .with_retry("a checkpoint", || {
+                self.store.record_step(self.task_id, &self.owner, key, state, None)
+            })
+            .await;
+        if landed || self.lost.is_cancelled() {
+            Ok(())
+        } else {
+            Err(JournalError("the step journal cannot be written to the database".into()))
+        }
+    }
+
     async fn step_ended(&self, report: &StepReport<'_>) {
         let name = self
             .step_names

@@ -252,7 +252,9 @@ pub struct ActionSchemaSchema {
 #[schema(as = Action)]
 pub struct ActionSchemaEntry {
     pub id: String,
-    pub description: String,
+    /// Absent when the action has none (some of Backstage's module actions).
+    #[schema(required = false)]
+    pub description: Option<String>,
     pub examples: Vec<ActionExampleSchema>,
     pub schema: ActionSchemaSchema,
 }
