@@ -4,6 +4,7 @@
 //!
 //! - `api`: the HTTP API in-process against a fresh database per test
 //! - `auth`: Backstage user tokens, static tokens, anonymous access
+//! - `bridge`: the action bridge (Backstage modules in Node) as a real process
 //! - `cli`: the `scaffolder` command line as a real process
 //! - `engine`: `scaffolder serve` replicas, kills, the store's lifecycle
 //! - `gitops`: the GitOps actions against real bare repositories
@@ -13,6 +14,7 @@ mod common;
 
 mod api;
 mod auth;
+mod bridge;
 mod cli;
 mod engine;
 mod gitops;

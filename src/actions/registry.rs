@@ -47,10 +47,7 @@ impl ActionRegistry {
     /// When an action with the same id is already registered.
     pub fn register(&mut self, action: Arc<dyn Action>) {
         let id = action.id().to_owned();
-        assert!(
-            !self.actions.contains_key(&id),
-            "action {id} is registered twice"
-        );
+        assert!(!self.actions.contains_key(&id), "action {id} is registered twice");
         self.actions.insert(id, action);
     }
 

@@ -201,7 +201,9 @@ impl RunSink for StoreSink {
         if landed || self.lost.is_cancelled() {
             Ok(())
         } else {
-            Err(JournalError("the step journal cannot be written to the database".into()))
+            Err(JournalError(
+                "the step journal cannot be written to the database".into(),
+            ))
         }
     }
 

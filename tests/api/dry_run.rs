@@ -61,7 +61,7 @@ fn files(body: &Value) -> Vec<(String, bool, String)> {
 }
 
 /// `None` when our answer matches Backstage's by the README's rules, else why not.
-fn compare(expected_status: u64, expected: &Value, status: StatusCode, body: &Value) -> Option<String> {
+pub(crate) fn compare(expected_status: u64, expected: &Value, status: StatusCode, body: &Value) -> Option<String> {
     if status.as_u16() as u64 != expected_status {
         return Some(format!(
             "status {} (expected {expected_status}); body {}",
@@ -138,7 +138,7 @@ fn compare(expected_status: u64, expected: &Value, status: StatusCode, body: &Va
     (a != b).then(|| format!("step statuses differ:\n  ours   {a:?}\n  theirs {b:?}"))
 }
 
-fn truncate(v: &Value) -> String {
+pub(crate) fn truncate(v: &Value) -> String {
     let s = v.to_string();
     if s.len() > 400 {
         format!("{}…", &s[..400])
@@ -147,11 +147,11 @@ fn truncate(v: &Value) -> String {
     }
 }
 
-async fn post(app: &TestApp, body: &Value) -> (StatusCode, Value) {
+pub(crate) async fn post(app: &TestApp, body: &Value) -> (StatusCode, Value) {
     app.post_json("/v2/dry-run", body).await
 }
 
-fn read(path: &Path) -> Option<Value> {
+pub(crate) fn read(path: &Path) -> Option<Value> {
     let text = std::fs::read_to_string(path).ok()?;
     serde_json::from_str(&text).ok()
 }

@@ -2,12 +2,12 @@
 
 mod app_base;
 mod bodies;
-mod dry_run;
+pub(crate) mod dry_run;
 mod errors;
 mod events;
 mod failures;
 mod health;
-mod helpers;
+pub(crate) mod helpers;
 mod hostile_paths;
 mod lifecycle;
 mod limits;

@@ -191,7 +191,9 @@ impl BridgeClient {
             return Err(failed(format!("Action {id} cannot run: {refusal}")));
         }
         // A shipped workspace comes back on one line; nothing else is long.
-        let line_limit = usize::try_from(limit.saturating_mul(2)).unwrap_or(usize::MAX).max(1 << 20);
+        let line_limit = usize::try_from(limit.saturating_mul(2))
+            .unwrap_or(usize::MAX)
+            .max(1 << 20);
         let mut stream = response.bytes_stream();
         let mut buffer: Vec<u8> = Vec::new();
         let mut outputs = Map::new();
@@ -245,9 +247,14 @@ impl BridgeClient {
                         ctx.run.checkpoints.insert(key, state);
                     }
                     Record::Workspace { tar } => {
-                        let bytes = base64::engine::general_purpose::STANDARD.decode(tar.as_bytes()).map_err(|e| {
-                            ActionError::Failed(format!("The action bridge at {} sent a workspace that does not decode: {e}", self.url))
-                        })?;
+                        let bytes = base64::engine::general_purpose::STANDARD
+                            .decode(tar.as_bytes())
+                            .map_err(|e| {
+                                ActionError::Failed(format!(
+                                    "The action bridge at {} sent a workspace that does not decode: {e}",
+                                    self.url
+                                ))
+                            })?;
                         returned_tree = Some(bytes);
                     }
                     Record::End { ok, error } => {

@@ -77,11 +77,7 @@ impl Action for BridgedAction {
         &self.info.description
     }
     fn input_schema(&self) -> Value {
-        self.info
-            .schema
-            .input
-            .clone()
-            .unwrap_or_else(|| serde_json::json!({}))
+        self.info.schema.input.clone().unwrap_or_else(|| serde_json::json!({}))
     }
     fn output_schema(&self) -> Option<Value> {
         self.info.schema.output.clone()
@@ -185,7 +181,11 @@ impl Bridges {
                     state.lists[index] = Some(list);
                     if first {
                         let count = state.lists[index].as_ref().map_or(0, Vec::len);
-                        tracing::info!(bridge = client.url(), actions = count, "action bridge listed its actions");
+                        tracing::info!(
+                            bridge = client.url(),
+                            actions = count,
+                            "action bridge listed its actions"
+                        );
                     }
                 }
                 Err(e) => {
@@ -214,7 +214,11 @@ impl Bridges {
                     continue;
                 }
                 if let Some(existing) = actions.get(&info.id) {
-                    clashes.push((info.id.clone(), client.url().to_owned(), existing.bridge_url().to_owned()));
+                    clashes.push((
+                        info.id.clone(),
+                        client.url().to_owned(),
+                        existing.bridge_url().to_owned(),
+                    ));
                     continue;
                 }
                 let reused = state

@@ -44,13 +44,15 @@ pub(super) fn replace(dir: &Path, archive: &[u8], limit: u64) -> Result<(), Acti
     let staging = tempfile::Builder::new()
         .prefix(".bridge-return-")
         .tempdir_in(dir.parent().unwrap_or(dir))
-        .map_err(ActionError::io("cannot stage the workspace the action bridge sent back"))?;
+        .map_err(ActionError::io(
+            "cannot stage the workspace the action bridge sent back",
+        ))?;
     if !archive.is_empty() {
         let mut unpacker = tar::Archive::new(archive);
         unpacker.set_preserve_permissions(true);
-        unpacker
-            .unpack(staging.path())
-            .map_err(ActionError::io("cannot unpack the workspace the action bridge sent back"))?;
+        unpacker.unpack(staging.path()).map_err(ActionError::io(
+            "cannot unpack the workspace the action bridge sent back",
+        ))?;
     }
     clear(dir)?;
     for entry in std::fs::read_dir(staging.path()).map_err(ActionError::io("cannot read the returned workspace"))? {
