@@ -163,7 +163,14 @@ impl Application {
             auth,
             streams: crate::service::StreamLimiter::new(limits.sse_streams_per_client),
             metrics: MetricsService::new(store.clone(), metrics),
-            autocomplete: crate::service::AutocompleteService::new(deps.integrations.clone(), reader.clone()),
+            autocomplete: {
+                let autocomplete = crate::service::AutocompleteService::new(deps.integrations.clone(), reader.clone());
+                if bridges.is_empty() {
+                    autocomplete
+                } else {
+                    autocomplete.with_bridges(bridges.clone())
+                }
+            },
         });
 
         let body_limit = settings.server.body_limit_bytes;

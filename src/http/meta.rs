@@ -59,11 +59,12 @@ pub async fn templating_extensions() -> HttpResponse {
 
 /// Suggestions for form fields, as Backstage's autocomplete handlers give
 /// them: `github` (`repositoriesWithOwner`, `branches`, `owners`, with the
-/// caller's token) and ours, `gitops` (`clusters` of an infra-gitops repository).
+/// caller's token), ours, `gitops` (`clusters` of an infra-gitops repository),
+/// and any provider a module registered in an action bridge.
 #[utoipa::path(
     post, path = "/v2/autocomplete/{provider}/{resource}", tag = "autocomplete", operation_id = "autocomplete",
     params(
-        ("provider" = String, Path, description = "`github` or `gitops`"),
+        ("provider" = String, Path, description = "`github`, `gitops`, or a provider of an action bridge"),
         ("resource" = String, Path, description = "`repositoriesWithOwner`, `branches`, `owners` (github); `clusters` (gitops)"),
     ),
     request_body(content = AutocompleteRequestSchema, description = "The caller's SCM token and the field's context"),
@@ -71,7 +72,7 @@ pub async fn templating_extensions() -> HttpResponse {
         (status = 200, description = "Suggestions", body = AutocompleteResponse),
         (status = 400, description = "No token, unknown provider or resource, missing context, or no integration for the host", body = ErrorBody),
         (status = 404, description = "The infra-gitops repository or branch does not exist", body = ErrorBody),
-        (status = 500, description = "GitHub failed (`HttpError`; GitHub's own status when it answered one)", body = ErrorBody),
+        (status = 500, description = "GitHub or an action bridge failed (`HttpError`; GitHub's own status when it answered one)", body = ErrorBody),
     )
 )]
 pub async fn autocomplete(

@@ -8,6 +8,8 @@
 //!   infra-gitops repository named by `context.repoUrl` (RepoUrlPicker form,
 //!   e.g. `github.com?owner=soft-yt&repo=infra-gitops`) at `context.branch`
 //!   (`main`), read through `scm::reader` like remote skeletons.
+//! - any other provider: asked of the action bridges, whose modules register
+//!   providers through Backstage's autocomplete extension point.
 
 use std::sync::Arc;
 
@@ -17,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use super::ServiceError;
+use crate::actions::bridge::{BridgeError, Bridges};
 use crate::scm::github::{seg, GithubClient, GithubError};
 use crate::scm::reader::{ReadError, UrlReader};
 use crate::scm::ScmIntegrations;
@@ -55,11 +58,62 @@ impl AutocompleteRequest {
 pub struct AutocompleteService {
     integrations: Arc<ScmIntegrations>,
     reader: Arc<UrlReader>,
+    bridges: Option<Arc<Bridges>>,
 }
 
 impl AutocompleteService {
     pub fn new(integrations: Arc<ScmIntegrations>, reader: Arc<UrlReader>) -> AutocompleteService {
-        AutocompleteService { integrations, reader }
+        AutocompleteService {
+            integrations,
+            reader,
+            bridges: None,
+        }
+    }
+
+    /// Providers the service does not know are asked of these bridges.
+    pub fn with_bridges(mut self, bridges: Arc<Bridges>) -> AutocompleteService {
+        self.bridges = Some(bridges);
+        self
+    }
+
+    async fn bridged(
+        &self,
+        provider: &str,
+        resource: &str,
+        token: &str,
+        request: &AutocompleteRequest,
+    ) -> Result<Vec<Suggestion>, ServiceError> {
+        let unsupported = || ServiceError::Input(format!("Unsupported provider: {provider}"));
+        let Some(bridges) = &self.bridges else {
+            return Err(unsupported());
+        };
+        let results = match bridges.autocomplete(provider, resource, token, &request.context).await {
+            Ok(Some(results)) => results,
+            Ok(None) => return Err(unsupported()),
+            Err(BridgeError::Status { message, status, .. }) if status < 500 => {
+                return Err(ServiceError::Input(message))
+            }
+            Err(e) => {
+                return Err(ServiceError::Upstream {
+                    status: None,
+                    message: e.to_string(),
+                })
+            }
+        };
+        Ok(results
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|item| {
+                        Some(Suggestion {
+                            title: item.get("title").and_then(Value::as_str).map(str::to_owned),
+                            id: item.get("id").and_then(Value::as_str)?.to_owned(),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
     }
 
     /// Backstage's router checks the token, then the provider; the handler
@@ -78,7 +132,7 @@ impl AutocompleteService {
         match provider {
             "github" => self.github(resource, token, request).await,
             "gitops" => self.gitops(resource, token, request).await,
-            other => Err(ServiceError::Input(format!("Unsupported provider: {other}"))),
+            other => self.bridged(other, resource, token, request).await,
         }
     }
 

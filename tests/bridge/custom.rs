@@ -246,3 +246,41 @@ async fn a_bridged_action_that_supports_dry_run_runs_in_a_dry_run() {
     // A dry-run keeps no checkpoint, but the action still ran its work.
     assert_eq!(std::fs::read_to_string(scratch.path("counter")).unwrap(), "svc\n");
 }
+
+#[tokio::test]
+async fn autocomplete_providers_of_bridge_modules_answer() {
+    let Some(dir) = bridge_dir() else { return };
+    let bridge = Bridge::start(&dir, Modules::TestModule).await;
+    let scratch = Scratch::new();
+    let app = app_with_bridge(&bridge, true, scratch.root.path(), &scratch.root.path().join("git")).await;
+    let (code, body) = app
+        .post_json(
+            "/v2/autocomplete/bridge-test/teams",
+            &json!({"token": "abcd", "context": {"prefix": "team-"}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(
+        body,
+        json!({"results": [
+            {"title": "Team alpha (4 token characters)", "id": "team-alpha"},
+            {"title": "Team beta (4 token characters)", "id": "team-beta"},
+        ]})
+    );
+    let (code, body) = app
+        .post_json(
+            "/v2/autocomplete/bridge-test/nothing",
+            &json!({"token": "abcd", "context": {}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["message"], "Invalid resource: nothing");
+    let (code, body) = app
+        .post_json(
+            "/v2/autocomplete/nobody/teams",
+            &json!({"token": "abcd", "context": {}}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["message"], "Unsupported provider: nobody");
+}

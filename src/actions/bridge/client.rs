@@ -150,6 +150,43 @@ impl BridgeClient {
         Ok(list.actions)
     }
 
+    /// Asks the autocomplete provider `provider` registered in this bridge;
+    /// `None` when the bridge has no such provider.
+    pub async fn autocomplete(
+        &self,
+        provider: &str,
+        resource: &str,
+        token: &str,
+        context: &Map<String, Value>,
+    ) -> Result<Option<Value>, BridgeError> {
+        let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+        let response = self
+            .http
+            .post(format!(
+                "{}/autocomplete/{}/{}",
+                self.base,
+                enc(provider),
+                enc(resource)
+            ))
+            .bearer_auth(self.token.expose())
+            .timeout(LIST_TIMEOUT.saturating_mul(3))
+            .json(&json!({ "token": token, "context": context }))
+            .send()
+            .await
+            .map_err(self.unreachable())?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            return Err(self.refusal(response).await);
+        }
+        let body: Value = response.json().await.map_err(|e| BridgeError::Protocol {
+            url: self.url.clone(),
+            message: format!("the autocomplete answer does not parse: {e}"),
+        })?;
+        Ok(Some(body.get("results").cloned().unwrap_or_else(|| json!([]))))
+    }
+
     /// Runs action `id` for the step of `ctx`. Dropping the future closes
     /// the connection, which fires the action's `signal` in the bridge.
     pub async fn run(&self, id: &str, ctx: &mut ActionContext, input: Value) -> Result<(), ActionError> {

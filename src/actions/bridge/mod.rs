@@ -267,6 +267,23 @@ impl Bridges {
         }
     }
 
+    /// Suggestions of the autocomplete provider `provider`, from the first
+    /// bridge that has it; `None` when none has.
+    pub async fn autocomplete(
+        &self,
+        provider: &str,
+        resource: &str,
+        token: &str,
+        context: &serde_json::Map<String, Value>,
+    ) -> Result<Option<Value>, BridgeError> {
+        for client in &self.clients {
+            if let Some(results) = client.autocomplete(provider, resource, token, context).await? {
+                return Ok(Some(results));
+            }
+        }
+        Ok(None)
+    }
+
     fn all_listed(&self) -> bool {
         let state = self.state.read().unwrap_or_else(|e| e.into_inner());
         state.lists.iter().all(Option::is_some)

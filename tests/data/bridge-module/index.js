@@ -8,6 +8,7 @@ const fs = require('node:fs/promises');
 const path = require('node:path');
 const { createBackendModule } = require('@backstage/backend-plugin-api');
 const { createTemplateAction, scaffolderActionsExtensionPoint } = require('@backstage/plugin-scaffolder-node');
+const { scaffolderAutocompleteExtensionPoint } = require('@backstage/plugin-scaffolder-node/alpha');
 
 const exists = file => fs.access(file).then(() => true, () => false);
 
@@ -90,9 +91,19 @@ module.exports = createBackendModule({
   moduleId: 'bridge-test',
   register(env) {
     env.registerInit({
-      deps: { scaffolder: scaffolderActionsExtensionPoint },
-      async init({ scaffolder }) {
+      deps: { scaffolder: scaffolderActionsExtensionPoint, autocomplete: scaffolderAutocompleteExtensionPoint },
+      async init({ scaffolder, autocomplete }) {
         scaffolder.addActions(workAction);
+        autocomplete.addAutocompleteProvider({
+          id: 'bridge-test',
+          async handler({ resource, token, context }) {
+            if (resource !== 'teams') throw new Error(`Invalid resource: ${resource}`);
+            const prefix = context.prefix ?? '';
+            return {
+              results: ['alpha', 'beta'].map(t => ({ id: `${prefix}${t}`, title: `Team ${t} (${token.length} token characters)` })),
+            };
+          },
+        });
       },
     });
   },
