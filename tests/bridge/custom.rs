@@ -284,3 +284,44 @@ async fn autocomplete_providers_of_bridge_modules_answer() {
     assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"]["message"], "Unsupported provider: nobody");
 }
+
+#[tokio::test]
+async fn a_bridge_that_is_down_at_start_is_listed_once_it_answers() {
+    let Some(dir) = bridge_dir() else { return };
+    let port = super::helpers::free_port();
+    let scratch = Scratch::new();
+    let settings = scaffolder::config::BridgeSettings {
+        url: format!("http://127.0.0.1:{port}"),
+        token: super::helpers::TOKEN.into(),
+        shared_workspace: true,
+        refresh_seconds: 1,
+    };
+    let templates = scratch.root.path().to_owned();
+    let app = crate::api::helpers::spawn_app_with(move |s| {
+        s.actions.bridges = vec![settings];
+        s.templates.dirs = vec![templates];
+    })
+    .await;
+    // The service serves without the bridge.
+    let (code, listed) = app.get_json("/v2/actions").await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(!listed.to_string().contains("test:bridge:work"));
+
+    let bridge = Bridge::start_with(&dir, Modules::TestModule, None, port).await;
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    loop {
+        let (_, listed) = app.get_json("/v2/actions").await;
+        if listed
+            .as_array()
+            .is_some_and(|a| a.iter().any(|action| action["id"] == "test:bridge:work"))
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the bridge's actions were not listed within {LIMIT:?}:\n{}",
+            bridge.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
