@@ -820,6 +820,35 @@ mod tests {
     }
 
     #[test]
+    fn action_bridges_come_from_the_file_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.yaml");
+        std::fs::write(
+            &file,
+            "actions:\n  bridges:\n    - url: http://127.0.0.1:7008\n      token: bridge-token-1\n      shared_workspace: true\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(Some(&file), &[]).unwrap();
+        let bridge = &s.actions.bridges[0];
+        assert_eq!(bridge.url, "http://127.0.0.1:7008");
+        assert!(bridge.shared_workspace);
+        assert_eq!(bridge.refresh_seconds, 30);
+        assert!(!format!("{s:?}").contains("bridge-token-1"));
+        for (yaml, key) in [
+            ("url: ftp://x\n      token: bridge-token-1", "actions.bridges[0].url"),
+            ("url: http://x\n      token: short", "actions.bridges[0].token"),
+            (
+                "url: http://x\n      token: bridge-token-1\n      refresh_seconds: 0",
+                "actions.bridges[0].refresh_seconds",
+            ),
+        ] {
+            std::fs::write(&file, format!("actions:\n  bridges:\n    - {yaml}\n")).unwrap();
+            let err = Settings::load_from(Some(&file), &[]).unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
+    }
+
+    #[test]
     fn environment_overrides_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("c.yaml");
