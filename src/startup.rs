@@ -118,22 +118,21 @@ impl Application {
         let templates = Templates::new(sources);
 
         let limits = &settings.limits;
-        let renderer = Arc::new(
-            Renderer::builder()
-                .integrations(deps.integrations.templating())
-                .fuel(limits.template_fuel)
-                .output_limit(limits.template_output_bytes)
-                .build(),
-        );
         let mut actions = ActionRegistry::new(builtin_actions_with(&deps));
         // Action bridges: their lists are read once before serving (a
         // bridge that does not answer is logged and asked again), then kept
         // fresh in the background.
         let bridges = Arc::new(Bridges::new(&settings.actions.bridges, actions.native_ids())?);
+        let mut builder = Renderer::builder()
+            .integrations(deps.integrations.templating())
+            .fuel(limits.template_fuel)
+            .output_limit(limits.template_output_bytes);
         if !bridges.is_empty() {
             bridges.refresh().await;
             actions = actions.with_bridges(bridges.clone());
+            builder = with_bridged_extensions(builder, &bridges).await;
         }
+        let renderer = Arc::new(builder.build());
         // Fetch actions read remote skeletons (GitHub, the local git host) through it.
         let runner = Runner::new(actions.clone(), renderer.clone())
             .with_limits(limits)
@@ -251,6 +250,41 @@ impl Application {
         }
         result
     }
+}
+
+/// Template filters and globals registered by modules in the action
+/// bridges, callable from our templates (read once at start: a bridge that
+/// is down then has none until the service restarts).
+async fn with_bridged_extensions(
+    mut builder: crate::templating::RendererBuilder,
+    bridges: &Bridges,
+) -> crate::templating::RendererBuilder {
+    use crate::templating::ExtensionError;
+    for (client, list) in bridges.templating().await {
+        for id in list.filters {
+            let (client, name) = (client.clone(), id.clone());
+            builder = builder.filter(id, move |input, args| {
+                client
+                    .call_extension("filters", &name, serde_json::json!({ "input": input, "args": args }))
+                    .map(|v| (!v.is_null()).then_some(v))
+                    .map_err(|e| ExtensionError(e.to_string()))
+            });
+        }
+        for global in list.globals {
+            if global.kind == "function" {
+                let (client, name) = (client.clone(), global.id.clone());
+                builder = builder.global_function(global.id, move |args| {
+                    client
+                        .call_extension("globals", &name, serde_json::json!({ "args": args }))
+                        .map(|v| (!v.is_null()).then_some(v))
+                        .map_err(|e| ExtensionError(e.to_string()))
+                });
+            } else {
+                builder = builder.global_value(global.id, global.value);
+            }
+        }
+    }
+    builder
 }
 
 /// Connects, retrying with doubling delays (0.2 s up to 5 s) for as long as

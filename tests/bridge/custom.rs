@@ -325,3 +325,31 @@ async fn a_bridge_that_is_down_at_start_is_listed_once_it_answers() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn template_filters_and_globals_of_bridge_modules_render_in_our_templates() {
+    let Some(dir) = bridge_dir() else { return };
+    let bridge = Bridge::start(&dir, Modules::TestModule).await;
+    let scratch = Scratch::new();
+    let app = app_with_bridge(&bridge, true, scratch.root.path(), &scratch.root.path().join("git")).await;
+    let template = json!({
+        "apiVersion": "scaffolder.backstage.io/v1beta3",
+        "kind": "Template",
+        "metadata": {"name": "extensions"},
+        "spec": {
+            "parameters": [{"properties": {"name": {"type": "string"}}}],
+            "steps": [{"id": "say", "action": "debug:log", "input": {
+                "message": "${{ parameters.name | shout }} ${{ parameters.name | shout('?') }} ${{ greet(parameters.name) }} ${{ teamName }}"
+            }}],
+        },
+    });
+    let (code, body) = app
+        .post_json(
+            "/v2/dry-run",
+            &json!({"template": template, "values": {"name": "svc"}, "directoryContents": []}),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let log = body["log"].to_string();
+    assert!(log.contains("SVC! SVC? hello svc platform"), "{log}");
+}

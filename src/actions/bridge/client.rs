@@ -40,6 +40,24 @@ pub struct BridgeClient {
     refresh_every: Duration,
 }
 
+/// What `GET …/templating` lists.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TemplatingList {
+    #[serde(default)]
+    pub filters: Vec<String>,
+    #[serde(default)]
+    pub globals: Vec<BridgedGlobal>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BridgedGlobal {
+    pub id: String,
+    /// `function` or `value`.
+    pub kind: String,
+    #[serde(default)]
+    pub value: Value,
+}
+
 #[derive(Deserialize)]
 struct ActionList {
     actions: Vec<BridgedActionInfo>,
@@ -148,6 +166,78 @@ impl BridgeClient {
             message: format!("the action list does not parse: {e}"),
         })?;
         Ok(list.actions)
+    }
+
+    /// The template filters and globals modules registered in this bridge.
+    pub async fn templating(&self) -> Result<TemplatingList, BridgeError> {
+        let response = self
+            .http
+            .get(format!("{}/templating", self.base))
+            .bearer_auth(self.token.expose())
+            .timeout(LIST_TIMEOUT)
+            .send()
+            .await
+            .map_err(self.unreachable())?;
+        if !response.status().is_success() {
+            return Err(self.refusal(response).await);
+        }
+        response.json().await.map_err(|e| BridgeError::Protocol {
+            url: self.url.clone(),
+            message: format!("the templating list does not parse: {e}"),
+        })
+    }
+
+    /// Calls template filter `id` (`kind` `filters`) or global function `id`
+    /// (`globals`) from a template render, which is synchronous: the call
+    /// runs on a thread of its own with a runtime of its own, and the
+    /// render waits for it (off the shared async threads, `actions::blocking`).
+    pub fn call_extension(&self, kind: &str, id: &str, body: Value) -> Result<Value, BridgeError> {
+        let url = format!(
+            "{}/templating/{kind}/{}",
+            self.base,
+            percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let token = self.token.clone();
+        let call = move || -> Result<Value, BridgeError> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| {
+                    BridgeError::Config(format!("cannot start a runtime for a template extension call: {e}"))
+                })?;
+            runtime.block_on(async {
+                let http = reqwest::Client::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .timeout(LIST_TIMEOUT.saturating_mul(3))
+                    .build()
+                    .map_err(|e| BridgeError::Config(format!("cannot build an HTTP client: {e}")))?;
+                let response = http
+                    .post(&url)
+                    .bearer_auth(token.expose())
+                    .json(&body)
+                    .send()
+                    .await
+                    .map_err(self.unreachable())?;
+                if !response.status().is_success() {
+                    return Err(self.refusal(response).await);
+                }
+                let answer: Value = response.json().await.map_err(|e| BridgeError::Protocol {
+                    url: self.url.clone(),
+                    message: format!("the template extension's answer does not parse: {e}"),
+                })?;
+                Ok(answer.get("value").cloned().unwrap_or(Value::Null))
+            })
+        };
+        crate::actions::blocking(|| {
+            std::thread::scope(|scope| {
+                scope.spawn(call).join().unwrap_or_else(|_| {
+                    Err(BridgeError::Protocol {
+                        url: self.url.clone(),
+                        message: "the template extension call stopped unexpectedly".into(),
+                    })
+                })
+            })
+        })
     }
 
     /// Asks the autocomplete provider `provider` registered in this bridge;

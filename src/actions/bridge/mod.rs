@@ -20,7 +20,7 @@ use super::{Action, ActionContext, ActionError, ActionExample, ListedExample};
 use crate::backoff::{Backoff, Jitter};
 use crate::config::BridgeSettings;
 
-pub use client::{BridgeClient, BridgeError};
+pub use client::{BridgeClient, BridgeError, BridgedGlobal, TemplatingList};
 
 /// One action as a bridge lists it (`GET …/actions`).
 #[derive(Debug, Clone, Deserialize)]
@@ -282,6 +282,23 @@ impl Bridges {
             }
         }
         Ok(None)
+    }
+
+    /// The template filters and globals of every bridge that answers now
+    /// (read once, when the renderer is built), with the bridge to call.
+    pub async fn templating(&self) -> Vec<(Arc<BridgeClient>, TemplatingList)> {
+        let mut all = Vec::new();
+        for client in &self.clients {
+            match client.templating().await {
+                Ok(list) => all.push((client.clone(), list)),
+                Err(e) => tracing::warn!(
+                    bridge = client.url(),
+                    error = %e,
+                    "the action bridge's template filters and globals are not available"
+                ),
+            }
+        }
+        all
     }
 
     fn all_listed(&self) -> bool {

@@ -8,7 +8,13 @@ const fs = require('node:fs/promises');
 const path = require('node:path');
 const { createBackendModule } = require('@backstage/backend-plugin-api');
 const { createTemplateAction, scaffolderActionsExtensionPoint } = require('@backstage/plugin-scaffolder-node');
-const { scaffolderAutocompleteExtensionPoint } = require('@backstage/plugin-scaffolder-node/alpha');
+const {
+  createTemplateFilter,
+  createTemplateGlobalFunction,
+  createTemplateGlobalValue,
+  scaffolderAutocompleteExtensionPoint,
+  scaffolderTemplatingExtensionPoint,
+} = require('@backstage/plugin-scaffolder-node/alpha');
 
 const exists = file => fs.access(file).then(() => true, () => false);
 
@@ -91,9 +97,24 @@ module.exports = createBackendModule({
   moduleId: 'bridge-test',
   register(env) {
     env.registerInit({
-      deps: { scaffolder: scaffolderActionsExtensionPoint, autocomplete: scaffolderAutocompleteExtensionPoint },
-      async init({ scaffolder, autocomplete }) {
+      deps: {
+        scaffolder: scaffolderActionsExtensionPoint,
+        autocomplete: scaffolderAutocompleteExtensionPoint,
+        templating: scaffolderTemplatingExtensionPoint,
+      },
+      async init({ scaffolder, autocomplete, templating }) {
         scaffolder.addActions(workAction);
+        templating.addTemplateFilters([
+          createTemplateFilter({
+            id: 'shout',
+            description: 'Upper-cases its input and appends its argument',
+            filter: (input, suffix) => `${String(input).toUpperCase()}${suffix ?? '!'}`,
+          }),
+        ]);
+        templating.addTemplateGlobals([
+          createTemplateGlobalFunction({ id: 'greet', fn: name => `hello ${name}` }),
+          createTemplateGlobalValue({ id: 'teamName', value: 'platform' }),
+        ]);
         autocomplete.addAutocompleteProvider({
           id: 'bridge-test',
           async handler({ resource, token, context }) {
