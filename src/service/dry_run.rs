@@ -295,7 +295,10 @@ impl DryRunService {
         progress: Option<Arc<dyn RunSink>>,
     ) -> Result<Result<DryRunResult, DryRunFailure>, ServiceError> {
         let mut spec = loaded.task_spec(values, &json!({}));
+        // Backstage names every dry-run's template `template:default/dry-run`
+        // (catalog:write writes it as the source template).
         spec["templateInfo"] = json!({
+            "entityRef": "template:default/dry-run",
             "entity": { "metadata": loaded.metadata() },
             "baseUrl": loaded.base_url.as_str(),
         });

@@ -53,7 +53,22 @@ impl ActionHandler for CatalogWrite {
         ctx.logger.info("Writing catalog-info.yaml").await;
         let relative = input.file_path.as_deref().unwrap_or("catalog-info.yaml");
         let path = resolve_safe_child_path(&ctx.workspace, relative)?;
-        let yaml = serde_norway::to_string(&Value::Object(input.entity))
+        let mut entity = input.entity;
+        // As Backstage: the entity names the template that made it.
+        if let Some(template) = ctx.run.template_info.get("entityRef").and_then(Value::as_str) {
+            if let Some(metadata) = entity.get_mut("metadata").and_then(Value::as_object_mut) {
+                let annotations = metadata
+                    .entry("annotations")
+                    .or_insert_with(|| Value::Object(Default::default()));
+                if let Some(annotations) = annotations.as_object_mut() {
+                    annotations.insert(
+                        "backstage.io/source-template".into(),
+                        Value::String(template.to_owned()),
+                    );
+                }
+            }
+        }
+        let yaml = serde_norway::to_string(&Value::Object(entity))
             .map_err(|e| ActionError::InvalidInput(format!("the entity cannot be written as YAML: {e}")))?;
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
@@ -74,6 +89,21 @@ mod tests {
     #[test]
     fn matches_backstages_listing() {
         assert_matches_backstage(&CatalogWrite);
+    }
+
+    #[tokio::test]
+    async fn the_entity_names_the_template_that_made_it() {
+        let t = TestDirs::new();
+        let mut ctx = t.context();
+        ctx.run.template_info = json!({"entityRef": "template:default/dry-run"});
+        let entity = json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+            "metadata": {"name": "svc", "annotations": {"github.com/project-slug": "acme/svc"}}});
+        CatalogWrite.run(&mut ctx, json!({"entity": entity})).await.unwrap();
+        assert_eq!(
+            t.read("catalog-info.yaml"),
+            "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: svc\n  annotations:\n    \
+             github.com/project-slug: acme/svc\n    backstage.io/source-template: template:default/dry-run\n"
+        );
     }
 
     #[tokio::test]
