@@ -98,7 +98,9 @@ mod tests {
         ctx.run.template_info = json!({"entityRef": "template:default/dry-run"});
         let entity = json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
             "metadata": {"name": "svc", "annotations": {"github.com/project-slug": "acme/svc"}}});
-        CatalogWrite.run(&mut ctx, json!({"entity": entity})).await.unwrap();
+        crate::actions::Action::run(&CatalogWrite, &mut ctx, json!({"entity": entity}))
+            .await
+            .unwrap();
         assert_eq!(
             t.read("catalog-info.yaml"),
             "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: svc\n  annotations:\n    \
