@@ -84,6 +84,35 @@ impl Scratch {
     }
 }
 
+/// Starts `bridge-work` with a step that waits for its signal unless
+/// `go_on` exists (writing `aborted` when the signal fires), and returns once
+/// the action said it waits.
+pub async fn start_waiting_task(app: &TestApp, scratch: &Scratch, go_on: &Path, aborted: &Path) -> String {
+    let id = app
+        .create_task(
+            "bridge-work",
+            json!({
+                "name": "svc",
+                "counterFile": scratch.path("counter"),
+                "failOnceMarker": scratch.existing("no-failure"),
+                "waitUnless": go_on.display().to_string(),
+                "abortedFile": aborted.display().to_string(),
+            }),
+        )
+        .await;
+    app.wait_for_event(
+        &id,
+        |e| {
+            e["body"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("waiting for the signal"))
+        },
+        LIMIT,
+    )
+    .await;
+    id
+}
+
 async fn retry(app: &TestApp, id: &str) {
     let (code, body) = app.post_json(&format!("/v2/tasks/{id}/retry"), &json!({})).await;
     assert_eq!(code, StatusCode::CREATED, "{body}");
@@ -177,28 +206,7 @@ async fn cancelling_a_task_fires_the_bridged_action_s_signal() {
     let app = app_with_bridge(&bridge, true, &templates, &scratch.root.path().join("git")).await;
 
     let aborted = scratch.root.path().join("aborted");
-    let id = app
-        .create_task(
-            "bridge-work",
-            json!({
-                "name": "svc",
-                "counterFile": scratch.path("counter"),
-                "failOnceMarker": scratch.existing("no-failure"),
-                "waitUnless": scratch.path("never-there"),
-                "abortedFile": aborted.display().to_string(),
-            }),
-        )
-        .await;
-    app.wait_for_event(
-        &id,
-        |e| {
-            e["body"]["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("waiting for the signal"))
-        },
-        LIMIT,
-    )
-    .await;
+    let id = start_waiting_task(&app, &scratch, &scratch.root.path().join("never-there"), &aborted).await;
     let (code, body) = app.post_json(&format!("/v2/tasks/{id}/cancel"), &json!({})).await;
     assert_eq!(code, StatusCode::OK, "{body}");
     let events = app.events_until_completion(&id, LIMIT).await;

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::custom::{work_template, Scratch};
+use super::custom::{start_waiting_task, work_template, Scratch};
 use super::helpers::{app_with_bridge, bridge_dir, Bridge, Modules};
 use crate::api::helpers::LIMIT;
 
@@ -17,28 +17,7 @@ async fn a_bridge_killed_mid_step_fails_the_step_clearly_and_a_retry_succeeds() 
     let app = app_with_bridge(&bridge, true, &templates, &scratch.root.path().join("git")).await;
 
     let go_on = scratch.root.path().join("go-on");
-    let id = app
-        .create_task(
-            "bridge-work",
-            json!({
-                "name": "svc",
-                "counterFile": scratch.path("counter"),
-                "failOnceMarker": scratch.existing("no-failure"),
-                "waitUnless": go_on.display().to_string(),
-                "abortedFile": scratch.path("aborted"),
-            }),
-        )
-        .await;
-    app.wait_for_event(
-        &id,
-        |e| {
-            e["body"]["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("waiting for the signal"))
-        },
-        LIMIT,
-    )
-    .await;
+    let id = start_waiting_task(&app, &scratch, &go_on, &scratch.root.path().join("aborted")).await;
     bridge.kill();
     let events = app.events_until_completion(&id, LIMIT).await;
     let task = app.task(&id).await;

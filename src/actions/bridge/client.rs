@@ -149,30 +149,11 @@ impl BridgeClient {
         }
     }
 
-    pub async fn list(&self) -> Result<Vec<BridgedActionInfo>, BridgeError> {
+    /// `GET <path>` of the protocol, read as `T`; `what` names it in errors.
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str, what: &str) -> Result<T, BridgeError> {
         let response = self
             .http
-            .get(format!("{}/actions", self.base))
-            .bearer_auth(self.token.expose())
-            .timeout(LIST_TIMEOUT)
-            .send()
-            .await
-            .map_err(self.unreachable())?;
-        if !response.status().is_success() {
-            return Err(self.refusal(response).await);
-        }
-        let list: ActionList = response.json().await.map_err(|e| BridgeError::Protocol {
-            url: self.url.clone(),
-            message: format!("the action list does not parse: {e}"),
-        })?;
-        Ok(list.actions)
-    }
-
-    /// The template filters and globals modules registered in this bridge.
-    pub async fn templating(&self) -> Result<TemplatingList, BridgeError> {
-        let response = self
-            .http
-            .get(format!("{}/templating", self.base))
+            .get(format!("{}{path}", self.base))
             .bearer_auth(self.token.expose())
             .timeout(LIST_TIMEOUT)
             .send()
@@ -183,8 +164,18 @@ impl BridgeClient {
         }
         response.json().await.map_err(|e| BridgeError::Protocol {
             url: self.url.clone(),
-            message: format!("the templating list does not parse: {e}"),
+            message: format!("{what} does not parse: {e}"),
         })
+    }
+
+    pub async fn list(&self) -> Result<Vec<BridgedActionInfo>, BridgeError> {
+        let list: ActionList = self.get_json("/actions", "the action list").await?;
+        Ok(list.actions)
+    }
+
+    /// The template filters and globals modules registered in this bridge.
+    pub async fn templating(&self) -> Result<TemplatingList, BridgeError> {
+        self.get_json("/templating", "the templating list").await
     }
 
     /// Calls template filter `id` (`kind` `filters`) or global function `id`
