@@ -23,6 +23,9 @@ ROOT=$(cd "${1:-$(dirname "${BASH_SOURCE[0]}")/..}" && pwd)
 DOCKERFILE=$ROOT/Dockerfile
 DOCKERIGNORE=$ROOT/.dockerignore
 COMPOSE_FILE=$ROOT/docker-compose.yml
+# The action bridge: its own image and a compose file layered over the main one.
+BRIDGE_DOCKERFILE=$ROOT/bridge/Dockerfile
+BRIDGE_COMPOSE_FILE=$ROOT/docker-compose.bridge.yml
 
 say() { printf 'lint-containers: %s\n' "$*" >&2; }
 die() { say "ERROR: $*"; exit 2; }
@@ -132,6 +135,10 @@ done
 printf 'trustedRegistries:\n  - docker.io\n' >"$WORK/hadolint.yaml"
 run "hadolint $(basename "$DOCKERFILE")" \
     "$HADOLINT" --config "$WORK/hadolint.yaml" --no-color --failure-threshold style "$DOCKERFILE"
+if [[ -f $BRIDGE_DOCKERFILE ]]; then
+    run "hadolint bridge/Dockerfile" \
+        "$HADOLINT" --config "$WORK/hadolint.yaml" --no-color --failure-threshold style "$BRIDGE_DOCKERFILE"
+fi
 
 # 2. docker compose config: schema, interpolation, references between
 #    services/volumes/networks. Any warning on stderr (e.g. an obsolete
@@ -149,11 +156,30 @@ compose_config_quiet() {
     fi
 }
 run "docker compose config -q $(basename "$COMPOSE_FILE")" compose_config_quiet
+# The bridge's file is only meaningful layered over the main one.
+bridge_compose_config_quiet() {
+    (cd "$WORK" && env -u COMPOSE_FILE -u COMPOSE_PROFILES -u COMPOSE_PROJECT_NAME \
+        "$COMPOSE" -f "$COMPOSE_FILE" -f "$BRIDGE_COMPOSE_FILE" --project-directory "$ROOT" config -q) \
+        2>"$WORK/compose-bridge.err" || { cat "$WORK/compose-bridge.err"; return 1; }
+    if [[ -s $WORK/compose-bridge.err ]]; then
+        cat "$WORK/compose-bridge.err"
+        echo "(docker compose printed warnings; treated as findings)"
+        return 1
+    fi
+}
+if [[ -f $BRIDGE_COMPOSE_FILE ]]; then
+    run "docker compose config -q $(basename "$COMPOSE_FILE") + $(basename "$BRIDGE_COMPOSE_FILE")" \
+        bridge_compose_config_quiet
+fi
 
 # 3. The compose specification's JSON schema, as vendored by check-jsonschema
 #    (no download), on the file as written.
 run "compose-spec JSON schema $(basename "$COMPOSE_FILE")" \
     "$VENV/bin/check-jsonschema" --builtin-schema vendor.compose-spec "$COMPOSE_FILE"
+if [[ -f $BRIDGE_COMPOSE_FILE ]]; then
+    run "compose-spec JSON schema $(basename "$BRIDGE_COMPOSE_FILE")" \
+        "$VENV/bin/check-jsonschema" --builtin-schema vendor.compose-spec "$BRIDGE_COMPOSE_FILE"
+fi
 
 # 4. Project policy on the Dockerfile, .dockerignore and the resolved compose
 #    model (`docker compose config --format json`).
