@@ -457,7 +457,7 @@ impl ClusterConfig {
                 && registry
                     .vault_key
                     .split('/')
-                    .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
+                    .all(|part| !part.is_empty() && part != "." && part != ".." && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
             if !is_dns_name(&registry.server) || !key_ok {
                 return invalid(format!(
                     "registryCredentials needs a registry host name (e.g. ghcr.io) and a Vault key such as platform/registry/ghcr, not {:?} and {:?}",
