@@ -38,7 +38,7 @@ fn ingress(value: &str) -> Result<IngressFlavour, String> {
 /// `--settings FILE` gives them per cluster. A cluster given any of them
 /// has its `cluster.yaml` rewritten; what none gives is inferred from the
 /// cluster's name.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 pub struct SettingsArgs {
     /// The cloud: yc, sber, vk or onprem (default: from the name `<provider>-<stage>`).
     #[arg(long, value_parser = provider)]
@@ -105,38 +105,7 @@ pub struct SettingsArgs {
 
 impl SettingsArgs {
     fn given(&self) -> bool {
-        let SettingsArgs {
-            provider,
-            stage,
-            ingress,
-            dns_ttl,
-            settings_file,
-            ..
-        } = self;
-        provider.is_some()
-            || stage.is_some()
-            || ingress.is_some()
-            || dns_ttl.is_some()
-            || settings_file.is_some()
-            || [
-                &self.domain,
-                &self.tls_issuer,
-                &self.age_recipient,
-                &self.break_glass_recipient,
-                &self.secret_store,
-                &self.vault_server,
-                &self.vault_path,
-                &self.vault_role,
-                &self.pull_secret,
-                &self.registry,
-                &self.registry_vault_key,
-                &self.otlp_endpoint,
-                &self.dns_zone,
-                &self.dns_owner_id,
-                &self.dns_target,
-            ]
-            .iter()
-            .any(|v| v.is_some())
+        *self != SettingsArgs::default()
     }
 
     /// What the flags say of `cluster`.
