@@ -20,8 +20,7 @@ use crate::scm::ScmIntegrations;
 /// A word of a typed setting (`yc`, `gateway-api`, …), read the way
 /// `cluster.yaml` reads it, so the flags and the file accept the same words.
 fn word<T: DeserializeOwned>(value: &str, choices: &str) -> Result<T, String> {
-    serde_json::from_value(Value::String(value.to_owned()))
-        .map_err(|_| format!("{value:?} is not one of {choices}"))
+    serde_json::from_value(Value::String(value.to_owned())).map_err(|_| format!("{value:?} is not one of {choices}"))
 }
 fn provider(value: &str) -> Result<Provider, String> {
     word(value, "yc, sber, vk, onprem")
@@ -110,7 +109,12 @@ impl SettingsArgs {
 
     /// What the flags say of `cluster`.
     fn for_cluster(&self, cluster: &str) -> ClusterInput {
-        let vault = [&self.secret_store, &self.vault_server, &self.vault_path, &self.vault_role];
+        let vault = [
+            &self.secret_store,
+            &self.vault_server,
+            &self.vault_path,
+            &self.vault_role,
+        ];
         let secret_store = vault.iter().any(|v| v.is_some()).then(|| SecretStore {
             name: self.secret_store.clone().unwrap_or_else(|| "vault".into()),
             vault_server: self
@@ -150,7 +154,10 @@ impl SettingsArgs {
             secret_store,
             registry_pull_secret: self.pull_secret.clone(),
             registry_credentials,
-            telemetry: self.otlp_endpoint.clone().map(|otlp_endpoint| Telemetry { otlp_endpoint }),
+            telemetry: self
+                .otlp_endpoint
+                .clone()
+                .map(|otlp_endpoint| Telemetry { otlp_endpoint }),
             external_dns,
             workloads: None,
         }

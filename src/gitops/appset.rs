@@ -130,7 +130,10 @@ pub fn cluster_kustomization(
         ));
     };
     let before = list.len();
-    list.retain(|r| !r.as_str().is_some_and(|r| unwanted.contains(&r.trim_start_matches("./"))));
+    list.retain(|r| {
+        !r.as_str()
+            .is_some_and(|r| unwanted.contains(&r.trim_start_matches("./")))
+    });
     let mut added = list.len() != before;
     for resource in wanted {
         let listed = list

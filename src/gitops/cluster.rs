@@ -439,7 +439,10 @@ impl ClusterConfig {
                 ));
             }
             if layout::check_dns_label("externalDns.txtOwnerId", &dns.txt_owner_id).is_err() {
-                return invalid(format!("externalDns.txtOwnerId {:?} is not a DNS label", dns.txt_owner_id));
+                return invalid(format!(
+                    "externalDns.txtOwnerId {:?} is not a DNS label",
+                    dns.txt_owner_id
+                ));
             }
             if dns.ttl == 0 {
                 return invalid("externalDns.ttl must be at least 1 second".into());
@@ -454,10 +457,12 @@ impl ClusterConfig {
         }
         if let Some(registry) = &self.registry_credentials {
             let key_ok = !registry.vault_key.is_empty()
-                && registry
-                    .vault_key
-                    .split('/')
-                    .all(|part| !part.is_empty() && part != "." && part != ".." && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
+                && registry.vault_key.split('/').all(|part| {
+                    !part.is_empty()
+                        && part != "."
+                        && part != ".."
+                        && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                });
             if !is_dns_name(&registry.server) || !key_ok {
                 return invalid(format!(
                     "registryCredentials needs a registry host name (e.g. ghcr.io) and a Vault key such as platform/registry/ghcr, not {:?} and {:?}",
@@ -493,7 +498,10 @@ impl ClusterConfig {
 
 /// At least two labels, each a DNS label.
 fn is_dns_name(name: &str) -> bool {
-    name.split('.').count() >= 2 && name.split('.').all(|label| layout::check_dns_label("domain", label).is_ok())
+    name.split('.').count() >= 2
+        && name
+            .split('.')
+            .all(|label| layout::check_dns_label("domain", label).is_ok())
 }
 
 /// `.sops.yaml` at the repository's root: one creation rule per cluster

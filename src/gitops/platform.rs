@@ -201,9 +201,8 @@ fn pull_secret(config: &ClusterConfig, name: &str) -> Value {
         r#"{{"auths":{{"{}":{{"username":"{{{{ .username }}}}","password":"{{{{ .password }}}}","auth":"{{{{ printf "%s:%s" .username .password | b64enc }}}}"}}}}}}"#,
         registry.server
     );
-    let remote = |property: &str| {
-        json!({"secretKey": property, "remoteRef": {"key": registry.vault_key, "property": property}})
-    };
+    let remote =
+        |property: &str| json!({"secretKey": property, "remoteRef": {"key": registry.vault_key, "property": property}});
     json!({
         "apiVersion": "external-secrets.io/v1",
         "kind": "ExternalSecret",
@@ -339,9 +338,8 @@ pub fn cluster_files(config: &ClusterConfig) -> Result<Vec<(&'static str, String
                 &[sops_key(config)],
             )?,
         ));
-        let component_header = header(
-            "KSOPS for the Argo CD installation: add this directory to its kustomization's `components`",
-        );
+        let component_header =
+            header("KSOPS for the Argo CD installation: add this directory to its kustomization's `components`");
         for (path, doc) in ksops_component(config) {
             files.push((path, documents(&component_header, &[doc])?));
         }
@@ -379,7 +377,10 @@ mod tests {
                     && pull.contains("name: ghcr-pull"),
                 "{pull}"
             );
-            assert!(!files.iter().any(|(p, _)| *p == SOPS_KEY), "no age recipient, no SOPS key");
+            assert!(
+                !files.iter().any(|(p, _)| *p == SOPS_KEY),
+                "no age recipient, no SOPS key"
+            );
             let policy = &files.iter().find(|(p, _)| *p == IMAGE_POLICY).unwrap().1;
             assert!(policy.contains("ghcr.io/soft-yt/*") && policy.contains(OIDC_ISSUER));
             for (path, text) in &files {
@@ -404,7 +405,10 @@ mod tests {
         let files = cluster_files(&config).unwrap();
         let text = |path: &str| files.iter().find(|(p, _)| *p == path).unwrap().1.clone();
         let key = text(SOPS_KEY);
-        assert!(key.contains("namespace: argocd") && key.contains("key: clusters/yc-prod/sops-age"), "{key}");
+        assert!(
+            key.contains("namespace: argocd") && key.contains("key: clusters/yc-prod/sops-age"),
+            "{key}"
+        );
         assert!(text(KSOPS_KUSTOMIZATION).contains("kind: Component"));
         assert!(text(KSOPS_REPO_SERVER).contains(KSOPS_IMAGE));
         assert!(text(KSOPS_ARGOCD_CM).contains("--enable-alpha-plugins --enable-exec"));

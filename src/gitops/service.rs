@@ -26,8 +26,8 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use super::base::{BaseInfo, ServicePort};
-use super::cluster::{ClusterConfig, IngressFlavour};
 use super::cluster::Stage;
+use super::cluster::{ClusterConfig, IngressFlavour};
 use super::overlay::ContainerEnv;
 use super::platform::{DNS_HOSTNAME, DNS_TARGET, DNS_TTL, GATEWAY, GATEWAY_NAMESPACE};
 use super::GitopsError;

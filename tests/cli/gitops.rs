@@ -80,7 +80,13 @@ async fn gitops_init_takes_typed_settings_from_flags_and_a_file() {
     }
     // The file wins over the flags for its cluster; the flags fill the rest.
     let sber = read(&tree, "clusters/sber-prod/cluster.yaml");
-    for line in ["ingress: traefik", "tlsIssuer: sber-ca", "replicas: 5", "provider: vk", "ttl: 60"] {
+    for line in [
+        "ingress: traefik",
+        "tlsIssuer: sber-ca",
+        "replicas: 5",
+        "provider: vk",
+        "ttl: 60",
+    ] {
         assert!(sber.contains(line), "{line}:\n{sber}");
     }
     // What the settings bring: the pull Secret from Vault, the age key and
@@ -105,28 +111,64 @@ async fn gitops_init_refuses_bad_settings_and_pushes_nothing() {
     let other = data.path().join("other.yaml");
     std::fs::write(&other, "- name: vk-prod\n  stage: prod\n").unwrap();
     for (args, exit, message) in [
-        (vec!["--provider", "aws"], 2, "\"aws\" is not one of yc, sber, vk, onprem"),
-        (vec!["--ingress", "nginx"], 2, "is not one of traefik, istio, gateway-api"),
+        (
+            vec!["--provider", "aws"],
+            2,
+            "\"aws\" is not one of yc, sber, vk, onprem",
+        ),
+        (
+            vec!["--ingress", "nginx"],
+            2,
+            "is not one of traefik, istio, gateway-api",
+        ),
         (vec!["--stage", "qa"], 2, "is not one of dev, staging, prod"),
         (vec!["--dns-ttl", "0"], 2, "--dns-ttl"),
-        (vec!["--domain", "localhost"], 1, "baseDomain \"localhost\" is not a DNS name"),
+        (
+            vec!["--domain", "localhost"],
+            1,
+            "baseDomain \"localhost\" is not a DNS name",
+        ),
         (vec!["--age-recipient", "age1nope"], 1, "is not an age public key"),
-        (vec!["--vault-server", "http://vault:8200"], 1, "must be an https:// URL"),
+        (
+            vec!["--vault-server", "http://vault:8200"],
+            1,
+            "must be an https:// URL",
+        ),
         (vec!["--otlp-endpoint", "collector:4318"], 1, "otlpEndpoint"),
         (vec!["--tls-issuer", "Lets Encrypt"], 1, "is not a Kubernetes name"),
-        (vec!["--domain", "apps.example.org", "--dns-zone", "example.com"], 1, "externalDns.zone"),
-        (vec!["--settings", settings.to_str().unwrap()], 1, "is not a list of cluster settings"),
-        (vec!["--settings", other.to_str().unwrap()], 1, "names the cluster \"vk-prod\""),
+        (
+            vec!["--domain", "apps.example.org", "--dns-zone", "example.com"],
+            1,
+            "externalDns.zone",
+        ),
+        (
+            vec!["--settings", settings.to_str().unwrap()],
+            1,
+            "is not a list of cluster settings",
+        ),
+        (
+            vec!["--settings", other.to_str().unwrap()],
+            1,
+            "names the cluster \"vk-prod\"",
+        ),
     ] {
         let mut all = vec!["gitops", "init", "--repo", REPO, "--cluster", "onprem-dev"];
         all.extend(args.iter().copied());
         let out = run(data.path(), &all).await;
         assert_eq!(out.code, Some(exit), "{args:?}:\n{}", out.stderr);
-        assert!(out.stderr.contains(message), "{args:?}: want {message:?} in:\n{}", out.stderr);
+        assert!(
+            out.stderr.contains(message),
+            "{args:?}: want {message:?} in:\n{}",
+            out.stderr
+        );
         assert!(!bare.exists(), "{args:?}: nothing may be created or pushed");
     }
     // Without settings, init infers them from the name as before.
-    let out = run(data.path(), &["gitops", "init", "--repo", REPO, "--cluster", "onprem-dev"]).await;
+    let out = run(
+        data.path(),
+        &["gitops", "init", "--repo", REPO, "--cluster", "onprem-dev"],
+    )
+    .await;
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     assert_eq!(git(&bare, &["rev-list", "--count", "main"]).trim(), "1");
 }

@@ -323,13 +323,22 @@ async fn unregister_in_pull_request_mode_pushes_a_branch_and_opens_one_pull_requ
     assert_eq!(out["removedApplications"], json!(["shop-yc-prod"]));
     assert!(out.get("pullRequestUrl").is_none());
     assert_eq!(git(&repo, &["rev-parse", "main"]), main, "main is untouched");
-    let branch = git(&repo, &["rev-parse", "scaffolder-unregister/shop"]).trim().to_owned();
+    let branch = git(&repo, &["rev-parse", "scaffolder-unregister/shop"])
+        .trim()
+        .to_owned();
     assert_eq!(out["commitHash"], json!(branch));
     assert!(git_ok(&repo, &["merge-base", "--is-ancestor", main.trim(), &branch]));
     let tree = export(&repo, "scaffolder-unregister/shop");
     assert!(!tree.path().join("apps/shop/overlays/yc-prod").exists());
-    assert!(tree.path().join("apps/shop/overlays/onprem-dev/kustomization.yaml").is_file());
-    assert_eq!(overlays(&repo, "shop"), ["onprem-dev", "yc-prod"], "main still has both");
+    assert!(tree
+        .path()
+        .join("apps/shop/overlays/onprem-dev/kustomization.yaml")
+        .is_file());
+    assert_eq!(
+        overlays(&repo, "shop"),
+        ["onprem-dev", "yc-prod"],
+        "main still has both"
+    );
     assert!(task.log_text().contains("no pull requests"), "{}", task.log_text());
     // Again: the branch already holds the removal.
     let again = task.run(&unregister, input.clone()).await.unwrap();
@@ -375,7 +384,10 @@ async fn unregister_in_pull_request_mode_pushes_a_branch_and_opens_one_pull_requ
     assert_eq!(created[0].body["base"], json!("main"));
     assert_eq!(created[0].body["title"], json!("chore(shop): decommission"));
     let bare = fake.bare("acme", "infra-gitops");
-    assert!(!export(&bare, "scaffolder-unregister/shop").path().join("apps/shop").exists());
+    assert!(!export(&bare, "scaffolder-unregister/shop")
+        .path()
+        .join("apps/shop")
+        .exists());
     assert!(export(&bare, "main").path().join("apps/shop").exists());
     let again = task.run(&unregister, input).await.unwrap();
     assert_eq!(again["changed"], json!(false));
