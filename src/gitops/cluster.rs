@@ -504,6 +504,9 @@ fn is_dns_name(name: &str) -> bool {
             .all(|label| layout::check_dns_label("domain", label).is_ok())
 }
 
+/// How `.sops.yaml` starts when the scaffolder wrote it.
+pub const SOPS_HEADER: &str = "# SOPS rules,";
+
 /// `.sops.yaml` at the repository's root: one creation rule per cluster
 /// with an age recipient, for `*.enc.yaml` files under `clusters/<c>/` and
 /// `apps/*/overlays/<c>/`, encrypted for the cluster's key and its
@@ -529,7 +532,7 @@ pub fn render_sops(configs: &[ClusterConfig]) -> Result<Option<String>, GitopsEr
     let body = serde_norway::to_string(&json!({"creation_rules": rules}))
         .map_err(|e| GitopsError::Invalid(format!("cannot write YAML: {e}")))?;
     Ok(Some(format!(
-        "# SOPS rules, one per cluster with an ageRecipient in its cluster.yaml (written by the scaffolder; edits are overwritten).\n# Encrypt with: sops --encrypt --in-place clusters/<cluster>/<name>.enc.yaml\n{body}"
+        "{SOPS_HEADER} one per cluster with an ageRecipient in its cluster.yaml (written by the scaffolder; edits are overwritten).\n# Encrypt with: sops --encrypt --in-place clusters/<cluster>/<name>.enc.yaml\n{body}"
     )))
 }
 

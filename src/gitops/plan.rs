@@ -171,10 +171,22 @@ pub fn plan_clusters(
         }
     }
     let all: Vec<ClusterConfig> = configs.into_values().collect();
-    if let Some(text) = super::cluster::render_sops(&all)? {
-        if view.read(layout::SOPS_FILE).as_deref() != Some(text.as_str()) {
-            plan.files.insert(layout::SOPS_FILE.to_owned(), text.into_bytes());
+    match super::cluster::render_sops(&all)? {
+        Some(text) => {
+            if view.read(layout::SOPS_FILE).as_deref() != Some(text.as_str()) {
+                plan.files.insert(layout::SOPS_FILE.to_owned(), text.into_bytes());
+            }
         }
+        // No cluster has a key any more: init removes the rules it wrote
+        // (a hand-written file, without its header, stays).
+        None if overwrite
+            && view
+                .read(layout::SOPS_FILE)
+                .is_some_and(|text| text.starts_with(super::cluster::SOPS_HEADER)) =>
+        {
+            plan.remove.insert(layout::SOPS_FILE.to_owned());
+        }
+        None => {}
     }
     Ok(plan)
 }
@@ -643,6 +655,7 @@ mod tests {
         assert!(plan.remove.contains("clusters/a/argocd/ksops/kustomization.yaml"));
         let kustomization = String::from_utf8(plan.files["clusters/a/kustomization.yaml"].clone()).unwrap();
         assert!(!kustomization.contains("sops-age"), "{kustomization}");
+        assert!(plan.remove.contains(".sops.yaml"), "no key is left: the rules go");
     }
 
     fn tree_of(plan: &Plan) -> Tree {
