@@ -253,8 +253,9 @@ pub enum GitopsCommand {
         /// Check and show what would be written; push nothing.
         #[arg(long)]
         dry_run: bool,
+        // Boxed: the settings are large, the other commands small.
         #[command(flatten)]
-        settings: SettingsArgs,
+        settings: Box<SettingsArgs>,
     },
 }
 

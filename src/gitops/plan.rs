@@ -171,22 +171,16 @@ pub fn plan_clusters(
         }
     }
     let all: Vec<ClusterConfig> = configs.into_values().collect();
-    match super::cluster::render_sops(&all)? {
-        Some(text) => {
-            if view.read(layout::SOPS_FILE).as_deref() != Some(text.as_str()) {
-                plan.files.insert(layout::SOPS_FILE.to_owned(), text.into_bytes());
-            }
+    let sops = super::cluster::render_sops(&all)?;
+    let existing = view.read(layout::SOPS_FILE);
+    if let Some(text) = sops {
+        if existing.as_deref() != Some(text.as_str()) {
+            plan.files.insert(layout::SOPS_FILE.to_owned(), text.into_bytes());
         }
+    } else if overwrite && existing.is_some_and(|text| text.starts_with(super::cluster::SOPS_HEADER)) {
         // No cluster has a key any more: init removes the rules it wrote
         // (a hand-written file, without its header, stays).
-        None if overwrite
-            && view
-                .read(layout::SOPS_FILE)
-                .is_some_and(|text| text.starts_with(super::cluster::SOPS_HEADER)) =>
-        {
-            plan.remove.insert(layout::SOPS_FILE.to_owned());
-        }
-        None => {}
+        plan.remove.insert(layout::SOPS_FILE.to_owned());
     }
     Ok(plan)
 }
