@@ -324,10 +324,26 @@ integrations:
   local_git:
     dir: $GITOPS_WORK/git
 CFG
+  # Typed settings through the command line: flags for every cluster, a
+  # settings file per cluster (age keys bring SOPS and KSOPS, DNS targets
+  # the ExternalDNS target annotation on each ingress flavour).
+  AGE_KEY="age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
+  cat >"$GITOPS_WORK/settings.yaml" <<SETTINGS
+- name: yc-prod
+  ageRecipient: $AGE_KEY
+  breakGlassRecipient: age1zz3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
+- name: sber-prod
+  ageRecipient: $AGE_KEY
+  externalDns: {zone: apps.soft-yt.internal, txtOwnerId: sber-prod, ttl: 120, target: lb.sber.soft-yt.internal}
+- name: onprem-dev
+  externalDns: {zone: onprem-dev.apps.soft-yt.internal, txtOwnerId: onprem-dev, ttl: 60, target: 192.0.2.10}
+SETTINGS
   gitops_init() {
     local args=() c
     for c in "${GITOPS_CLUSTERS[@]}"; do args+=(--cluster "$c"); done
-    "$SCAFFOLDER_BIN" gitops init --config "$GITOPS_WORK/config.yaml" --repo "$GITOPS_URL" "${args[@]}"
+    "$SCAFFOLDER_BIN" gitops init --config "$GITOPS_WORK/config.yaml" --repo "$GITOPS_URL" "${args[@]}" \
+      --otlp-endpoint http://otel-collector.observability.svc.cluster.local:4318 \
+      --settings "$GITOPS_WORK/settings.yaml"
   }
   gitops_register() {
     local list
@@ -343,6 +359,63 @@ CFG
     for c in "${GITOPS_CLUSTERS[@]}"; do
       kubectl kustomize "$GITOPS_WORK/infra-gitops/clusters/$c" >"$GITOPS_WORK/cluster-$c.yaml"
       kubectl kustomize "$GITOPS_WORK/infra-gitops/apps/$SERVICE/overlays/$c" >"$GITOPS_WORK/service-$c.yaml"
+    done
+  }
+  # What the settings promise is in the built manifests: the pull Secret
+  # from Vault on every cluster, the OTLP endpoint on every backend, the
+  # ExternalDNS annotations on every route, the age key where a recipient is.
+  gitops_batteries() {
+    local c ok=0
+    for c in "${GITOPS_CLUSTERS[@]}"; do
+      grep -q 'type: kubernetes.io/dockerconfigjson' "$GITOPS_WORK/cluster-$c.yaml" ||
+        { echo "$c: no pull Secret ExternalSecret"; ok=1; }
+      grep -q 'name: OTEL_EXPORTER_OTLP_ENDPOINT' "$GITOPS_WORK/service-$c.yaml" ||
+        { echo "$c: the backend has no OTEL_EXPORTER_OTLP_ENDPOINT"; ok=1; }
+      grep -q "external-dns.alpha.kubernetes.io/hostname: $SERVICE.$c.apps.soft-yt.internal" "$GITOPS_WORK/service-$c.yaml" ||
+        { echo "$c: the route has no ExternalDNS hostname"; ok=1; }
+    done
+    for c in yc-prod sber-prod; do
+      grep -q 'name: sops-age' "$GITOPS_WORK/cluster-$c.yaml" || { echo "$c: no sops-age ExternalSecret"; ok=1; }
+    done
+    grep -q 'external-dns.alpha.kubernetes.io/target: 192.0.2.10' "$GITOPS_WORK/service-onprem-dev.yaml" ||
+      { echo "onprem-dev: the Ingress has no ExternalDNS target"; ok=1; }
+    grep -q 'external-dns.alpha.kubernetes.io/target: lb.sber.soft-yt.internal' "$GITOPS_WORK/cluster-sber-prod.yaml" ||
+      { echo "sber-prod: the Istio Gateway has no ExternalDNS target"; ok=1; }
+    grep -q 'creation_rules' "$GITOPS_WORK/infra-gitops/.sops.yaml" || { echo "no .sops.yaml rules"; ok=1; }
+    return "$ok"
+  }
+  # The KSOPS component of each cluster with an age key, applied to a
+  # stand-in of the Argo CD installation it is meant for (repo server and
+  # argocd-cm), so its patches are built and validated like the rest.
+  gitops_ksops() {
+    local c dir
+    for c in yc-prod sber-prod; do
+      dir="$GITOPS_WORK/infra-gitops/.argocd-install-$c"
+      mkdir -p "$dir"
+      cat >"$dir/argocd.yaml" <<'ARGOCD'
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: argocd-repo-server, namespace: argocd}
+spec:
+  selector: {matchLabels: {app.kubernetes.io/name: argocd-repo-server}}
+  template:
+    metadata: {labels: {app.kubernetes.io/name: argocd-repo-server}}
+    spec:
+      containers:
+        - name: argocd-repo-server
+          image: quay.io/argoproj/argocd:v3.1.0
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: argocd-cm, namespace: argocd}
+data: {url: https://argocd.example}
+ARGOCD
+      printf 'resources: [argocd.yaml]\ncomponents: [../clusters/%s/argocd/ksops]\n' "$c" >"$dir/kustomization.yaml"
+      kubectl kustomize "$dir" >"$GITOPS_WORK/argocd-ksops-$c.yaml"
+      grep -q 'SOPS_AGE_KEY_FILE' "$GITOPS_WORK/argocd-ksops-$c.yaml" &&
+        grep -q 'kustomize.buildOptions: --enable-alpha-plugins --enable-exec' "$GITOPS_WORK/argocd-ksops-$c.yaml" &&
+        grep -q 'url: https://argocd.example' "$GITOPS_WORK/argocd-ksops-$c.yaml" ||
+        { echo "$c: the KSOPS component did not patch the repo server and argocd-cm"; return 1; }
     done
   }
   # Splits the built manifests: core kinds to core-*.yaml (kubernetes-validate),
@@ -388,6 +461,8 @@ PY
   step "infra-gitops: register $SERVICE (scaffolder run)" gitops_register
   step "infra-gitops: clone" gitops_clone
   step "infra-gitops: kustomize clusters/* and overlays" gitops_build
+  step "infra-gitops: pull secret, OTLP, ExternalDNS, SOPS" gitops_batteries
+  step "infra-gitops: KSOPS component on Argo CD" gitops_ksops
   step "infra-gitops: split core / custom resources" gitops_split
   step "infra-gitops: kubernetes-validate --strict" gitops_core
   step "infra-gitops: CRD schemas (@kubernetes-models)" gitops_crs

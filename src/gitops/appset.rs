@@ -97,9 +97,13 @@ pub fn render_cluster_file(cluster: &str, source: &AppSetSource) -> Result<Strin
 
 /// `clusters/<cluster>/kustomization.yaml`: a new one listing `wanted`
 /// (the ApplicationSet and the platform files), or `existing` with those it
-/// lacks added to `resources` (`None` when it lists them all: nothing to
-/// write).
-pub fn cluster_kustomization(existing: Option<&str>, wanted: &[&str]) -> Result<Option<String>, GitopsError> {
+/// lacks added to `resources` and the `unwanted` ones (platform files the
+/// settings no longer ask for) taken out (`None` when nothing changes).
+pub fn cluster_kustomization(
+    existing: Option<&str>,
+    wanted: &[&str],
+    unwanted: &[&str],
+) -> Result<Option<String>, GitopsError> {
     let header = "# Apply to the cluster's Argo CD: kubectl apply -k clusters/<cluster>\n";
     let Some(text) = existing else {
         return yaml(
@@ -125,7 +129,12 @@ pub fn cluster_kustomization(existing: Option<&str>, wanted: &[&str]) -> Result<
             "the cluster's kustomization.yaml has `resources` that is not a list".into(),
         ));
     };
-    let mut added = false;
+    let before = list.len();
+    list.retain(|r| {
+        !r.as_str()
+            .is_some_and(|r| unwanted.contains(&r.trim_start_matches("./")))
+    });
+    let mut added = list.len() != before;
     for resource in wanted {
         let listed = list
             .iter()
@@ -170,13 +179,23 @@ mod tests {
     #[test]
     fn the_cluster_kustomization_is_created_or_extended() {
         let wanted = [APPSET_RELATIVE];
-        let fresh = cluster_kustomization(None, &wanted).unwrap().unwrap();
-        assert_eq!(cluster_kustomization(Some(&fresh), &wanted).unwrap(), None);
-        let extended = cluster_kustomization(Some("resources:\n  - ingress.yaml\n"), &wanted)
+        let fresh = cluster_kustomization(None, &wanted, &[]).unwrap().unwrap();
+        assert_eq!(cluster_kustomization(Some(&fresh), &wanted, &[]).unwrap(), None);
+        let extended = cluster_kustomization(Some("resources:\n  - ingress.yaml\n"), &wanted, &[])
             .unwrap()
             .unwrap();
         let doc: Value = serde_norway::from_str(&extended).unwrap();
         assert_eq!(doc["resources"], json!(["ingress.yaml", APPSET_RELATIVE]));
-        assert!(cluster_kustomization(Some("resources: 3\n"), &wanted).is_err());
+        assert!(cluster_kustomization(Some("resources: 3\n"), &wanted, &[]).is_err());
+        // A platform file the settings dropped leaves the list; yours stay.
+        let shrunk = cluster_kustomization(
+            Some("resources:\n  - mine.yaml\n  - ./platform/sops-age.yaml\n  - argocd/apps-appset.yaml\n"),
+            &wanted,
+            &["platform/sops-age.yaml"],
+        )
+        .unwrap()
+        .unwrap();
+        let doc: Value = serde_norway::from_str(&shrunk).unwrap();
+        assert_eq!(doc["resources"], json!(["mine.yaml", APPSET_RELATIVE]));
     }
 }

@@ -17,6 +17,19 @@ pub const API_VERSION: &str = "platform.soft-yt.dev/v1alpha1";
 pub const KIND: &str = "ClusterSettings";
 /// The domain clusters get when init is given none (one subdomain each).
 pub const DEFAULT_DOMAIN: &str = "apps.soft-yt.internal";
+/// The cluster's OpenTelemetry collector (OTLP/HTTP) unless its settings say otherwise.
+pub const DEFAULT_OTLP_ENDPOINT: &str = "http://otel-collector.observability.svc.cluster.local:4318";
+pub const DEFAULT_DNS_TTL: u32 = 300;
+
+impl RegistryCredentials {
+    /// `ghcr.io`, credentials at Vault key `platform/registry/ghcr`.
+    pub fn default_ghcr() -> RegistryCredentials {
+        RegistryCredentials {
+            server: "ghcr.io".into(),
+            vault_key: "platform/registry/ghcr".into(),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -129,6 +142,40 @@ impl WorkloadDefaults {
     }
 }
 
+/// Where the cluster's services send their telemetry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Telemetry {
+    /// The OTLP/HTTP endpoint of the cluster's OpenTelemetry collector (which passes traces on to Tempo), e.g. `http://otel-collector.observability.svc.cluster.local:4318`; every backend gets it as `OTEL_EXPORTER_OTLP_ENDPOINT`
+    pub otlp_endpoint: String,
+}
+
+/// What ExternalDNS needs to publish the services' hosts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExternalDns {
+    /// The DNS zone ExternalDNS manages (`--domain-filter`): `baseDomain` or a parent of it
+    pub zone: String,
+    /// ExternalDNS's `--txt-owner-id`: the TXT records that mark this cluster's records as its own
+    pub txt_owner_id: String,
+    /// Time to live of the records, in seconds
+    #[schemars(range(min = 1))]
+    pub ttl: u32,
+    /// What the records point at when the route cannot say (on-prem load balancers without a status address): a host name or an IP address
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+/// Where the registry pull secret's credentials are kept in Vault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RegistryCredentials {
+    /// The registry, e.g. `ghcr.io`
+    pub server: String,
+    /// The Vault key (in `secretStore.vaultPath`) holding the properties `username` and `password` (a token that may read the packages)
+    pub vault_key: String,
+}
+
 /// Where Argo CD finds and deploys the cluster's services (written by init).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -177,13 +224,22 @@ pub struct ClusterConfig {
     /// The `kubernetes.io/dockerconfigjson` Secret the pods pull ghcr.io images with (private repositories); none: public images
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry_pull_secret: Option<String>,
+    /// Where the pull secret's credentials come from (an ExternalSecret per cluster; nothing in Git). Default: `ghcr.io`, Vault key `platform/registry/ghcr`
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_credentials: Option<RegistryCredentials>,
+    /// The OpenTelemetry collector of the cluster; none: the services export no traces
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<Telemetry>,
+    /// ExternalDNS settings; none: the routes get no DNS annotations
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_dns: Option<ExternalDns>,
     pub workloads: WorkloadDefaults,
     pub argocd: ArgoCd,
 }
 
 /// What `gitops:init` may say of a cluster; the rest is inferred from its
 /// name (`<provider>-<stage>`) and the stage's defaults.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ClusterInput {
     /// The cluster (it must be in `clusters`)
@@ -199,6 +255,12 @@ pub struct ClusterInput {
     pub break_glass_recipient: Option<String>,
     pub secret_store: Option<SecretStore>,
     pub registry_pull_secret: Option<String>,
+    /// Default: `ghcr.io`, Vault key `platform/registry/ghcr`
+    pub registry_credentials: Option<RegistryCredentials>,
+    /// Default: the collector at `http://otel-collector.observability.svc.cluster.local:4318`
+    pub telemetry: Option<Telemetry>,
+    /// Default: zone `baseDomain`, owner id the cluster's name, TTL 300 s
+    pub external_dns: Option<ExternalDns>,
     pub workloads: Option<WorkloadDefaults>,
 }
 
@@ -258,6 +320,26 @@ impl ClusterConfig {
                 vault_role: "external-secrets".into(),
             }),
             registry_pull_secret: input.registry_pull_secret.clone().or_else(|| Some("ghcr-pull".into())),
+            registry_credentials: Some(
+                input
+                    .registry_credentials
+                    .clone()
+                    .unwrap_or_else(RegistryCredentials::default_ghcr),
+            ),
+            telemetry: Some(input.telemetry.clone().unwrap_or_else(|| Telemetry {
+                otlp_endpoint: DEFAULT_OTLP_ENDPOINT.into(),
+            })),
+            external_dns: input.external_dns.clone().or_else(|| {
+                Some(ExternalDns {
+                    zone: input
+                        .base_domain
+                        .clone()
+                        .unwrap_or_else(|| format!("{cluster}.{DEFAULT_DOMAIN}")),
+                    txt_owner_id: cluster.to_owned(),
+                    ttl: DEFAULT_DNS_TTL,
+                    target: None,
+                })
+            }),
             workloads: input
                 .workloads
                 .clone()
@@ -308,12 +390,7 @@ impl ClusterConfig {
         if self.api_version != API_VERSION || self.kind != KIND {
             return invalid(format!("apiVersion/kind must be {API_VERSION}/{KIND}"));
         }
-        let domain_ok = self.base_domain.split('.').count() >= 2
-            && self
-                .base_domain
-                .split('.')
-                .all(|label| layout::check_dns_label("domain", label).is_ok());
-        if !domain_ok {
+        if !is_dns_name(&self.base_domain) {
             return invalid(format!("baseDomain {:?} is not a DNS name", self.base_domain));
         }
         for recipient in self.age_recipient.iter().chain(&self.break_glass_recipient) {
@@ -342,6 +419,57 @@ impl ClusterConfig {
         if !self.secret_store.vault_server.starts_with("https://") {
             return invalid("secretStore.vaultServer must be an https:// URL".into());
         }
+        if let Some(telemetry) = &self.telemetry {
+            let ok = url::Url::parse(&telemetry.otlp_endpoint)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+            if !ok {
+                return invalid(format!(
+                    "telemetry.otlpEndpoint {:?} is not an http(s) URL",
+                    telemetry.otlp_endpoint
+                ));
+            }
+        }
+        if let Some(dns) = &self.external_dns {
+            let zone_ok = is_dns_name(&dns.zone)
+                && (self.base_domain == dns.zone || self.base_domain.ends_with(&format!(".{}", dns.zone)));
+            if !zone_ok {
+                return invalid(format!(
+                    "externalDns.zone {:?} must be a DNS name that is baseDomain {:?} or a parent of it",
+                    dns.zone, self.base_domain
+                ));
+            }
+            if layout::check_dns_label("externalDns.txtOwnerId", &dns.txt_owner_id).is_err() {
+                return invalid(format!(
+                    "externalDns.txtOwnerId {:?} is not a DNS label",
+                    dns.txt_owner_id
+                ));
+            }
+            if dns.ttl == 0 {
+                return invalid("externalDns.ttl must be at least 1 second".into());
+            }
+            if let Some(target) = &dns.target {
+                if target.parse::<std::net::IpAddr>().is_err() && !is_dns_name(target) {
+                    return invalid(format!(
+                        "externalDns.target {target:?} is neither an IP address nor a DNS name"
+                    ));
+                }
+            }
+        }
+        if let Some(registry) = &self.registry_credentials {
+            let key_ok = !registry.vault_key.is_empty()
+                && registry.vault_key.split('/').all(|part| {
+                    !part.is_empty()
+                        && part != "."
+                        && part != ".."
+                        && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                });
+            if !is_dns_name(&registry.server) || !key_ok {
+                return invalid(format!(
+                    "registryCredentials needs a registry host name (e.g. ghcr.io) and a Vault key such as platform/registry/ghcr, not {:?} and {:?}",
+                    registry.server, registry.vault_key
+                ));
+            }
+        }
         super::overlay::check_resources(&self.workloads.resources)?;
         if let Some(a) = &self.workloads.autoscaling {
             if a.min_replicas == 0
@@ -368,6 +496,17 @@ impl ClusterConfig {
     }
 }
 
+/// At least two labels, each a DNS label.
+fn is_dns_name(name: &str) -> bool {
+    name.split('.').count() >= 2
+        && name
+            .split('.')
+            .all(|label| layout::check_dns_label("domain", label).is_ok())
+}
+
+/// How `.sops.yaml` starts when the scaffolder wrote it.
+pub const SOPS_HEADER: &str = "# SOPS rules,";
+
 /// `.sops.yaml` at the repository's root: one creation rule per cluster
 /// with an age recipient, for `*.enc.yaml` files under `clusters/<c>/` and
 /// `apps/*/overlays/<c>/`, encrypted for the cluster's key and its
@@ -393,7 +532,7 @@ pub fn render_sops(configs: &[ClusterConfig]) -> Result<Option<String>, GitopsEr
     let body = serde_norway::to_string(&json!({"creation_rules": rules}))
         .map_err(|e| GitopsError::Invalid(format!("cannot write YAML: {e}")))?;
     Ok(Some(format!(
-        "# SOPS rules, one per cluster with an ageRecipient in its cluster.yaml (written by the scaffolder; edits are overwritten).\n# Encrypt with: sops --encrypt --in-place clusters/<cluster>/<name>.enc.yaml\n{body}"
+        "{SOPS_HEADER} one per cluster with an ageRecipient in its cluster.yaml (written by the scaffolder; edits are overwritten).\n# Encrypt with: sops --encrypt --in-place clusters/<cluster>/<name>.enc.yaml\n{body}"
     )))
 }
 
@@ -479,6 +618,37 @@ mod tests {
             },
             ClusterInput {
                 tls_issuer: Some("Lets Encrypt".into()),
+                ..ClusterInput::default()
+            },
+            ClusterInput {
+                telemetry: Some(Telemetry {
+                    otlp_endpoint: "otel-collector:4318".into(),
+                }),
+                ..ClusterInput::default()
+            },
+            ClusterInput {
+                external_dns: Some(ExternalDns {
+                    zone: "example.org".into(),
+                    txt_owner_id: "vk-prod".into(),
+                    ttl: 300,
+                    target: None,
+                }),
+                ..ClusterInput::default()
+            },
+            ClusterInput {
+                external_dns: Some(ExternalDns {
+                    zone: "apps.soft-yt.internal".into(),
+                    txt_owner_id: "vk-prod".into(),
+                    ttl: 300,
+                    target: Some("not a host".into()),
+                }),
+                ..ClusterInput::default()
+            },
+            ClusterInput {
+                registry_credentials: Some(RegistryCredentials {
+                    server: "ghcr.io".into(),
+                    vault_key: "../etc".into(),
+                }),
                 ..ClusterInput::default()
             },
         ] {

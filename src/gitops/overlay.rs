@@ -57,6 +57,17 @@ pub struct OverlaySpec {
     /// variables of the Deployment's first container (optional: the pods
     /// start before External Secrets has synced it).
     pub secret_env: Option<(String, String)>,
+    /// Environment variables set on one container (merged by name with
+    /// the base's own).
+    pub env: Option<ContainerEnv>,
+}
+
+/// Environment variables of one container of one Deployment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerEnv {
+    pub deployment: String,
+    pub container: String,
+    pub vars: Vec<(String, String)>,
 }
 
 fn regex(cell: &'static OnceLock<Regex>, pattern: &str) -> &'static Regex {
@@ -231,6 +242,23 @@ pub fn render_overlay(service: &str, spec: &OverlaySpec, base: &BaseInfo) -> Res
         patches.push(json!({
             "target": {"kind": "Deployment", "name": deployment},
             "patch": format!("- op: add\n  path: /spec/template/spec/containers/0/envFrom\n  value:\n    - secretRef:\n        name: {secret}\n        optional: true\n"),
+        }));
+    }
+    if let Some(env) = &spec.env {
+        let vars: Vec<Value> = env
+            .vars
+            .iter()
+            .map(|(name, value)| json!({"name": name, "value": value}))
+            .collect();
+        let patch = json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": env.deployment},
+            "spec": {"template": {"spec": {"containers": [{"name": env.container, "env": vars}]}}},
+        });
+        patches.push(json!({
+            "target": {"kind": "Deployment", "name": env.deployment},
+            "patch": to_yaml("", &patch)?,
         }));
     }
     if let Some(resources) = &spec.resources {

@@ -124,17 +124,37 @@ pub fn plan_clusters(
             }
         };
         configs.insert(cluster.clone(), config.clone());
-        for (relative, text) in platform::cluster_files(&config)? {
+        let files = platform::cluster_files(&config)?;
+        let mut wanted = vec![layout::APPSET_RELATIVE];
+        for (relative, text) in &files {
             let path = format!("{}/{relative}", layout::cluster_dir(cluster));
             if overwrite || !view.exists(&path) {
-                plan.files.insert(path, text.into_bytes());
+                plan.files.insert(path, text.clone().into_bytes());
+            }
+            if platform::RESOURCES.contains(relative) {
+                wanted.push(relative);
+            }
+        }
+        // Init removes what the settings no longer ask for (a cluster that
+        // lost its pull secret or age recipient); a registration leaves it.
+        let mut unwanted = Vec::new();
+        if overwrite {
+            for relative in platform::MANAGED {
+                if files.iter().any(|(p, _)| *p == relative) {
+                    continue;
+                }
+                let path = format!("{}/{relative}", layout::cluster_dir(cluster));
+                if view.exists(&path) {
+                    plan.remove.insert(path);
+                }
+                if platform::RESOURCES.contains(&relative) {
+                    unwanted.push(relative);
+                }
             }
         }
         let kustomization = layout::cluster_kustomization(cluster);
         let existing = view.read(&kustomization);
-        let mut wanted = vec![layout::APPSET_RELATIVE];
-        wanted.extend(platform::FILES);
-        if let Some(text) = appset::cluster_kustomization(existing.as_deref(), &wanted)? {
+        if let Some(text) = appset::cluster_kustomization(existing.as_deref(), &wanted, &unwanted)? {
             plan.files.insert(kustomization, text.into_bytes());
         }
     }
@@ -151,10 +171,16 @@ pub fn plan_clusters(
         }
     }
     let all: Vec<ClusterConfig> = configs.into_values().collect();
-    if let Some(text) = super::cluster::render_sops(&all)? {
-        if view.read(layout::SOPS_FILE).as_deref() != Some(text.as_str()) {
+    let sops = super::cluster::render_sops(&all)?;
+    let existing = view.read(layout::SOPS_FILE);
+    if let Some(text) = sops {
+        if existing.as_deref() != Some(text.as_str()) {
             plan.files.insert(layout::SOPS_FILE.to_owned(), text.into_bytes());
         }
+    } else if overwrite && existing.is_some_and(|text| text.starts_with(super::cluster::SOPS_HEADER)) {
+        // No cluster has a key any more: init removes the rules it wrote
+        // (a hand-written file, without its header, stays).
+        plan.remove.insert(layout::SOPS_FILE.to_owned());
     }
     Ok(plan)
 }
@@ -568,8 +594,10 @@ mod tests {
             argocd_namespace: "argocd".into(),
         };
         let plan = plan_clusters(&["a".into()], &source, false, &[], &Tree::default()).unwrap();
-        // ApplicationSet, cluster.yaml, kustomization and three platform files.
-        assert_eq!(plan.files.len(), 6);
+        // ApplicationSet, cluster.yaml, kustomization and four platform
+        // files (the pull secret's ExternalSecret among them).
+        assert_eq!(plan.files.len(), 7);
+        assert!(plan.files.contains_key("clusters/a/platform/pull-secret.yaml"));
         let mut tree = Tree::default();
         for (k, v) in &plan.files {
             tree.0.insert(k.clone(), String::from_utf8(v.clone()).unwrap());
@@ -583,7 +611,7 @@ mod tests {
                 .unwrap()
                 .files
                 .len(),
-            4,
+            5,
             "init rewrites the managed files only"
         );
         // Settings given to init rewrite cluster.yaml; settings of a cluster
@@ -597,6 +625,31 @@ mod tests {
         let text = String::from_utf8(plan.files["clusters/a/cluster.yaml"].clone()).unwrap();
         assert!(text.contains("stage: prod"), "{text}");
         assert!(plan_clusters(&["b".into()], &source, true, &[input], &tree).is_err());
+
+        // An age recipient brings the SOPS key and the KSOPS component;
+        // taking it away again removes them and their kustomization entry.
+        let with_key = ClusterInput {
+            name: "a".into(),
+            age_recipient: Some("age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p".into()),
+            ..ClusterInput::default()
+        };
+        let plan = plan_clusters(&["a".into()], &source, true, &[with_key], &tree).unwrap();
+        for (k, v) in &plan.files {
+            tree.0.insert(k.clone(), String::from_utf8(v.clone()).unwrap());
+        }
+        assert!(tree.0.contains_key("clusters/a/argocd/ksops/kustomization.yaml"));
+        assert!(tree.0["clusters/a/kustomization.yaml"].contains("platform/sops-age.yaml"));
+        assert!(tree.0[".sops.yaml"].contains("clusters/a/"));
+        let without = ClusterInput {
+            name: "a".into(),
+            ..ClusterInput::default()
+        };
+        let plan = plan_clusters(&["a".into()], &source, true, &[without], &tree).unwrap();
+        assert!(plan.remove.contains("clusters/a/platform/sops-age.yaml"));
+        assert!(plan.remove.contains("clusters/a/argocd/ksops/kustomization.yaml"));
+        let kustomization = String::from_utf8(plan.files["clusters/a/kustomization.yaml"].clone()).unwrap();
+        assert!(!kustomization.contains("sops-age"), "{kustomization}");
+        assert!(plan.remove.contains(".sops.yaml"), "no key is left: the rules go");
     }
 
     fn tree_of(plan: &Plan) -> Tree {

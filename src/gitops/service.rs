@@ -12,17 +12,24 @@
 //! - `external-secret.yaml`: an External Secrets `ExternalSecret` reading
 //!   Vault key `apps/<service>` through the cluster's `ClusterSecretStore`
 //!   into the Secret `<service>-env`, which the backend Deployment's first
-//!   container takes as environment (`envFrom`, optional).
+//!   container takes as environment (`envFrom`, optional);
+//! - the backend's OpenTelemetry environment (`OTEL_EXPORTER_OTLP_ENDPOINT`
+//!   from the cluster's collector, `OTEL_SERVICE_NAME`,
+//!   `OTEL_RESOURCE_ATTRIBUTES`), where the cluster has `telemetry`;
+//! - ExternalDNS annotations on the route (hostname, TTL and, on Traefik,
+//!   the target), where the cluster has `externalDns`.
 //!
 //! Pure.
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::base::{BaseInfo, ServicePort};
+use super::cluster::Stage;
 use super::cluster::{ClusterConfig, IngressFlavour};
-use super::platform::{GATEWAY, GATEWAY_NAMESPACE};
+use super::overlay::ContainerEnv;
+use super::platform::{DNS_HOSTNAME, DNS_TARGET, DNS_TTL, GATEWAY, GATEWAY_NAMESPACE};
 use super::GitopsError;
 
 pub const ROUTE_FILE: &str = "route.yaml";
@@ -36,6 +43,8 @@ pub struct ServiceResources {
     pub files: BTreeMap<String, String>,
     /// `(deployment, secret)` for the overlay's `envFrom` patch.
     pub secret_env: Option<(String, String)>,
+    /// Environment variables of one container, for the overlay's `env` patch.
+    pub env: Option<super::overlay::ContainerEnv>,
 }
 
 fn pick<'a>(base: &'a BaseInfo, names: &[String]) -> Option<&'a ServicePort> {
@@ -49,7 +58,35 @@ fn documents(docs: &[Value]) -> Result<String, GitopsError> {
     super::overlay::yaml_documents("", docs)
 }
 
+/// ExternalDNS's annotations of a route: the host, the TTL and, where the
+/// route is an Ingress (no Gateway to carry it), the target.
+fn dns_annotations(host: &str, cluster: &ClusterConfig) -> Map<String, Value> {
+    let mut annotations = Map::new();
+    if let Some(dns) = &cluster.external_dns {
+        annotations.insert(DNS_HOSTNAME.into(), json!(host));
+        annotations.insert(DNS_TTL.into(), json!(dns.ttl.to_string()));
+        if let (Some(target), IngressFlavour::Traefik) = (&dns.target, cluster.ingress) {
+            annotations.insert(DNS_TARGET.into(), json!(target));
+        }
+    }
+    annotations
+}
+
 fn route(service: &str, host: &str, web: &ServicePort, cluster: &ClusterConfig) -> Value {
+    let mut route = route_without_dns(service, host, web, cluster);
+    let dns = dns_annotations(host, cluster);
+    if !dns.is_empty() {
+        if let Some(metadata) = route.get_mut("metadata").and_then(Value::as_object_mut) {
+            let annotations = metadata.entry("annotations").or_insert_with(|| json!({}));
+            if let Some(map) = annotations.as_object_mut() {
+                map.extend(dns);
+            }
+        }
+    }
+    route
+}
+
+fn route_without_dns(service: &str, host: &str, web: &ServicePort, cluster: &ClusterConfig) -> Value {
     match cluster.ingress {
         IngressFlavour::GatewayApi => json!({
             "apiVersion": "gateway.networking.k8s.io/v1",
@@ -195,12 +232,36 @@ pub fn service_resources(
             out.files.insert(MONITORING_FILE.to_owned(), documents(&monitoring)?);
         }
     }
-    let backend_deployment = base
+    let backend = base
         .deployments
         .iter()
-        .map(|(name, _)| name)
-        .find(|name| *name == &format!("{service}-backend"))
-        .or_else(|| base.deployments.first().map(|(name, _)| name));
+        .find(|(name, _)| name == &format!("{service}-backend"))
+        .or_else(|| base.deployments.first());
+    if let (Some(telemetry), Some((deployment, containers))) = (&cluster.telemetry, backend) {
+        if let Some(container) = containers.first() {
+            let stage = match cluster.stage {
+                Stage::Dev => "dev",
+                Stage::Staging => "staging",
+                Stage::Prod => "prod",
+            };
+            out.env = Some(ContainerEnv {
+                deployment: deployment.clone(),
+                container: container.clone(),
+                vars: vec![
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), telemetry.otlp_endpoint.clone()),
+                    ("OTEL_SERVICE_NAME".into(), deployment.clone()),
+                    (
+                        "OTEL_RESOURCE_ATTRIBUTES".into(),
+                        format!(
+                            "deployment.environment.name={stage},k8s.cluster.name={},service.namespace={service}",
+                            cluster.name
+                        ),
+                    ),
+                ],
+            });
+        }
+    }
+    let backend_deployment = backend.map(|(name, _)| name);
     if let Some(deployment) = backend_deployment.filter(|_| !base.declares("ExternalSecret", service)) {
         let secret = format!("{service}-env");
         let external = json!({

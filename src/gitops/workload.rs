@@ -93,6 +93,7 @@ pub fn overlay_files(
         files.insert(name, text.into_bytes());
     }
     spec.secret_env = extras.secret_env;
+    spec.env = extras.env;
     let text = overlay::render_overlay(service, &spec, base)?;
     files.insert(KUSTOMIZATION.to_owned(), text.into_bytes());
     Ok(files)
@@ -195,6 +196,20 @@ mod tests {
         assert!(prod["pdb.yaml"].contains("kind: PodDisruptionBudget") && prod["pdb.yaml"].contains("app: web"));
         assert!(prod["hpa.yaml"].contains("maxReplicas: 10"));
         assert!(prod["kustomization.yaml"].contains("memory: 512Mi"));
+        // Traces go to the cluster's collector; ExternalDNS publishes the host.
+        assert!(
+            prod["kustomization.yaml"].contains("OTEL_EXPORTER_OTLP_ENDPOINT")
+                && prod["kustomization.yaml"].contains(crate::gitops::cluster::DEFAULT_OTLP_ENDPOINT)
+                && prod["kustomization.yaml"].contains("k8s.cluster.name=yc-prod"),
+            "{}",
+            prod["kustomization.yaml"]
+        );
+        assert!(
+            prod["route.yaml"].contains("external-dns.alpha.kubernetes.io/hostname: web.yc-prod.apps.soft-yt.internal")
+                && prod["route.yaml"].contains("external-dns.alpha.kubernetes.io/ttl: '300'"),
+            "{}",
+            prod["route.yaml"]
+        );
 
         let dev = files("onprem-dev", spec("onprem-dev"));
         assert_eq!(

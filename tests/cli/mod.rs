@@ -3,5 +3,6 @@
 
 mod client;
 mod edges;
+mod gitops;
 mod helpers;
 mod run;

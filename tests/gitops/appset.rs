@@ -276,7 +276,8 @@ async fn init_writes_valid_application_sets_and_is_idempotent() {
                 "argocd/apps-appset.yaml",
                 "platform/image-policy.yaml",
                 "platform/secret-store.yaml",
-                "platform/ingress.yaml"
+                "platform/ingress.yaml",
+                "platform/pull-secret.yaml"
             ])
         );
         let appset = read_yaml(&dir.join("argocd/apps-appset.yaml"));

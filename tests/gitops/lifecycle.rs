@@ -6,7 +6,8 @@
 use scaffolder::actions::gitops::{GitopsInit, GitopsOverlayRegister, GitopsOverlayUnregister};
 use serde_json::{json, Value};
 
-use crate::gitops::helpers::{export, git, integrations, local_repo, Task, LOCAL_URL};
+use crate::gitops::helpers::{export, git, git_ok, integrations, local_repo, Task, LOCAL_URL};
+use crate::publish::fake_github::FakeGithub;
 
 fn images(service: &str) -> Value {
     json!([
@@ -295,4 +296,101 @@ async fn application_sets_of_a_local_run_get_a_url_argo_cd_can_clone() {
         .to_string();
     assert!(err.contains("Argo CD cannot clone"), "{err}");
     assert_eq!(git(&repo, &["rev-parse", "main"]), head);
+}
+
+/// In pull-request mode a removal goes to `scaffolder-unregister/<service>`
+/// (built on main, which stays as it is); on the local git host the branch
+/// is reported, on GitHub one pull request is opened and found again.
+#[tokio::test]
+async fn unregister_in_pull_request_mode_pushes_a_branch_and_opens_one_pull_request() {
+    let hosts = tempfile::tempdir().unwrap();
+    let integrations_ = integrations(hosts.path(), None);
+    let register = GitopsOverlayRegister::new(integrations_.clone());
+    let unregister = GitopsOverlayUnregister::new(integrations_);
+    let task = Task::new();
+    task.run(&register, register_input(&task, "shop", &["onprem-dev", "yc-prod"]))
+        .await
+        .unwrap();
+    let repo = local_repo(hosts.path());
+    let main = git(&repo, &["rev-parse", "main"]);
+    let input = json!({"repoUrl": LOCAL_URL, "service": "shop", "clusters": ["yc-prod"], "mode": "pull-request"});
+    let out = task
+        .run(&unregister, input.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", task.log_text()));
+    assert_eq!(out["branch"], json!("scaffolder-unregister/shop"));
+    assert_eq!(out["changed"], json!(true));
+    assert_eq!(out["removedApplications"], json!(["shop-yc-prod"]));
+    assert!(out.get("pullRequestUrl").is_none());
+    assert_eq!(git(&repo, &["rev-parse", "main"]), main, "main is untouched");
+    let branch = git(&repo, &["rev-parse", "scaffolder-unregister/shop"])
+        .trim()
+        .to_owned();
+    assert_eq!(out["commitHash"], json!(branch));
+    assert!(git_ok(&repo, &["merge-base", "--is-ancestor", main.trim(), &branch]));
+    let tree = export(&repo, "scaffolder-unregister/shop");
+    assert!(!tree.path().join("apps/shop/overlays/yc-prod").exists());
+    assert!(tree
+        .path()
+        .join("apps/shop/overlays/onprem-dev/kustomization.yaml")
+        .is_file());
+    assert_eq!(
+        overlays(&repo, "shop"),
+        ["onprem-dev", "yc-prod"],
+        "main still has both"
+    );
+    assert!(task.log_text().contains("no pull requests"), "{}", task.log_text());
+    // Again: the branch already holds the removal.
+    let again = task.run(&unregister, input.clone()).await.unwrap();
+    assert_eq!(again["changed"], json!(false));
+    assert_eq!(again["commitHash"], json!(branch));
+    // Another owner may not replace the removal branch (nor remove the service).
+    let mut theirs = input;
+    theirs["owner"] = json!("group:default/other-team");
+    let err = task.run(&unregister, theirs).await.unwrap_err().to_string();
+    assert!(err.contains("user:default/tester"), "{err}");
+    assert_eq!(
+        git(&repo, &["rev-parse", "scaffolder-unregister/shop"]).trim(),
+        branch.as_str()
+    );
+
+    // On GitHub: one pull request, found again on a re-run.
+    let fake = FakeGithub::start(Some("t0ken"));
+    let hosts = tempfile::tempdir().unwrap();
+    fake.add_repo("acme", "infra-gitops", true);
+    let integrations_ = integrations(hosts.path(), Some(&fake.api_base));
+    let register = GitopsOverlayRegister::new(integrations_.clone());
+    let unregister = GitopsOverlayUnregister::new(integrations_);
+    let url = "github.example?owner=acme&repo=infra-gitops";
+    let mut input = register_input(&task, "shop", &["yc-prod", "vk-prod"]);
+    input["repoUrl"] = json!(url);
+    task.run(&register, input)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", task.log_text()));
+    let input = json!({"repoUrl": url, "service": "shop", "mode": "pull-request",
+                       "commitMessage": "chore(shop): decommission"});
+    let out = task
+        .run(&unregister, input.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", task.log_text()));
+    assert_eq!(out["serviceRemoved"], json!(true));
+    assert_eq!(
+        out["pullRequestUrl"],
+        json!("https://github.example/acme/infra-gitops/pull/1")
+    );
+    let created = fake.requests("POST", "/repos/acme/infra-gitops/pulls");
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].body["head"], json!("scaffolder-unregister/shop"));
+    assert_eq!(created[0].body["base"], json!("main"));
+    assert_eq!(created[0].body["title"], json!("chore(shop): decommission"));
+    let bare = fake.bare("acme", "infra-gitops");
+    assert!(!export(&bare, "scaffolder-unregister/shop")
+        .path()
+        .join("apps/shop")
+        .exists());
+    assert!(export(&bare, "main").path().join("apps/shop").exists());
+    let again = task.run(&unregister, input).await.unwrap();
+    assert_eq!(again["changed"], json!(false));
+    assert_eq!(again["pullRequestUrl"], out["pullRequestUrl"]);
+    assert_eq!(fake.requests("POST", "/repos/acme/infra-gitops/pulls").len(), 1);
 }

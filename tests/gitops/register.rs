@@ -225,8 +225,22 @@ async fn registers_a_service_and_every_overlay_renders_with_kustomize() {
     assert_eq!(pull.as_str(), Some("ghcr-pull"));
     let dev_app = container(deployment(&dev, "webapp"), "app");
     assert_eq!(dev_app["resources"]["limits"]["memory"].as_str(), Some("128Mi"));
+    // The backend gets the cluster's collector, the route ExternalDNS's host.
+    let env = &dev_app["env"];
+    assert!(
+        env.as_sequence().is_some_and(|vars| vars
+            .iter()
+            .any(|v| v["name"].as_str() == Some("OTEL_EXPORTER_OTLP_ENDPOINT")
+                && v["value"].as_str() == Some("http://otel-collector.observability.svc.cluster.local:4318"))),
+        "{env:?}"
+    );
+    assert_eq!(
+        route["metadata"]["annotations"]["external-dns.alpha.kubernetes.io/hostname"].as_str(),
+        Some("webapp.onprem-dev.apps.soft-yt.internal")
+    );
     // The cluster kustomization renders the ApplicationSet and the platform
-    // resources of a Gateway API cluster.
+    // resources of a Gateway API cluster, the pull Secret's ExternalSecret
+    // among them.
     let cluster = kustomize(&root.join("clusters/yc-prod"));
     assert_eq!(
         kinds(&cluster),
@@ -235,6 +249,7 @@ async fn registers_a_service_and_every_overlay_renders_with_kustomize() {
             "Certificate",
             "ClusterPolicy",
             "ClusterSecretStore",
+            "ExternalSecret",
             "Gateway"
         ]
     );

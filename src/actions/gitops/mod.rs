@@ -8,7 +8,9 @@ mod unregister;
 
 use std::path::PathBuf;
 
-use serde_json::Value;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{json, Value};
 
 pub use init::GitopsInit;
 pub use register::GitopsOverlayRegister;
@@ -279,6 +281,64 @@ async fn open_repo(
             })
         }
     }
+}
+
+/// How a GitOps change reaches the branch Argo CD follows.
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    // Pushed onto the branch.
+    #[default]
+    Commit,
+    // Pushed to a branch of its own, with a pull request on GitHub.
+    PullRequest,
+}
+
+/// Opens (or finds) the pull request of `head` into `base` and sets the
+/// output `pullRequestUrl`; on the local git host, which has no pull
+/// requests, says where the branch is.
+async fn pull_request(
+    ctx: &mut ActionContext,
+    repo: &GitopsRepo,
+    head: &str,
+    base: &str,
+    message: &str,
+    body: &str,
+) -> Result<(), ActionError> {
+    match &repo.kind {
+        Kind::Local { path, .. } => {
+            ctx.logger
+                .info(format!(
+                    "The local git host has no pull requests: branch {head} of {} holds the change; merge it into {base} with git",
+                    path.display(),
+                ))
+                .await;
+        }
+        Kind::Github {
+            client: Some(client),
+            owner,
+            repo: name,
+            ..
+        } => {
+            let pr = match client.open_pull_for_branch(owner, name, owner, head).await? {
+                Some(pr) => pr,
+                None => {
+                    let title = message.lines().next().unwrap_or_default().to_owned();
+                    client
+                        .create_pull(
+                            owner,
+                            name,
+                            &json!({"title": title, "body": body, "head": head, "base": base}),
+                        )
+                        .await?
+                }
+            };
+            ctx.logger.info(format!("Pull request {}", pr.html_url)).await;
+            ctx.output("pullRequestUrl", json!(pr.html_url));
+        }
+        Kind::Github { client: None, .. } => {}
+    }
+    Ok(())
 }
 
 fn strings(list: &[String]) -> Value {

@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{caller_owner, commit_message, open_repo, signature, strings, Kind};
+use super::{caller_owner, commit_message, open_repo, pull_request, signature, strings, Mode};
 use crate::actions::workspace::resolve_safe_child_path;
 use crate::actions::{ActionContext, ActionError, ActionExample, ActionHandler};
 use crate::gitops::base::BaseFiles;
@@ -70,14 +70,6 @@ fn default_namespace() -> String {
 }
 fn yes() -> bool {
     true
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mode {
-    #[default]
-    Commit,
-    PullRequest,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -383,49 +375,13 @@ impl ActionHandler for GitopsOverlayRegister {
         ctx.output("overlayPaths", strings(&registration.overlay_paths()));
 
         if input.mode == Mode::PullRequest && outcome.branch == pr_branch {
-            match &repo.kind {
-                Kind::Local { path, .. } => {
-                    ctx.logger
-                        .info(format!(
-                            "The local git host has no pull requests: branch {pr_branch} of {} holds the change; merge it into {} with git",
-                            path.display(),
-                            input.branch
-                        ))
-                        .await;
-                }
-                Kind::Github {
-                    client: Some(client),
-                    owner: repo_owner,
-                    repo: repo_name,
-                    ..
-                } => {
-                    let existing = client
-                        .open_pull_for_branch(repo_owner, repo_name, repo_owner, &pr_branch)
-                        .await?;
-                    let pr = match existing {
-                        Some(pr) => pr,
-                        None => {
-                            let title = message.lines().next().unwrap_or_default().to_owned();
-                            let body = format!(
-                                "Registers {} in the GitOps repository: Argo CD applications {}.\n\nOpened by the scaffolder (task {}).",
-                                input.service,
-                                registration.applications().join(", "),
-                                ctx.task_id
-                            );
-                            client
-                                .create_pull(
-                                    repo_owner,
-                                    repo_name,
-                                    &json!({"title": title, "body": body, "head": pr_branch, "base": input.branch}),
-                                )
-                                .await?
-                        }
-                    };
-                    ctx.logger.info(format!("Pull request {}", pr.html_url)).await;
-                    ctx.output("pullRequestUrl", json!(pr.html_url));
-                }
-                Kind::Github { client: None, .. } => {}
-            }
+            let body = format!(
+                "Registers {} in the GitOps repository: Argo CD applications {}.\n\nOpened by the scaffolder (task {}).",
+                input.service,
+                registration.applications().join(", "),
+                ctx.task_id
+            );
+            pull_request(ctx, &repo, &pr_branch, &input.branch, &message, &body).await?;
         }
         Ok(())
     }

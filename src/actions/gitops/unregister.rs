@@ -10,9 +10,10 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{caller_owner, commit_message, open_repo, signature, strings};
+use super::{caller_owner, commit_message, open_repo, pull_request, signature, strings, Mode};
 use crate::actions::{ActionContext, ActionError, ActionExample, ActionHandler};
 use crate::gitops::layout;
+use crate::gitops::overlay::check_owner;
 use crate::gitops::plan::{Plan, Removal, RepoView, Unregistration};
 use crate::gitops::repo::{commit_plan, CommitRequest, PushRetry, RepoLocks};
 use crate::gitops::GitopsError;
@@ -57,6 +58,9 @@ pub struct Input {
     pub owner: Option<String>,
     /// The service's own repository: the owner when neither `owner` nor a signed-in user is given
     pub source_repo_url: Option<String>,
+    /// `commit` (push to `branch`) or `pull-request` (push `scaffolder-unregister/<service>`, built on `branch`, and open a pull request)
+    #[serde(default)]
+    pub mode: Mode,
     /// The commit message
     pub commit_message: Option<String>,
     /// The commit author's name. Defaults to `Scaffolder`
@@ -83,6 +87,8 @@ impl ActionHandler for GitopsOverlayUnregister {
             "properties": {
                 "commitHash": {"type": "string", "description": "The commit made, or the branch's head when nothing was there to remove (`dry-run` in a dry run)"},
                 "commitUrl": {"type": "string", "description": "A link to the commit"},
+                "pullRequestUrl": {"type": "string", "description": "The pull request (mode pull-request on GitHub)"},
+                "branch": {"type": "string", "description": "The branch the commit is on"},
                 "changed": {"type": "boolean", "description": "Whether a commit was made"},
                 "removedApplications": {"type": "array", "items": {"type": "string"}, "description": "Argo CD applications <service>-<cluster> whose overlays were removed"},
                 "serviceRemoved": {"type": "boolean", "description": "Whether all of apps/<service> was removed"},
@@ -163,15 +169,22 @@ impl ActionHandler for GitopsOverlayUnregister {
             &ctx.task_id,
         );
         let author = signature(input.git_author_name.as_deref(), input.git_author_email.as_deref());
+        let pr_branch = format!("scaffolder-unregister/{}", input.service);
+        let marker_path = layout::marker_path(&input.service);
         let request = CommitRequest {
             remote: &repo.remote,
             base_branch: &input.branch,
-            push_branch: None,
+            push_branch: (input.mode == Mode::PullRequest).then_some(pr_branch.as_str()),
             message: &message,
             author: &author,
             unchanged_path: None,
-            guard_path: None,
+            guard_path: Some(&marker_path),
         };
+        // An existing removal branch is replaced only by the service's
+        // owner (a branch that removed all of apps/<service> has no marker).
+        let service = input.service.clone();
+        let guard_owner = owner.clone();
+        let guard = move |marker: Option<&str>| check_owner(&service, &guard_owner, marker, false);
         let last = Mutex::new(Removal::default());
         let planner = |view: &dyn RepoView| -> Result<Plan, GitopsError> {
             let removal = unregistration.plan(view)?;
@@ -187,7 +200,7 @@ impl ActionHandler for GitopsOverlayUnregister {
             &self.locks,
             &request,
             &self.retry,
-            &|_| Ok(()),
+            &guard,
             planner,
         )
         .await?;
@@ -226,8 +239,18 @@ impl ActionHandler for GitopsOverlayUnregister {
         ctx.output("commitHash", json!(commit));
         ctx.output("commitUrl", json!(repo.commit_url(&commit)));
         ctx.output("changed", json!(outcome.changed));
+        ctx.output("branch", json!(outcome.branch));
         ctx.output("removedApplications", strings(&apps));
         ctx.output("serviceRemoved", json!(removal.service_removed));
+        if input.mode == Mode::PullRequest && outcome.branch == pr_branch {
+            let body = format!(
+                "Removes {} from {where_} in the GitOps repository: Argo CD prunes {}.\n\nOpened by the scaffolder (task {}).",
+                input.service,
+                if apps.is_empty() { "nothing".to_owned() } else { apps.join(", ") },
+                ctx.task_id
+            );
+            pull_request(ctx, &repo, &pr_branch, &input.branch, &message, &body).await?;
+        }
         Ok(())
     }
 }
@@ -242,6 +265,7 @@ mod tests {
         let action = GitopsOverlayUnregister::new(Arc::default());
         let schema = Action::input_schema(&action);
         assert_eq!(schema["required"], json!(["repoUrl", "service"]));
+        assert_eq!(schema["properties"]["mode"]["enum"], json!(["commit", "pull-request"]));
         assert!(Action::supports_dry_run(&action));
         for example in Action::examples(&action) {
             let parsed: serde_norway::Value = serde_norway::from_str(example.example).unwrap();

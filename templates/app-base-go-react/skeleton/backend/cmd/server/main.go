@@ -17,6 +17,7 @@ import (
 	"github.com/soft-yt/${{ values.name }}/backend/internal/config"
 	"github.com/soft-yt/${{ values.name }}/backend/internal/httpapi"
 	"github.com/soft-yt/${{ values.name }}/backend/internal/metrics"
+	"github.com/soft-yt/${{ values.name }}/backend/internal/telemetry"
 )
 
 // version is set at build time: -ldflags "-X main.version=<sha>".
@@ -38,9 +39,21 @@ func run() error {
 		cfg.Version = version
 	}
 
-	logger := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel})).
+	traces, err := telemetry.FromEnv(os.Getenv, cfg.ServiceName, cfg.Version)
+	if err != nil {
+		return fmt.Errorf("telemetry: %w", err)
+	}
+
+	// JSON lines for Loki; records logged with a request's context carry
+	// its trace_id and span_id.
+	logger := slog.New(telemetry.LogHandler(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))).
 		With(slog.String("service", cfg.ServiceName), slog.String("version", cfg.Version))
 	slog.SetDefault(logger)
+
+	tracer := telemetry.New(traces, logger)
+	if traces.Enabled {
+		logger.Info("exporting traces over OTLP/HTTP", slog.String("url", traces.URL))
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -54,6 +67,7 @@ func run() error {
 			Logger:    logger,
 			Metrics:   metrics.New(cfg.ServiceName, cfg.Version),
 			Readiness: ready,
+			Tracer:    tracer,
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
@@ -87,8 +101,16 @@ func run() error {
 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	shutdownErr := srv.Shutdown(shutdownCtx)
+	// The last requests' spans go out before the process exits.
+	if err := tracer.Shutdown(shutdownCtx); err != nil {
+		logger.Warn("traces not flushed", slog.Any("error", err))
+	}
+	if sent, dropped, failed := tracer.Stats(); traces.Enabled {
+		logger.Info("traces exported", slog.Int64("sent", sent), slog.Int64("dropped", dropped), slog.Int64("failed", failed))
+	}
+	if shutdownErr != nil {
+		return fmt.Errorf("shutdown: %w", shutdownErr)
 	}
 	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)

@@ -2,8 +2,10 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -11,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/soft-yt/${{ values.name }}/backend/internal/metrics"
+	"github.com/soft-yt/${{ values.name }}/backend/internal/telemetry"
 )
 
 // Readiness tells /readyz whether the process should receive traffic. It
@@ -31,6 +34,8 @@ type Options struct {
 	Logger    *slog.Logger
 	Metrics   *metrics.Registry
 	Readiness *Readiness
+	// Tracer exports a server span per request (nil: no export).
+	Tracer *telemetry.Exporter
 	// Now is the clock (time.Now when nil); tests fix it.
 	Now func() time.Time
 }
@@ -59,13 +64,28 @@ func NewRouter(o Options) http.Handler {
 	}
 	mux := http.NewServeMux()
 	route := func(pattern, name string, h http.HandlerFunc) {
-		mux.Handle(pattern, o.Metrics.Instrument(name, h))
+		mux.Handle(pattern, withRoute(name, o.Metrics.Instrument(name, h)))
 	}
 	route("GET /healthz", "/healthz", healthz)
 	route("GET /readyz", "/readyz", readyz(o.Readiness))
 	route("GET /api/hello", "/api/hello", hello(o))
-	mux.Handle("GET /metrics", o.Metrics.Handler())
-	return recoverer(o.Logger, accessLog(o.Logger, mux))
+	mux.Handle("GET /metrics", withRoute("/metrics", o.Metrics.Handler()))
+	return accessLog(o.Logger, o.Tracer, recoverer(o.Logger, mux))
+}
+
+// routeInfo is filled in by the matched route, for the access log and the
+// span (the route pattern, not the path, names a span).
+type routeInfo struct{ route string }
+
+type routeKey struct{}
+
+func withRoute(name string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if info, ok := r.Context().Value(routeKey{}).(*routeInfo); ok {
+			info.route = name
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func healthz(w http.ResponseWriter, _ *http.Request) {
@@ -136,35 +156,101 @@ func (l *loggingWriter) Write(b []byte) (int, error) {
 func (l *loggingWriter) Unwrap() http.ResponseWriter { return l.ResponseWriter }
 
 // accessLog writes one JSON log line per request, with its W3C trace and
-// span ids (trace.go); probes and scrapes are logged at debug level so they
-// do not drown the rest.
-func accessLog(logger *slog.Logger, next http.Handler) http.Handler {
+// span ids (trace.go), and exports the request's server span when the
+// trace is sampled; probes and scrapes are logged at debug level and not
+// traced, so they do not drown the rest. Handlers log with the request's
+// context, and telemetry.LogHandler adds the same ids to their lines.
+func accessLog(logger *slog.Logger, tracer *telemetry.Exporter, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		trace := childOf(r.Header.Get("traceparent"))
+		incoming := r.Header.Get("traceparent")
+		trace := childOf(incoming)
 		w.Header().Set("traceparent", trace.header())
+		info := &routeInfo{}
+		ctx := telemetry.ContextWithSpan(r.Context(), telemetry.SpanContext{
+			TraceID: trace.traceID, SpanID: trace.spanID, Sampled: trace.sampled,
+		})
+		ctx = context.WithValue(ctx, routeKey{}, info)
+		r = r.WithContext(ctx)
 		lw := &loggingWriter{ResponseWriter: w}
 		next.ServeHTTP(lw, r)
 		if lw.status == 0 {
 			lw.status = http.StatusOK
 		}
+		end := time.Now()
 		level := slog.LevelInfo
+		probe := false
 		switch r.URL.Path {
 		case "/healthz", "/readyz", "/metrics":
 			level = slog.LevelDebug
+			probe = true
 		}
-		logger.LogAttrs(r.Context(), level, "request",
+		logger.LogAttrs(ctx, level, "request",
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),
+			slog.String("route", info.route),
 			slog.Int("status", lw.status),
 			slog.Int("bytes", lw.bytes),
-			slog.Duration("duration", time.Since(start)),
+			slog.Duration("duration", end.Sub(start)),
 			slog.String("remote", r.RemoteAddr),
 			slog.String("user_agent", r.UserAgent()),
 			slog.String("trace_id", trace.traceID),
 			slog.String("span_id", trace.spanID),
 		)
+		if trace.sampled && !probe {
+			parent, _ := parseTraceparent(incoming)
+			tracer.Export(serverSpan(r, trace, parent.spanID, info.route, lw.status, start, end))
+		}
 	})
+}
+
+// serverSpan is the request's span with the stable HTTP semantic
+// conventions' attributes.
+func serverSpan(r *http.Request, trace traceContext, parentSpanID, route string, status int, start, end time.Time) telemetry.Span {
+	name := r.Method
+	if route != "" {
+		name += " " + route
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	attrs := []telemetry.Attr{
+		telemetry.String("http.request.method", r.Method),
+		telemetry.String("url.path", r.URL.Path),
+		telemetry.String("url.scheme", scheme),
+		telemetry.Int("http.response.status_code", status),
+		telemetry.String("network.protocol.version", strings.TrimPrefix(r.Proto, "HTTP/")),
+	}
+	if route != "" {
+		attrs = append(attrs, telemetry.String("http.route", route))
+	}
+	if host, _, err := net.SplitHostPort(r.Host); err == nil {
+		attrs = append(attrs, telemetry.String("server.address", host))
+	} else if r.Host != "" {
+		attrs = append(attrs, telemetry.String("server.address", r.Host))
+	}
+	if client, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		attrs = append(attrs, telemetry.String("client.address", client))
+	}
+	if ua := r.UserAgent(); ua != "" {
+		attrs = append(attrs, telemetry.String("user_agent.original", ua))
+	}
+	code := telemetry.StatusUnset
+	if status >= 500 {
+		code = telemetry.StatusError
+	}
+	return telemetry.Span{
+		TraceID:      trace.traceID,
+		SpanID:       trace.spanID,
+		ParentSpanID: parentSpanID,
+		Name:         name,
+		Kind:         telemetry.KindServer,
+		Start:        start,
+		End:          end,
+		Attributes:   attrs,
+		Status:       code,
+	}
 }
 
 // recoverer turns a panic in a handler into a 500 and an error log line.

@@ -74,11 +74,12 @@ func randomHex(n int) string {
 }
 
 // childOf is this request's span: the caller's trace (or a new one) with a
-// span id of its own.
+// span id of its own. The caller's sampling decision is kept; a new trace
+// is sampled (the SDK's default, parent-based always-on).
 func childOf(header string) traceContext {
 	parent, ok := parseTraceparent(header)
 	if !ok {
-		return traceContext{traceID: randomHex(32), spanID: randomHex(16)}
+		return traceContext{traceID: randomHex(32), spanID: randomHex(16), sampled: true}
 	}
 	return traceContext{traceID: parent.traceID, spanID: randomHex(16), sampled: parent.sampled}
 }
