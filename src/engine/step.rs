@@ -159,6 +159,21 @@ fn humanize(d: Duration) -> String {
     }
 }
 
+/// Writes the answers file into what a publish step publishes: the
+/// workspace, or its `sourcePath`.
+fn write_answers(workspace: &std::path::Path, input: &Value, answers: &str) -> Result<(), String> {
+    let source = input.get("sourcePath").and_then(Value::as_str).unwrap_or("");
+    let dir = crate::actions::workspace::resolve_safe_child_path(workspace, source).map_err(|e| e.to_string())?;
+    let path = dir.join(crate::template::version::ANSWERS_PATH);
+    let write = || -> std::io::Result<()> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, answers)
+    };
+    write().map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
 impl Runner {
     pub(super) async fn run_step(
         &self,
@@ -320,6 +335,13 @@ impl Runner {
                         serde_json::to_string_pretty(&shown).unwrap_or_default()
                     ))
                     .await;
+            }
+            if let Some(answers) = request.answers.as_deref() {
+                if !request.dry_run && step.action.starts_with("publish:") {
+                    if let Err(message) = write_answers(&request.workspace, &input, answers) {
+                        return StepEnd::Failed { name: "Error", message };
+                    }
+                }
             }
             // Dropping the action's future is what stops a step that does not
             // watch its cancellation token.

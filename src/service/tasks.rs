@@ -5,7 +5,8 @@ use crate::auth::Caller;
 use crate::catalog::CatalogClient;
 use crate::model::{Task, TaskId};
 use crate::secrets::Keyring;
-use crate::store::{CancelOutcome, ListQuery, RetryOutcome, Store};
+use crate::store::{CancelOutcome, ListQuery, NewAnswers, RetryOutcome, Store};
+use crate::template::version::Answers;
 use crate::template::{validate_parameters, validate_secrets, EntityRef, LoadedTemplate, Templates};
 use crate::templating::Renderer;
 
@@ -210,8 +211,28 @@ impl TaskService {
         }
         let id = TaskId::new();
         let sealed = secrets.map(|s| self.keyring.seal(id, &s)).transpose()?;
+        let version = super::updates::snapshot_of(&template).await?;
+        let answers = version.as_ref().map(|snapshot| {
+            let answers = Answers::new(&template, &snapshot.digest, &id.to_string(), &values);
+            (snapshot, answers.to_yaml())
+        });
+        let repo_url = values.get("repoUrl").and_then(Value::as_str);
+        let template_ref = template.entity_ref.to_string();
+        let new_answers = answers.as_ref().map(|(snapshot, text)| NewAnswers {
+            template_ref: &template_ref,
+            version: &snapshot.digest,
+            archive: &snapshot.archive,
+            repo_url,
+            answers: text,
+        });
         self.store
-            .create_task(id, &spec, sealed.as_deref(), request.created_by.as_deref())
+            .create_task_with_answers(
+                id,
+                &spec,
+                sealed.as_deref(),
+                request.created_by.as_deref(),
+                new_answers.as_ref(),
+            )
             .await?;
         tracing::info!(task_id = %id, template = %template.entity_ref, created_by = ?request.created_by, "task created");
         Ok(id)

@@ -5,6 +5,7 @@ mod events;
 mod journal;
 mod metrics;
 mod tasks;
+mod updates;
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres};
 
 pub use journal::{SavedManifest, WorkspaceRecord};
 pub use metrics::QueueStats;
+pub use updates::{NewAnswers, UpdateItemRecord, UpdateRunRecord};
 pub use tasks::{CancelOutcome, ClaimedTask, ListQuery, RetryOutcome, SortField};
 
 use crate::config::DatabaseSettings;
