@@ -132,6 +132,13 @@ impl Application {
         let shutdown = CancellationToken::new();
         let metrics = Arc::new(Metrics::new());
 
+        let updates = crate::service::UpdateService::new(
+            store.clone(),
+            templates.clone(),
+            runner.clone(),
+            deps.integrations.clone(),
+            shutdown.clone(),
+        );
         let worker = settings.worker.enabled.then(|| {
             Worker::new(store.clone(), runner, settings.worker.clone())
                 .with_keyring(keyring.clone())
@@ -150,6 +157,7 @@ impl Application {
             streams: crate::service::StreamLimiter::new(limits.sse_streams_per_client),
             metrics: MetricsService::new(store.clone(), metrics),
             autocomplete: crate::service::AutocompleteService::new(deps.integrations.clone(), reader.clone()),
+            updates,
         });
 
         let body_limit = settings.server.body_limit_bytes;
