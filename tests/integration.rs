@@ -8,6 +8,7 @@
 //! - `engine`: `scaffolder serve` replicas, kills, the store's lifecycle
 //! - `gitops`: the GitOps actions against real bare repositories
 //! - `publish`: publishing against a fake GitHub and a fake catalog
+//! - `updates`: template versions and fleet updates against real git repositories
 
 mod common;
 
@@ -17,3 +18,4 @@ mod cli;
 mod engine;
 mod gitops;
 mod publish;
+mod updates;

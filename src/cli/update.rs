@@ -3,8 +3,6 @@
 //! followed to its end with a progress line, then each repository's
 //! outcome (the pull request's body, or with `--dry-run` the diff).
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
 use super::client::{Client, ClientError};
@@ -12,8 +10,8 @@ use super::values::load_values;
 use super::{Exit, OutputFormat};
 use crate::{errln, outln};
 
-/// How often a running update is asked for its progress.
-const POLL: Duration = Duration::from_millis(500);
+/// How long one long-poll of a running update may wait for news.
+const WAIT_SECONDS: &str = "10";
 
 #[derive(Debug)]
 pub struct UpdateArgs {
@@ -72,6 +70,8 @@ pub async fn update(client: &Client, args: UpdateArgs) -> Result<Exit, ClientErr
         .map_err(|e| ClientError::Local(format!("cannot watch for Ctrl-C: {e}")))?;
     let mut shown = String::new();
     let mut run = run;
+    let wait = [("wait", WAIT_SECONDS.to_owned())];
+    let path = ["v2", "updates", id.as_str()];
     loop {
         let line = status_line(&run);
         if line != shown && args.output == OutputFormat::Text {
@@ -82,14 +82,13 @@ pub async fn update(client: &Client, args: UpdateArgs) -> Result<Exit, ClientErr
             break;
         }
         tokio::select! {
-            _ = tokio::time::sleep(POLL) => {}
+            next = client.get(&path, &wait) => run = next?,
             _ = interrupts.recv() => {
                 client.post(&["v2", "updates", &id, "cancel"], &json!({})).await?;
                 errln!("Update {id}: cancellation requested; `scaffolder update --retry {id}` runs what is left");
                 return Ok(Exit::Cancelled);
             }
         }
-        run = client.get(&["v2", "updates", &id], &[]).await?;
     }
     match args.output {
         OutputFormat::Json => outln!("{}", serde_json::to_string_pretty(&run).unwrap_or_default()),

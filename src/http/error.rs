@@ -146,9 +146,7 @@ impl From<ServiceError> for ApiError {
             e @ (ServiceError::Store(_)
             | ServiceError::TemplateSource(_)
             | ServiceError::Secrets(_)
-            | ServiceError::Version(_)) => {
-                ApiError::Internal(e.to_string())
-            }
+            | ServiceError::Version(_)) => ApiError::Internal(e.to_string()),
         }
     }
 }

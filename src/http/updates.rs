@@ -190,17 +190,39 @@ pub async fn start(
     Ok(HttpResponse::Accepted().json(UpdateRunSchema::from(run)))
 }
 
+/// How long `GET /v2/updates/{runId}?wait=` may hold a request.
+const MAX_WAIT_SECONDS: u64 = 30;
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WaitQuery {
+    /// Hold the answer until something in the run changes or it ends, at
+    /// most this many seconds (up to 30): followers long-poll with it.
+    #[param(minimum = 0, maximum = 30)]
+    pub wait: Option<u64>,
+}
+
 /// A fleet update run: its progress and every repository's outcome.
 #[utoipa::path(
     get, path = "/v2/updates/{runId}", tag = "updates", operation_id = "getUpdate",
-    params(("runId" = String, Path, description = "Update run id")),
+    params(("runId" = String, Path, description = "Update run id"), WaitQuery),
     responses(
         (status = 200, description = "The run", body = UpdateRunSchema),
         (status = 404, description = "No such run", body = ErrorBody),
     )
 )]
-pub async fn get(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let run = state.updates.get(&path).await?;
+pub async fn get(
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<WaitQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let run = match query.wait.filter(|w| *w > 0) {
+        Some(seconds) => {
+            let limit = std::time::Duration::from_secs(seconds.min(MAX_WAIT_SECONDS));
+            state.updates.wait(&path, limit).await?
+        }
+        None => state.updates.get(&path).await?,
+    };
     Ok(HttpResponse::Ok().json(UpdateRunSchema::from(run)))
 }
 

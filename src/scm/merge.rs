@@ -82,7 +82,14 @@ impl UpdateRepo {
             })?;
         git.exec(
             &work,
-            ["fetch", "--quiet", "--depth=1", "--", remote, &format!("refs/heads/{branch}")],
+            [
+                "fetch",
+                "--quiet",
+                "--depth=1",
+                "--",
+                remote,
+                &format!("refs/heads/{branch}"),
+            ],
             &[],
             &[],
         )
@@ -102,7 +109,12 @@ impl UpdateRepo {
     pub async fn read(&self, path: &str) -> Result<Option<String>, GitError> {
         let (code, out) = self
             .git
-            .exec(&self.work, ["cat-file", "-p", &format!("{}:{path}", self.head)], &[], &[128])
+            .exec(
+                &self.work,
+                ["cat-file", "-p", &format!("{}:{path}", self.head)],
+                &[],
+                &[128],
+            )
             .await?;
         Ok((code == 0).then_some(out))
     }
@@ -122,10 +134,7 @@ impl UpdateRepo {
         self.git
             .exec(dir, [git_dir.as_str(), work_tree.as_str(), "add", "-A"], &env, &[])
             .await?;
-        let (_, tree) = self
-            .git
-            .exec(dir, [git_dir.as_str(), "write-tree"], &env, &[])
-            .await?;
+        let (_, tree) = self.git.exec(dir, [git_dir.as_str(), "write-tree"], &env, &[]).await?;
         Ok(tree.trim().to_owned())
     }
 
@@ -156,13 +165,27 @@ impl UpdateRepo {
         self.git(&["checkout", "--quiet", "-f", "-B", "repository", &ours], &[], &[])
             .await?;
         self.git(
-            &["merge", "--quiet", "--no-edit", "--no-ff", "-m", "template update", "template"],
+            &[
+                "merge",
+                "--quiet",
+                "--no-edit",
+                "--no-ff",
+                "-m",
+                "template update",
+                "template",
+            ],
             &identity(),
             &[1],
         )
         .await?;
-        let (_, unmerged) = self.git(&["diff", "--name-only", "-z", "--diff-filter=U"], &[], &[]).await?;
-        let mut conflicts: Vec<String> = unmerged.split('\0').filter(|p| !p.is_empty()).map(str::to_owned).collect();
+        let (_, unmerged) = self
+            .git(&["diff", "--name-only", "-z", "--diff-filter=U"], &[], &[])
+            .await?;
+        let mut conflicts: Vec<String> = unmerged
+            .split('\0')
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect();
         conflicts.dedup();
         self.git(&["add", "-A"], &[], &[]).await?;
         let (_, merged_tree) = self.git(&["write-tree"], &[], &[]).await?;
@@ -171,7 +194,11 @@ impl UpdateRepo {
         let up_to_date = merged_tree == head_tree.trim();
 
         let (_, status) = self
-            .git(&["diff", "--no-renames", "--name-status", "-z", &self.head, &merged_tree], &[], &[])
+            .git(
+                &["diff", "--no-renames", "--name-status", "-z", &self.head, &merged_tree],
+                &[],
+                &[],
+            )
             .await?;
         let mut changes = Vec::new();
         let mut fields = status.split('\0').filter(|f| !f.is_empty());
@@ -185,7 +212,8 @@ impl UpdateRepo {
             .git(&["diff", "--no-renames", &self.head, &merged_tree], &[], &[])
             .await?;
 
-        let already_proposed = !up_to_date && self.proposed_tree(proposal_branch).await? == Some(merged_tree.clone());
+        let proposed = self.proposed_tree(proposal_branch).await?;
+        let already_proposed = !up_to_date && proposed.as_deref() == Some(merged_tree.as_str());
 
         let tree_dir = self.dir.path().join("proposed");
         std::fs::create_dir_all(&tree_dir).map_err(|source| GitError::Io {
@@ -209,13 +237,30 @@ impl UpdateRepo {
     /// The tree at the head of `branch` of the remote, if it has the branch.
     async fn proposed_tree(&self, branch: &str) -> Result<Option<String>, GitError> {
         let (_, heads) = self
-            .git(&["ls-remote", "--heads", "--", &self.remote, &format!("refs/heads/{branch}")], &[], &[])
+            .git(
+                &[
+                    "ls-remote",
+                    "--heads",
+                    "--",
+                    &self.remote,
+                    &format!("refs/heads/{branch}"),
+                ],
+                &[],
+                &[],
+            )
             .await?;
         if heads.trim().is_empty() {
             return Ok(None);
         }
         self.git(
-            &["fetch", "--quiet", "--depth=1", "--", &self.remote, &format!("refs/heads/{branch}")],
+            &[
+                "fetch",
+                "--quiet",
+                "--depth=1",
+                "--",
+                &self.remote,
+                &format!("refs/heads/{branch}"),
+            ],
             &[],
             &[],
         )

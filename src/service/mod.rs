@@ -10,6 +10,7 @@ mod streams;
 mod tasks;
 mod updates;
 
+pub use crate::store::UpdateItemRecord;
 /// The task list's query and cancel's answer, as the service speaks them.
 pub use crate::store::{CancelOutcome, ListQuery, SortField};
 pub use autocomplete::{AutocompleteRequest, AutocompleteService, Suggestion};
@@ -20,7 +21,6 @@ pub use secrets::{reseal_stored, ResealError};
 pub use streams::{StreamLimiter, StreamPermit};
 pub use tasks::{CreateTask, TaskService};
 pub use updates::{StartUpdate, UpdateProgress, UpdateRun, UpdateService, MAX_CONCURRENCY};
-pub use crate::store::UpdateItemRecord;
 
 use serde_json::Value;
 

@@ -188,6 +188,9 @@ pub struct UpdateService {
     integrations: Arc<ScmIntegrations>,
     /// Runs driven by this process, to cancel at once.
     running: Arc<Mutex<HashMap<Uuid, CancellationToken>>>,
+    /// Bumped whenever an item or a run of this process changes: what
+    /// `wait` watches (no polling).
+    changes: Arc<tokio::sync::watch::Sender<u64>>,
     shutdown: CancellationToken,
 }
 
@@ -205,6 +208,7 @@ impl UpdateService {
             runner,
             integrations,
             running: Arc::default(),
+            changes: Arc::new(tokio::sync::watch::channel(0).0),
             shutdown,
         }
     }
@@ -259,6 +263,23 @@ impl UpdateService {
         Ok(view(run, items))
     }
 
+    /// A run, once something changed in it or it ended, or after `limit`:
+    /// followers (the command line, tests) long-poll with it.
+    pub async fn wait(&self, raw_id: &str, limit: std::time::Duration) -> Result<UpdateRun, ServiceError> {
+        let mut changes = self.changes.subscribe();
+        changes.mark_unchanged();
+        let run = self.get(raw_id).await?;
+        if run.status != UpdateRunStatus::Running {
+            return Ok(run);
+        }
+        let _ = tokio::time::timeout(limit, changes.changed()).await;
+        self.get(raw_id).await
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     /// Stops a running run: items not started are cancelled, items in
     /// flight stop. A run left running by a process that died ends here.
     pub async fn cancel(&self, raw_id: &str) -> Result<UpdateRun, ServiceError> {
@@ -271,6 +292,7 @@ impl UpdateService {
                 // No driver here: end it now (a retry can start it again).
                 None => {
                     self.store.finish_update_run(id).await?;
+                    self.changed();
                 }
             }
         }
@@ -307,7 +329,8 @@ impl UpdateService {
             let options = Arc::new(options);
             futures::stream::iter(repositories)
                 .map(|repo| {
-                    let (this, version, options, token) = (this.clone(), version.clone(), options.clone(), token.clone());
+                    let (this, version, options, token) =
+                        (this.clone(), version.clone(), options.clone(), token.clone());
                     async move { this.drive_item(id, &repo, &version, &options, &token).await }
                 })
                 .buffer_unordered(concurrency)
@@ -324,10 +347,18 @@ impl UpdateService {
                 Ok(status) => tracing::info!(run = %id, status = status.as_str(), "template update finished"),
                 Err(e) => tracing::warn!(run = %id, error = %e, "cannot record the end of a template update"),
             }
+            this.changed();
         });
     }
 
-    async fn drive_item(&self, run: Uuid, repo: &str, version: &Version, options: &RunOptions, token: &CancellationToken) {
+    async fn drive_item(
+        &self,
+        run: Uuid,
+        repo: &str,
+        version: &Version,
+        options: &RunOptions,
+        token: &CancellationToken,
+    ) {
         if token.is_cancelled() || self.store.update_cancel_requested(run).await.unwrap_or(true) {
             return;
         }
@@ -336,8 +367,9 @@ impl UpdateService {
             tracing::warn!(run = %run, repo, error = %e, "cannot record an update item");
             return;
         }
+        self.changed();
         let cancel = token.child_token();
-        record = match self.update_one(run, repo, version, options, &cancel).await {
+        record = match self.update_one(repo, version, options, &cancel).await {
             Ok(done) => done,
             Err(_) if cancel.is_cancelled() => item(repo, UpdateStatus::Cancelled),
             Err(message) => UpdateItemRecord {
@@ -349,12 +381,12 @@ impl UpdateService {
         if let Err(e) = self.store.record_update_item(run, &record).await {
             tracing::warn!(run = %run, repo, error = %e, "cannot record an update item");
         }
+        self.changed();
     }
 
     /// Updates one repository; every failure is this repository's alone.
     async fn update_one(
         &self,
-        run: Uuid,
         repo: &str,
         version: &Version,
         options: &RunOptions,
@@ -377,10 +409,7 @@ impl UpdateService {
             })?;
         let answers = Answers::parse(&recorded).map_err(|e| format!("{ANSWERS_PATH}: {e}"))?;
         if answers.template != template_ref {
-            return Err(format!(
-                "{ANSWERS_PATH} names {}, not {template_ref}",
-                answers.template
-            ));
+            return Err(format!("{ANSWERS_PATH} names {}, not {template_ref}", answers.template));
         }
         let mut record = UpdateItemRecord {
             from_version: Some(answers.version.clone()),
@@ -394,7 +423,13 @@ impl UpdateService {
         validate_parameters(&version.template.spec.parameter_pages(), &new_values, |_| true).map_err(|errors| {
             let messages: Vec<String> = errors
                 .iter()
-                .map(|e| e["stack"].as_str().or(e["message"].as_str()).unwrap_or("invalid").to_owned())
+                .map(|e| {
+                    e["stack"]
+                        .as_str()
+                        .or(e["message"].as_str())
+                        .unwrap_or("invalid")
+                        .to_owned()
+                })
                 .collect();
             format!(
                 "the recorded values do not satisfy the new version ({}); give the missing values with --set",
@@ -421,7 +456,9 @@ impl UpdateService {
         let new_answers = Answers {
             template: template_ref.clone(),
             version: version.digest.clone(),
-            task_id: run.to_string(),
+            // The task that generated the repository: the same change
+            // proposed twice is the same tree.
+            task_id: answers.task_id.clone(),
             values: new_values.as_object().cloned().unwrap_or_default(),
         };
         write_file(&base_dir.join(ANSWERS_PATH), &recorded)?;
@@ -475,7 +512,16 @@ impl UpdateService {
             .map(|c| c.path.as_str())
             .collect();
         let proposal = self
-            .propose(repo, &branch, &target_branch, &title, &body, &deleted, &merged.tree_dir, cancel)
+            .propose(
+                repo,
+                &branch,
+                &target_branch,
+                &title,
+                &body,
+                &deleted,
+                &merged.tree_dir,
+                cancel,
+            )
             .await?;
         record.proposal = Some(proposal);
         record.status = if merged.conflicts.is_empty() {
@@ -665,7 +711,12 @@ fn finished(outcome: RunOutcome) -> Result<Value, String> {
         RunOutcome::Finished(end) => Err(end
             .final_events
             .iter()
-            .find_map(|e| e.body.pointer("/error/message").and_then(Value::as_str).map(str::to_owned))
+            .find_map(|e| {
+                e.body
+                    .pointer("/error/message")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
             .unwrap_or_else(|| "the run was cancelled".into())),
         RunOutcome::Aborted => Err("the run was stopped".into()),
     }

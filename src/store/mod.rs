@@ -15,8 +15,8 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres};
 
 pub use journal::{SavedManifest, WorkspaceRecord};
 pub use metrics::QueueStats;
-pub use updates::{NewAnswers, UpdateItemRecord, UpdateRunRecord};
 pub use tasks::{CancelOutcome, ClaimedTask, ListQuery, RetryOutcome, SortField};
+pub use updates::{NewAnswers, UpdateItemRecord, UpdateRunRecord};
 
 use crate::config::DatabaseSettings;
 

@@ -286,7 +286,7 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.is_none_or(|(c,)| c))
+        Ok(row.map_or(true, |(c,)| c))
     }
 
     /// Starts an ended run again: the items that did not finish for good

@@ -251,7 +251,12 @@ mod tests {
             {"properties": {"name": {"type": "string"}, "pw": {"type": "string", "ui:widget": "password"}}},
             {"properties": {"token": {"type": "string", "ui:field": "Secret"}, "port": {"type": "number", "default": 8080}}},
         ]));
-        let answers = Answers::new(&t, "sha256:1", "task", &json!({"name": "svc", "pw": "hunter2", "token": "t"}));
+        let answers = Answers::new(
+            &t,
+            "sha256:1",
+            "task",
+            &json!({"name": "svc", "pw": "hunter2", "token": "t"}),
+        );
         assert_eq!(answers.values, json!({"name": "svc"}).as_object().unwrap().clone());
         let text = answers.to_yaml();
         assert!(!text.contains("hunter2"), "{text}");

@@ -7,7 +7,7 @@ mod errors;
 mod events;
 mod failures;
 mod health;
-mod helpers;
+pub(crate) mod helpers;
 mod hostile_paths;
 mod lifecycle;
 mod limits;
