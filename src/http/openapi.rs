@@ -28,8 +28,8 @@ use super::{dry_run, events, health, meta, metrics, schemas, tasks, updates};
         schemas::TemplatingExtensions, schemas::HealthStatus, schemas::DryRunRequestSchema,
         schemas::DryRunResponse, schemas::TaskEventFrame, schemas::AutocompleteRequestSchema,
         schemas::AutocompleteResponse, schemas::AutocompleteSuggestion,
-        updates::StartUpdateRequest, updates::UpdateRunSchema, updates::UpdateItemSchema,
-        updates::UpdateProgressSchema, crate::model::UpdateStatus, crate::model::UpdateRunStatus,
+        schemas::StartUpdateRequest, schemas::UpdateRunSchema, schemas::UpdateItemSchema,
+        schemas::UpdateProgressSchema, crate::model::UpdateStatus, crate::model::UpdateRunStatus,
     )),
     tags(
         (name = "tasks", description = "Scaffolder tasks and their events"),
