@@ -138,7 +138,8 @@ impl Application {
             runner.clone(),
             deps.integrations.clone(),
             shutdown.clone(),
-        );
+        )
+        .with_reader(reader.clone());
         let worker = settings.worker.enabled.then(|| {
             Worker::new(store.clone(), runner, settings.worker.clone())
                 .with_keyring(keyring.clone())
@@ -148,7 +149,9 @@ impl Application {
         });
         let state = web::Data::new(AppState {
             settings: settings.clone(),
-            tasks: TaskService::new(store.clone(), templates, renderer, keyring).with_catalog(deps.catalog.clone()),
+            tasks: TaskService::new(store.clone(), templates, renderer, keyring)
+                .with_catalog(deps.catalog.clone())
+                .with_reader(reader.clone()),
             dry_run,
             events: EventHub::start(store.clone(), shutdown.clone()),
             actions,

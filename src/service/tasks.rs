@@ -109,6 +109,8 @@ pub struct TaskService {
     catalog: Option<std::sync::Arc<CatalogClient>>,
     /// Seals secrets before they are stored.
     keyring: std::sync::Arc<Keyring>,
+    /// Reads git templates' directories, to store their versions.
+    reader: Option<std::sync::Arc<crate::scm::reader::UrlReader>>,
 }
 
 impl TaskService {
@@ -124,7 +126,14 @@ impl TaskService {
             renderer,
             catalog: None,
             keyring,
+            reader: None,
         }
+    }
+
+    /// Versions of git templates (`templates.urls`) are read through it.
+    pub fn with_reader(mut self, reader: std::sync::Arc<crate::scm::reader::UrlReader>) -> TaskService {
+        self.reader = Some(reader);
+        self
     }
 
     /// Reads the creating user's entity from this catalog into `spec.user.entity`.
@@ -211,7 +220,7 @@ impl TaskService {
         }
         let id = TaskId::new();
         let sealed = secrets.map(|s| self.keyring.seal(id, &s)).transpose()?;
-        let version = super::updates::snapshot_of(&template).await?;
+        let version = super::updates::snapshot_of(&template, self.reader.as_deref()).await?;
         let answers = version.as_ref().map(|snapshot| {
             let answers = Answers::new(&template, &snapshot.digest, &id.to_string(), &values);
             (snapshot, answers.to_yaml())

@@ -26,6 +26,7 @@ use crate::actions::publish::repository_remote;
 use crate::engine::{FinalStatus, RunId, RunOutcome, RunRequest, RunSink, Runner};
 use crate::model::{NewEvent, TaskId, UpdateRunStatus, UpdateStatus};
 use crate::scm::merge::{Merged, UpdateRepo};
+use crate::scm::reader::{Fetched, UrlReader};
 use crate::scm::ScmIntegrations;
 use crate::store::{Store, UpdateItemRecord, UpdateRunRecord};
 use crate::template::source::load_template_file;
@@ -37,15 +38,70 @@ use crate::template::{validate_parameters, EntityRef, LoadedTemplate, Templates,
 /// At most this many repositories are updated at once.
 pub const MAX_CONCURRENCY: usize = 16;
 
-/// The version of a directory template, taken now (`None` for templates
-/// that are not directories: the catalog and git URLs).
-pub(crate) async fn snapshot_of(template: &LoadedTemplate) -> Result<Option<TemplateSnapshot>, ServiceError> {
-    let Some(dir) = template.dir.clone() else {
+/// A template's directory as it is now, laid out on this machine: a
+/// directory template's own directory, or a git template's directory read
+/// through the URL reader (at the commit its ref names now).
+struct TemplateDirNow {
+    dir: PathBuf,
+    /// The template file's name in `dir`.
+    file: String,
+    /// Keeps a fetched directory alive.
+    _fetched: Option<Fetched>,
+}
+
+async fn template_dir_now(
+    template: &LoadedTemplate,
+    reader: Option<&UrlReader>,
+) -> Result<Option<TemplateDirNow>, ServiceError> {
+    let file = template
+        .base_url
+        .path_segments()
+        .and_then(|mut s| s.next_back())
+        .filter(|f| !f.is_empty())
+        .unwrap_or("template.yaml")
+        .to_owned();
+    if let Some(dir) = &template.dir {
+        return Ok(Some(TemplateDirNow {
+            dir: dir.clone(),
+            file,
+            _fetched: None,
+        }));
+    }
+    let Some(reader) = reader.filter(|r| r.knows(&template.base_url)) else {
         return Ok(None);
     };
+    let dir_url = template
+        .base_url
+        .join(".")
+        .map_err(|e| ServiceError::Input(format!("cannot resolve the template's directory: {e}")))?;
+    let fetched = reader
+        .read_tree(&dir_url, None, &CancellationToken::new())
+        .await
+        .map_err(|e| ServiceError::Upstream {
+            status: None,
+            message: format!("cannot read the template directory {dir_url}: {e}"),
+        })?;
+    Ok(Some(TemplateDirNow {
+        dir: fetched.path.clone(),
+        file,
+        _fetched: Some(fetched),
+    }))
+}
+
+/// The version of a template, taken now (`None` for templates from the
+/// catalog, which has no history to render again).
+pub(crate) async fn snapshot_of(
+    template: &LoadedTemplate,
+    reader: Option<&UrlReader>,
+) -> Result<Option<TemplateSnapshot>, ServiceError> {
+    let Some(now) = template_dir_now(template, reader).await? else {
+        return Ok(None);
+    };
+    let dir = now.dir.clone();
     let snapshot = tokio::task::spawn_blocking(move || snapshot_dir(&dir))
         .await
         .map_err(|e| ServiceError::Input(format!("cannot take the template version: {e}")))??;
+    drop(now);
     Ok(Some(snapshot))
 }
 
@@ -186,6 +242,8 @@ pub struct UpdateService {
     templates: Templates,
     runner: Runner,
     integrations: Arc<ScmIntegrations>,
+    /// Reads git templates' directories.
+    reader: Option<Arc<UrlReader>>,
     /// Runs driven by this process, to cancel at once.
     running: Arc<Mutex<HashMap<Uuid, CancellationToken>>>,
     /// Bumped whenever an item or a run of this process changes: what
@@ -207,10 +265,17 @@ impl UpdateService {
             templates,
             runner,
             integrations,
+            reader: None,
             running: Arc::default(),
             changes: Arc::new(tokio::sync::watch::channel(0).0),
             shutdown,
         }
+    }
+
+    /// Git templates (`templates.urls`) are read through it.
+    pub fn with_reader(mut self, reader: Arc<UrlReader>) -> UpdateService {
+        self.reader = Some(reader);
+        self
     }
 
     /// Starts a fleet update; the run goes on in the background.
@@ -532,8 +597,8 @@ impl UpdateService {
         Ok(record)
     }
 
-    /// The template at `raw_ref` as its directory holds it now, its version
-    /// stored.
+    /// The template at `raw_ref` as its directory (or its git ref) holds it
+    /// now, its version stored.
     async fn current_version(&self, raw_ref: &str) -> Result<Version, ServiceError> {
         let entity_ref = EntityRef::parse(raw_ref, "template", "default")
             .map_err(|e| ServiceError::Input(format!("invalid template reference '{raw_ref}': {e}")))?;
@@ -542,22 +607,29 @@ impl UpdateService {
             .find(&entity_ref)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("Template {entity_ref} not found")))?;
-        let (Some(dir), Ok(file)) = (known.dir.clone(), known.base_url.to_file_path()) else {
+        let Some(now) = template_dir_now(&known, self.reader.as_deref()).await? else {
             return Err(ServiceError::Input(format!(
-                "{entity_ref} is not read from a template directory; updates need a directory template"
+                "{entity_ref} comes from the catalog; updates need a template directory or a git URL"
             )));
         };
         let reload = entity_ref.clone();
-        let (template, snapshot) = tokio::task::spawn_blocking(move || {
-            let template = load_template_file(&file)
-                .map_err(|e| ServiceError::Input(format!("cannot read {}: {e}", file.display())))?
+        let (dir, file) = (now.dir.clone(), now.file.clone());
+        let (mut template, snapshot) = tokio::task::spawn_blocking(move || {
+            let path = dir.join(&file);
+            let template = load_template_file(&path)
+                .map_err(|e| ServiceError::Input(format!("cannot read {}: {e}", path.display())))?
                 .into_iter()
                 .find(|t| t.entity_ref.key() == reload.key())
-                .ok_or_else(|| ServiceError::NotFound(format!("{reload} is no longer in {}", file.display())))?;
+                .ok_or_else(|| ServiceError::NotFound(format!("{reload} is no longer in {}", path.display())))?;
             Ok::<_, ServiceError>((template, snapshot_dir(&dir)?))
         })
         .await
         .map_err(|e| ServiceError::Input(format!("cannot read the template: {e}")))??;
+        if known.dir.is_none() {
+            // A git template renders from its own URL, as its tasks do.
+            template.base_url = known.base_url.clone();
+            template.dir = None;
+        }
         self.store
             .ensure_template_version(&snapshot.digest, &entity_ref.to_string(), &snapshot.archive)
             .await?;
@@ -583,9 +655,19 @@ impl UpdateService {
         let root = dir.path().to_path_buf();
         let template = tokio::task::spawn_blocking(move || {
             unpack(&digest, &archive, &root).map_err(|e| e.to_string())?;
-            load_template_file(&root.join("template.yaml"))
-                .map_err(|e| format!("version {digest}: {e}"))?
-                .into_iter()
+            // `template.yaml` for directory templates; a git template's file
+            // may be named otherwise: the YAML files at the top are tried.
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&root)
+                .map_err(|e| e.to_string())?
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+                .collect();
+            files.sort_by_key(|p| p.file_name() != Some(std::ffi::OsStr::new("template.yaml")));
+            files
+                .iter()
+                .filter_map(|f| load_template_file(f).ok())
+                .flatten()
                 .find(|t| t.entity_ref.to_string() == template_ref)
                 .ok_or_else(|| format!("version {digest} does not define {template_ref}"))
         })

@@ -408,3 +408,67 @@ async fn failures_stay_with_their_repository_and_runs_can_be_retried() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_template_in_a_git_repository_updates_commit_to_commit() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = dir.path().join("source");
+    let template = source.join("fleet-git");
+    write(
+        &template.join("template.yaml"),
+        &TEMPLATE_V1.replace("name: fleet-svc", "name: fleet-git"),
+    );
+    write(&template.join("skeleton/README.md"), README_V1);
+    git(dir.path(), &["init", "-q", "-b", "main", &source.to_string_lossy()]);
+    git(&source, &["add", "."]);
+    git(&source, &["commit", "-qm", "version 1"]);
+    let bare = dir.path().join("git/acme/templates.git");
+    git(
+        dir.path(),
+        &["init", "-q", "--bare", "-b", "main", &bare.to_string_lossy()],
+    );
+    git(&source, &["push", "-q", &bare.to_string_lossy(), "main"]);
+
+    let git_dir = dir.path().join("git");
+    let empty = dir.path().join("no-templates");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    let app = spawn_app_with(move |settings| {
+        settings.templates.dirs = vec![empty];
+        settings.templates.urls = vec!["https://git.local/acme/templates/blob/main/fleet-git/template.yaml".into()];
+        settings.integrations.local_git.dir = Some(git_dir);
+    })
+    .await;
+    let fleet = Fleet { dir, app };
+    let id = fleet
+        .app
+        .create_task(
+            "fleet-git",
+            json!({"name": "svc-g", "repoUrl": Fleet::repo_url("svc-g")}),
+        )
+        .await;
+    let events = fleet.app.events_until_completion(&id, PATIENCE).await;
+    assert!(events.last().expect("completion")["body"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .ends_with("completed"));
+    let first = fleet.show("svc-g", "main", ".scaffolder/answers.yaml");
+    assert!(first.contains("template: template:default/fleet-git"), "{first}");
+
+    // A new commit of the template repository is a new version.
+    write(&template.join("skeleton/README.md"), README_V2);
+    git(&source, &["commit", "-qam", "version 2"]);
+    git(&source, &["push", "-q", &bare.to_string_lossy(), "main"]);
+    let run = fleet.update(json!({"templateRef": "fleet-git"})).await;
+    assert_eq!(
+        run["progress"]["summary"], "1 of 1: 1 opened, 0 conflicts, 0 up to date",
+        "{run:#}"
+    );
+    let branch = "scaffolder/update-fleet-git";
+    assert!(fleet.show("svc-g", branch, "README.md").contains("make serve"));
+    let answers = fleet.show("svc-g", branch, ".scaffolder/answers.yaml");
+    let version = run["version"].as_str().expect("version");
+    assert!(
+        answers.contains(version) && !first.contains(version),
+        "{first}\n{answers}"
+    );
+}
