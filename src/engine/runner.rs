@@ -98,7 +98,7 @@ pub struct RunRequest {
     pub deadline: Option<tokio::time::Instant>,
     /// The answers file (`.scaffolder/answers.yaml`) of a task created from
     /// a versioned template: written into the workspace before every
-    /// `publish:*` step, so the repository remembers where it came from.
+    /// `publish:*` step that makes a repository, so the repository remembers where it came from.
     pub answers: Option<String>,
 }
 

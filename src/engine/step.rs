@@ -159,6 +159,12 @@ fn humanize(d: Duration) -> String {
     }
 }
 
+/// Publish steps that make a repository from the workspace; a pull request
+/// into someone else's repository is not generated from the template.
+fn creates_repository(action: &str) -> bool {
+    action.starts_with("publish:") && !action.ends_with(":pull-request") && !action.ends_with(":merge-request")
+}
+
 /// Writes the answers file into what a publish step publishes: the
 /// workspace, or its `sourcePath`.
 fn write_answers(workspace: &std::path::Path, input: &Value, answers: &str) -> Result<(), String> {
@@ -337,7 +343,7 @@ impl Runner {
                     .await;
             }
             if let Some(answers) = request.answers.as_deref() {
-                if !request.dry_run && step.action.starts_with("publish:") {
+                if !request.dry_run && creates_repository(&step.action) {
                     if let Err(message) = write_answers(&request.workspace, &input, answers) {
                         return StepEnd::Failed { name: "Error", message };
                     }
