@@ -20,7 +20,8 @@ use crate::service::StartUpdate;
     request_body = StartUpdateRequest,
     responses(
         (status = 202, description = "Run started", body = UpdateRunSchema),
-        (status = 400, description = "Malformed request, a template that is not a directory template, or no repository to update", body = ErrorBody),
+        (status = 400, description = "Malformed request, a template from the catalog, or no repository to update", body = ErrorBody),
+        (status = 403, description = "The caller does not see every task (only admins and `access: all` tokens start fleet updates)", body = ErrorBody),
         (status = 404, description = "Unknown template", body = ErrorBody),
     )
 )]
@@ -32,14 +33,17 @@ pub async fn start(
     let request = body.0;
     let run = state
         .updates
-        .start(StartUpdate {
-            template_ref: request.template_ref,
-            repositories: request.repositories,
-            set: request.set,
-            dry_run: request.dry_run,
-            concurrency: request.concurrency,
-            created_by: caller.subject().map(str::to_owned),
-        })
+        .start(
+            &caller,
+            StartUpdate {
+                template_ref: request.template_ref,
+                repositories: request.repositories,
+                set: request.set,
+                dry_run: request.dry_run,
+                concurrency: request.concurrency,
+                created_by: caller.subject().map(str::to_owned),
+            },
+        )
         .await?;
     Ok(HttpResponse::Accepted().json(UpdateRunSchema::from(run)))
 }
@@ -67,15 +71,16 @@ pub struct WaitQuery {
 )]
 pub async fn get(
     state: web::Data<AppState>,
+    caller: Caller,
     path: web::Path<String>,
     query: web::Query<WaitQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let run = match query.wait.filter(|w| *w > 0) {
         Some(seconds) => {
             let limit = std::time::Duration::from_secs(seconds.min(MAX_WAIT_SECONDS));
-            state.updates.wait(&path, limit).await?
+            state.updates.wait(&caller, &path, limit).await?
         }
-        None => state.updates.get(&path).await?,
+        None => state.updates.get(&caller, &path).await?,
     };
     Ok(HttpResponse::Ok().json(UpdateRunSchema::from(run)))
 }
@@ -90,8 +95,12 @@ pub async fn get(
         (status = 404, description = "No such run", body = ErrorBody),
     )
 )]
-pub async fn cancel(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let run = state.updates.cancel(&path).await?;
+pub async fn cancel(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let run = state.updates.cancel(&caller, &path).await?;
     Ok(HttpResponse::Ok().json(UpdateRunSchema::from(run)))
 }
 
@@ -106,7 +115,11 @@ pub async fn cancel(state: web::Data<AppState>, path: web::Path<String>) -> Resu
         (status = 409, description = "The run is still running", body = ErrorBody),
     )
 )]
-pub async fn retry(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let run = state.updates.retry(&path).await?;
+pub async fn retry(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let run = state.updates.retry(&caller, &path).await?;
     Ok(HttpResponse::Accepted().json(UpdateRunSchema::from(run)))
 }

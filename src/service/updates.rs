@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use super::ServiceError;
 use crate::actions::publish::repository_remote;
+use crate::auth::Caller;
 use crate::engine::{FinalStatus, RunId, RunOutcome, RunRequest, RunSink, Runner};
 use crate::model::{NewEvent, TaskId, UpdateRunStatus, UpdateStatus};
 use crate::scm::merge::{Merged, UpdateRepo};
@@ -279,7 +280,13 @@ impl UpdateService {
     }
 
     /// Starts a fleet update; the run goes on in the background.
-    pub async fn start(&self, request: StartUpdate) -> Result<UpdateRun, ServiceError> {
+    pub async fn start(&self, caller: &Caller, request: StartUpdate) -> Result<UpdateRun, ServiceError> {
+        // A fleet update proposes changes to repositories anyone generated.
+        if !caller.sees_all {
+            return Err(ServiceError::Forbidden(
+                "fleet updates change every repository generated from a template: only callers that see every task (admins, tokens with access: all) may start them".into(),
+            ));
+        }
         if request.concurrency == 0 || request.concurrency > MAX_CONCURRENCY {
             return Err(ServiceError::Input(format!(
                 "concurrency must be between 1 and {MAX_CONCURRENCY}, got {}",
@@ -293,7 +300,8 @@ impl UpdateService {
         } else {
             request.repositories.clone()
         };
-        repositories.dedup();
+        let mut seen = std::collections::HashSet::new();
+        repositories.retain(|r| seen.insert(r.clone()));
         if repositories.is_empty() {
             return Err(ServiceError::Input(format!(
                 "no repository was generated from {template_ref} by a completed task; name the repositories to update"
@@ -317,28 +325,43 @@ impl UpdateService {
             .await?;
         tracing::info!(run = %id, template = %template_ref, version = %version.digest, repositories = repositories.len(), dry_run = options.dry_run, "template update started");
         self.spawn(id, Arc::new(version), repositories, options);
-        self.get(&id.to_string()).await
+        self.get(caller, &id.to_string()).await
+    }
+
+    /// A run the caller may see (its creator's, or any for callers that
+    /// see every task), as a missing one otherwise.
+    async fn visible_run(&self, caller: &Caller, raw_id: &str) -> Result<(Uuid, UpdateRunRecord), ServiceError> {
+        let id = parse_id(raw_id)?;
+        let run = self.store.update_run(id).await?.ok_or_else(|| not_found(raw_id))?;
+        if !caller.may_see(run.created_by.as_deref()) {
+            return Err(not_found(raw_id));
+        }
+        Ok((id, run))
     }
 
     /// A run and its items.
-    pub async fn get(&self, raw_id: &str) -> Result<UpdateRun, ServiceError> {
-        let id = parse_id(raw_id)?;
-        let run = self.store.update_run(id).await?.ok_or_else(|| not_found(raw_id))?;
+    pub async fn get(&self, caller: &Caller, raw_id: &str) -> Result<UpdateRun, ServiceError> {
+        let (id, run) = self.visible_run(caller, raw_id).await?;
         let items = self.store.update_items(id).await?;
         Ok(view(run, items))
     }
 
     /// A run, once something changed in it or it ended, or after `limit`:
     /// followers (the command line, tests) long-poll with it.
-    pub async fn wait(&self, raw_id: &str, limit: std::time::Duration) -> Result<UpdateRun, ServiceError> {
+    pub async fn wait(
+        &self,
+        caller: &Caller,
+        raw_id: &str,
+        limit: std::time::Duration,
+    ) -> Result<UpdateRun, ServiceError> {
         let mut changes = self.changes.subscribe();
         changes.mark_unchanged();
-        let run = self.get(raw_id).await?;
+        let run = self.get(caller, raw_id).await?;
         if run.status != UpdateRunStatus::Running {
             return Ok(run);
         }
         let _ = tokio::time::timeout(limit, changes.changed()).await;
-        self.get(raw_id).await
+        self.get(caller, raw_id).await
     }
 
     fn changed(&self) {
@@ -347,9 +370,8 @@ impl UpdateService {
 
     /// Stops a running run: items not started are cancelled, items in
     /// flight stop. A run left running by a process that died ends here.
-    pub async fn cancel(&self, raw_id: &str) -> Result<UpdateRun, ServiceError> {
-        let id = parse_id(raw_id)?;
-        let run = self.store.update_run(id).await?.ok_or_else(|| not_found(raw_id))?;
+    pub async fn cancel(&self, caller: &Caller, raw_id: &str) -> Result<UpdateRun, ServiceError> {
+        let (id, run) = self.visible_run(caller, raw_id).await?;
         if run.status == UpdateRunStatus::Running && self.store.cancel_update_run(id).await? {
             let token = self.running.lock().ok().and_then(|m| m.get(&id).cloned());
             match token {
@@ -361,14 +383,13 @@ impl UpdateService {
                 }
             }
         }
-        self.get(raw_id).await
+        self.get(caller, raw_id).await
     }
 
     /// Runs the items that failed or were cancelled again, with the run's
     /// options, against the template's current version.
-    pub async fn retry(&self, raw_id: &str) -> Result<UpdateRun, ServiceError> {
-        let id = parse_id(raw_id)?;
-        let run = self.store.update_run(id).await?.ok_or_else(|| not_found(raw_id))?;
+    pub async fn retry(&self, caller: &Caller, raw_id: &str) -> Result<UpdateRun, ServiceError> {
+        let (id, run) = self.visible_run(caller, raw_id).await?;
         if run.status == UpdateRunStatus::Running {
             return Err(ServiceError::Conflict(format!(
                 "update run {id} is still running; cancel it first"
@@ -380,7 +401,7 @@ impl UpdateService {
         };
         tracing::info!(run = %id, repositories = repositories.len(), "template update retried");
         self.spawn(id, Arc::new(version), repositories, RunOptions::from_json(&run.options));
-        self.get(raw_id).await
+        self.get(caller, raw_id).await
     }
 
     fn spawn(&self, id: Uuid, version: Arc<Version>, repositories: Vec<String>, options: RunOptions) {
