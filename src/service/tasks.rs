@@ -220,7 +220,16 @@ impl TaskService {
         }
         let id = TaskId::new();
         let sealed = secrets.map(|s| self.keyring.seal(id, &s)).transpose()?;
-        let version = super::updates::snapshot_of(&template, self.reader.as_deref()).await?;
+        let version = match super::updates::snapshot_of(&template, self.reader.as_deref()).await {
+            Ok(version) => version,
+            // A git template whose tree cannot be read now: the task runs
+            // (and reports what its fetch meets); it is not versioned.
+            Err(ServiceError::Upstream { message, .. }) => {
+                tracing::warn!(template = %template.entity_ref, error = %message, "task created without a template version");
+                None
+            }
+            Err(e) => return Err(e),
+        };
         let answers = version.as_ref().map(|snapshot| {
             let answers = Answers::new(&template, &snapshot.digest, &id.to_string(), &values);
             (snapshot, answers.to_yaml())
