@@ -234,7 +234,11 @@ impl TaskService {
             let answers = Answers::new(&template, &snapshot.digest, &id.to_string(), &values);
             (snapshot, answers.to_yaml())
         });
-        let repo_url = values.get("repoUrl").and_then(Value::as_str);
+        // PostgreSQL text holds no NUL; such a value names no repository.
+        let repo_url = values
+            .get("repoUrl")
+            .and_then(Value::as_str)
+            .filter(|u| !u.contains('\0'));
         let template_ref = template.entity_ref.to_string();
         let new_answers = answers.as_ref().map(|(snapshot, text)| NewAnswers {
             template_ref: &template_ref,

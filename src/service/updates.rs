@@ -293,6 +293,15 @@ impl UpdateService {
                 request.concurrency
             )));
         }
+        if let Some(bad) = request
+            .repositories
+            .iter()
+            .find(|r| r.trim().is_empty() || r.contains('\0'))
+        {
+            return Err(ServiceError::Input(format!(
+                "repositories must be repoUrls (like github.com?owner=o&repo=r), got {bad:?}"
+            )));
+        }
         let version = self.current_version(&request.template_ref).await?;
         let template_ref = version.template.entity_ref.to_string();
         let mut repositories = if request.repositories.is_empty() {

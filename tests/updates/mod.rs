@@ -402,6 +402,14 @@ async fn failures_stay_with_their_repository_and_runs_can_be_retried() {
         .post_json("/v2/updates", &json!({"templateRef": "fleet-svc", "concurrency": 0}))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = fleet
+        .app
+        .post_json(
+            "/v2/updates",
+            &json!({"templateRef": "fleet-svc", "repositories": ["a\u{0}b"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (status, _) = fleet
         .app
         .get_json(&format!("/v2/updates/{}", uuid::Uuid::new_v4()))
