@@ -13,7 +13,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 BIN=${BIN:-$ROOT/target/debug/scaffolder}
 ADMIN=${DATABASE_ADMIN_URL:-postgres://postgres@127.0.0.1:5432}
-PORT=${PORT:-7791}
+PORT=${PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 SERVER=http://127.0.0.1:$PORT
 DEMO=$(mktemp -d)
 DB=scaffolder_demo_fleet_$$

@@ -438,6 +438,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn answers_go_only_into_repositories_a_template_makes() {
+        assert!(creates_repository("publish:github") && creates_repository("publish:git"));
+        assert!(!creates_repository("publish:github:pull-request"));
+        assert!(!creates_repository("publish:gitlab:merge-request"));
+        assert!(!creates_repository("fetch:template"));
+    }
+
+    #[test]
     fn workspace_size_is_measured_against_the_limit() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("a")).unwrap();
