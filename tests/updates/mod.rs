@@ -480,3 +480,69 @@ async fn a_template_in_a_git_repository_updates_commit_to_commit() {
         "{first}\n{answers}"
     );
 }
+
+#[tokio::test]
+async fn on_github_the_update_is_a_pull_request_with_the_change_in_its_body() {
+    use crate::publish::fake_github::FakeGithub;
+    use scaffolder::config::GithubIntegrationSettings;
+
+    let github = FakeGithub::start(Some("ghp_fleet"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let template = dir.path().join("templates/fleet-svc");
+    write(&template.join("template.yaml"), TEMPLATE_V1);
+    write(&template.join("skeleton/README.md"), README_V1);
+    write(&template.join("skeleton/config.yaml"), "port: 8080\n");
+    write(&template.join("skeleton/old.txt"), "to be deleted\n");
+    let (templates, api_base) = (dir.path().join("templates"), github.api_base.clone());
+    let app = spawn_app_with(move |settings| {
+        settings.templates.dirs = vec![templates];
+        settings.integrations.github.push(GithubIntegrationSettings {
+            host: "github.example".into(),
+            api_base_url: Some(api_base),
+            token: Some("ghp_fleet".into()),
+            app: None,
+        });
+    })
+    .await;
+    let fleet = Fleet { dir, app };
+    let repo_url = "github.example?owner=acme&repo=svc-gh";
+    let id = fleet
+        .app
+        .create_task("fleet-svc", json!({"name": "svc-gh", "repoUrl": repo_url}))
+        .await;
+    let events = fleet.app.events_until_completion(&id, PATIENCE).await;
+    let last = events.last().expect("completion");
+    assert!(
+        last["body"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("completed"),
+        "{last}"
+    );
+    let bare = github.bare("acme", "svc-gh");
+    assert!(git_bare(&bare, &["show", "main:.scaffolder/answers.yaml"]).contains("name: svc-gh"));
+
+    fleet.to_version_2();
+    let run = fleet.update(json!({"templateRef": "fleet-svc"})).await;
+    let item = &run["repositories"][0];
+    assert_eq!(item["status"], "opened", "{run:#}");
+    assert_eq!(
+        item["proposal"],
+        "https://github.example/acme/svc-gh/pull/1 (branch scaffolder/update-fleet-svc)"
+    );
+    let pulls = github.requests("POST", "/pulls");
+    assert_eq!(pulls.len(), 1);
+    let body = pulls[0].body["body"].as_str().expect("pull request body");
+    assert!(
+        body.contains("`docs/guide.md` (added)") && body.contains("`old.txt` (deleted)"),
+        "{body}"
+    );
+    assert_eq!(pulls[0].body["head"], "scaffolder/update-fleet-svc");
+    assert_eq!(pulls[0].authorization.as_deref(), Some("Bearer ghp_fleet"));
+    let readme = git_bare(&bare, &["show", "scaffolder/update-fleet-svc:README.md"]);
+    assert!(readme.contains("make serve"), "{readme}");
+    assert!(!crate::common::git::git_bare_ok(
+        &bare,
+        &["cat-file", "-e", "scaffolder/update-fleet-svc:old.txt"]
+    ));
+}
