@@ -10,6 +10,8 @@ use serde_json::{json, Value};
 use crate::api::helpers::{spawn_app_with, TestApp};
 use crate::common::git::{clone, git, git_bare};
 use crate::common::PATIENCE;
+use crate::publish::fake_github::{Failure, FakeGithub};
+use scaffolder::config::GithubIntegrationSettings;
 
 const TEMPLATE_V1: &str = r#"apiVersion: scaffolder.backstage.io/v1beta3
 kind: Template
@@ -481,11 +483,8 @@ async fn a_template_in_a_git_repository_updates_commit_to_commit() {
     );
 }
 
-#[tokio::test]
-async fn on_github_the_update_is_a_pull_request_with_the_change_in_its_body() {
-    use crate::publish::fake_github::FakeGithub;
-    use scaffolder::config::GithubIntegrationSettings;
-
+/// A fleet whose services live on the fake GitHub (`github.example`).
+async fn github_fleet() -> (FakeGithub, Fleet) {
     let github = FakeGithub::start(Some("ghp_fleet"));
     let dir = tempfile::tempdir().expect("tempdir");
     let template = dir.path().join("templates/fleet-svc");
@@ -504,7 +503,32 @@ async fn on_github_the_update_is_a_pull_request_with_the_change_in_its_body() {
         });
     })
     .await;
-    let fleet = Fleet { dir, app };
+    (github, Fleet { dir, app })
+}
+
+/// Generates `svc-gh` on the fake GitHub.
+async fn generate_on_github(fleet: &Fleet) {
+    let id = fleet
+        .app
+        .create_task(
+            "fleet-svc",
+            json!({"name": "svc-gh", "repoUrl": "github.example?owner=acme&repo=svc-gh"}),
+        )
+        .await;
+    let events = fleet.app.events_until_completion(&id, PATIENCE).await;
+    let last = events.last().expect("completion");
+    assert!(
+        last["body"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("completed"),
+        "{last}"
+    );
+}
+
+#[tokio::test]
+async fn on_github_the_update_is_a_pull_request_with_the_change_in_its_body() {
+    let (github, fleet) = github_fleet().await;
     let repo_url = "github.example?owner=acme&repo=svc-gh";
     let id = fleet
         .app
@@ -545,4 +569,62 @@ async fn on_github_the_update_is_a_pull_request_with_the_change_in_its_body() {
         &bare,
         &["cat-file", "-e", "scaffolder/update-fleet-svc:old.txt"]
     ));
+}
+
+#[tokio::test]
+async fn a_run_is_cancelled_while_a_repository_is_in_flight_and_retried() {
+    let (github, fleet) = github_fleet().await;
+    generate_on_github(&fleet).await;
+    fleet.to_version_2();
+    // GitHub holds the update of svc-gh back: a rate limit asking for a minute.
+    github.fail(Failure {
+        method: "GET",
+        path_suffix: "/repos/acme/svc-gh".into(),
+        status: 403,
+        headers: vec![("retry-after", "60".into())],
+        body: json!({"message": "API rate limit exceeded"}),
+        times: 100,
+    });
+    let asked = github.requests("GET", "/repos/acme/svc-gh").len();
+    let (status, run) = fleet
+        .app
+        .post_json("/v2/updates", &json!({"templateRef": "fleet-svc", "concurrency": 1}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{run}");
+    let id = run["id"].as_str().expect("id").to_owned();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    // In flight: its first request to GitHub was answered with the limit.
+    while github.requests("GET", "/repos/acme/svc-gh").len() == asked {
+        assert!(tokio::time::Instant::now() < deadline, "the update never asked GitHub");
+        let _ = fleet.app.get_json(&format!("/v2/updates/{id}?wait=1")).await;
+    }
+    let (status, cancelled) = fleet
+        .app
+        .post_json(&format!("/v2/updates/{id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    let run = fleet.wait(&id).await;
+    assert_eq!(run["status"], "cancelled", "{run:#}");
+    assert_eq!(run["repositories"][0]["status"], "cancelled", "{run:#}");
+    assert_eq!(github.requests("POST", "/pulls").len(), 0);
+
+    // A retry runs it again, once GitHub answers.
+    github.state.lock().expect("state").failures.clear();
+    let (status, retried) = fleet
+        .app
+        .post_json(&format!("/v2/updates/{id}/retry"), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{retried}");
+    let run = fleet.wait(&id).await;
+    assert_eq!(run["status"], "completed", "{run:#}");
+    assert_eq!(run["repositories"][0]["status"], "opened", "{run:#}");
+    let (status, _) = fleet
+        .app
+        .post_json(&format!("/v2/updates/{id}/retry"), &json!({}))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "an ended run may be retried (nothing is left to run)"
+    );
 }
