@@ -242,6 +242,20 @@ async fn a_fleet_follows_its_directory_template_three_way() {
         "{diff}"
     );
     assert_eq!(fleet.head("svc-a", "scaffolder/update-fleet-svc"), None);
+    // The command line prints the diff it would propose.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_scaffolder"))
+        .args(["update", "fleet-svc", "--dry-run", "--repo", &Fleet::repo_url("svc-a")])
+        .args(["--server", &fleet.app.address])
+        .output()
+        .await
+        .expect("scaffolder update runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("repo=svc-a — planned") && stdout.contains("+make serve"),
+        "{stdout}"
+    );
+    assert_eq!(fleet.head("svc-a", "scaffolder/update-fleet-svc"), None);
 
     // svc-c alone first, and its team merges the proposal: it is on version 2.
     let run = fleet
