@@ -341,6 +341,100 @@ impl NewEvent {
     }
 }
 
+/// Where one repository of a fleet update stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum UpdateStatus {
+    /// Not started yet.
+    Pending,
+    Running,
+    /// The change merged cleanly and was proposed (pull request or branch).
+    Opened,
+    /// The change was proposed with conflict markers in some files.
+    Conflicts,
+    /// The repository already has everything the template version brings.
+    UpToDate,
+    /// The same change is already proposed (an earlier run): nothing pushed.
+    Proposed,
+    /// A dry run computed the change without pushing it.
+    Planned,
+    Failed,
+    Cancelled,
+}
+
+impl UpdateStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateStatus::Pending => "pending",
+            UpdateStatus::Running => "running",
+            UpdateStatus::Opened => "opened",
+            UpdateStatus::Conflicts => "conflicts",
+            UpdateStatus::UpToDate => "upToDate",
+            UpdateStatus::Proposed => "proposed",
+            UpdateStatus::Planned => "planned",
+            UpdateStatus::Failed => "failed",
+            UpdateStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<UpdateStatus> {
+        [
+            UpdateStatus::Pending,
+            UpdateStatus::Running,
+            UpdateStatus::Opened,
+            UpdateStatus::Conflicts,
+            UpdateStatus::UpToDate,
+            UpdateStatus::Proposed,
+            UpdateStatus::Planned,
+            UpdateStatus::Failed,
+            UpdateStatus::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
+    }
+
+    /// Finished for good: a retry leaves it alone.
+    pub fn is_done(self) -> bool {
+        matches!(
+            self,
+            UpdateStatus::Opened
+                | UpdateStatus::Conflicts
+                | UpdateStatus::UpToDate
+                | UpdateStatus::Proposed
+                | UpdateStatus::Planned
+        )
+    }
+}
+
+/// Where a fleet update run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UpdateRunStatus {
+    Running,
+    /// Every repository was tried (some may have failed).
+    Completed,
+    Cancelled,
+}
+
+impl UpdateRunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateRunStatus::Running => "running",
+            UpdateRunStatus::Completed => "completed",
+            UpdateRunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<UpdateRunStatus> {
+        match raw {
+            "running" => Some(UpdateRunStatus::Running),
+            "completed" => Some(UpdateRunStatus::Completed),
+            "cancelled" => Some(UpdateRunStatus::Cancelled),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

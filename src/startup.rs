@@ -145,6 +145,14 @@ impl Application {
         }
         let metrics = Arc::new(Metrics::new());
 
+        let updates = crate::service::UpdateService::new(
+            store.clone(),
+            templates.clone(),
+            runner.clone(),
+            deps.integrations.clone(),
+            shutdown.clone(),
+        )
+        .with_reader(reader.clone());
         let worker = settings.worker.enabled.then(|| {
             Worker::new(store.clone(), runner, settings.worker.clone())
                 .with_keyring(keyring.clone())
@@ -154,7 +162,9 @@ impl Application {
         });
         let state = web::Data::new(AppState {
             settings: settings.clone(),
-            tasks: TaskService::new(store.clone(), templates, renderer, keyring).with_catalog(deps.catalog.clone()),
+            tasks: TaskService::new(store.clone(), templates, renderer, keyring)
+                .with_catalog(deps.catalog.clone())
+                .with_reader(reader.clone()),
             dry_run,
             events: EventHub::start(store.clone(), shutdown.clone()),
             actions,
@@ -170,6 +180,7 @@ impl Application {
                     autocomplete.with_bridges(bridges.clone())
                 }
             },
+            updates,
         });
 
         let body_limit = settings.server.body_limit_bytes;

@@ -9,6 +9,7 @@
 //! - `engine`: `scaffolder serve` replicas, kills, the store's lifecycle
 //! - `gitops`: the GitOps actions against real bare repositories
 //! - `publish`: publishing against a fake GitHub and a fake catalog
+//! - `updates`: template versions and fleet updates against real git repositories
 
 mod common;
 
@@ -19,3 +20,4 @@ mod cli;
 mod engine;
 mod gitops;
 mod publish;
+mod updates;

@@ -12,6 +12,7 @@ pub mod gitops;
 pub mod output;
 pub mod progress;
 pub mod run;
+pub mod update;
 pub mod values;
 
 use std::path::PathBuf;
@@ -145,6 +146,40 @@ pub enum CliCommand {
     Actions {
         #[command(subcommand)]
         command: ActionsCommand,
+    },
+    /// Bring every repository generated from a template to its current
+    /// version (a fleet update on the server), followed to its end.
+    ///
+    /// Each repository gets a branch `scaffolder/update-<template>` with the
+    /// three-way merge of the template's change (a pull request on GitHub).
+    /// Ctrl-C cancels the run. Exit code 0 done, 1 some repository failed,
+    /// 2 usage, 3 template or run not found, 130 cancelled.
+    Update {
+        /// Template reference: `template:default/x`, `default/x` or `x`.
+        #[arg(required_unless_present_any = ["retry", "cancel"])]
+        template_ref: Option<String>,
+        /// Only this repository (`repoUrl`); repeatable. Default: every
+        /// repository generated from the template.
+        #[arg(long = "repo", value_name = "REPO_URL")]
+        repositories: Vec<String>,
+        /// A value `key=value` for parameters the new version added (or to
+        /// change); repeatable.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Print each repository's diff; push nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Repositories updated at once (1 to 16).
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+        /// Run the failed and cancelled repositories of this run again.
+        #[arg(long, value_name = "RUN_ID", conflicts_with_all = ["template_ref", "cancel"])]
+        retry: Option<String>,
+        /// Cancel this run.
+        #[arg(long, value_name = "RUN_ID", conflicts_with = "template_ref")]
+        cancel: Option<String>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
     },
 }
 
@@ -284,6 +319,31 @@ pub async fn dispatch(command: CliCommand, options: ClientOptions, config: Optio
         CliCommand::Actions {
             command: ActionsCommand::List { output },
         } => commands::actions_list(&client, output).await,
+        CliCommand::Update {
+            template_ref,
+            repositories,
+            set,
+            dry_run,
+            concurrency,
+            retry,
+            cancel,
+            output,
+        } => {
+            update::update(
+                &client,
+                update::UpdateArgs {
+                    template_ref,
+                    repositories,
+                    set,
+                    dry_run,
+                    concurrency,
+                    retry,
+                    cancel,
+                    output,
+                },
+            )
+            .await
+        }
     };
     match result {
         Ok(code) => code,

@@ -387,6 +387,8 @@ async fn run_inner(args: RunArgs) -> Result<Exit, Refusal> {
                 abort: CancellationToken::new(),
                 resume: HashMap::new(),
                 notes: Vec::new(),
+                // A local run is not recorded: there is no version to remember.
+                answers: None,
                 // The same task-wide limit the worker applies.
                 deadline: Some(
                     tokio::time::Instant::now() + std::time::Duration::from_secs(settings.worker.task_timeout_seconds),

@@ -104,6 +104,10 @@ pub struct RunRequest {
     pub notes: Vec<String>,
     /// The whole run must end by then (the task-wide limit).
     pub deadline: Option<tokio::time::Instant>,
+    /// The answers file (`.scaffolder/answers.yaml`) of a task created from
+    /// a versioned template: written into the workspace before every
+    /// `publish:*` step that makes a repository, so the repository remembers where it came from.
+    pub answers: Option<String>,
 }
 
 /// How a run ended.

@@ -191,6 +191,27 @@ fn humanize(d: Duration) -> String {
     }
 }
 
+/// Publish steps that make a repository from the workspace; a pull request
+/// into someone else's repository is not generated from the template.
+fn creates_repository(action: &str) -> bool {
+    action.starts_with("publish:") && !action.ends_with(":pull-request") && !action.ends_with(":merge-request")
+}
+
+/// Writes the answers file into what a publish step publishes: the
+/// workspace, or its `sourcePath`.
+fn write_answers(workspace: &std::path::Path, input: &Value, answers: &str) -> Result<(), String> {
+    let source = input.get("sourcePath").and_then(Value::as_str).unwrap_or("");
+    let dir = crate::actions::workspace::resolve_safe_child_path(workspace, source).map_err(|e| e.to_string())?;
+    let path = dir.join(crate::template::version::ANSWERS_PATH);
+    let write = || -> std::io::Result<()> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&path, answers)
+    };
+    write().map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
 impl Runner {
     pub(super) async fn run_step(
         &self,
@@ -368,6 +389,13 @@ impl Runner {
                     ))
                     .await;
             }
+            if let Some(answers) = request.answers.as_deref() {
+                if !request.dry_run && creates_repository(&step.action) {
+                    if let Err(message) = write_answers(&request.workspace, &input, answers) {
+                        return StepEnd::Failed { name: "Error", message };
+                    }
+                }
+            }
             // Dropping the action's future is what stops a step that does not
             // watch its cancellation token.
             // Fired whenever this iteration ends, however it ends, so that
@@ -455,6 +483,14 @@ impl Runner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answers_go_only_into_repositories_a_template_makes() {
+        assert!(creates_repository("publish:github") && creates_repository("publish:git"));
+        assert!(!creates_repository("publish:github:pull-request"));
+        assert!(!creates_repository("publish:gitlab:merge-request"));
+        assert!(!creates_repository("fetch:template"));
+    }
 
     #[test]
     fn workspace_size_is_measured_against_the_limit() {

@@ -637,7 +637,12 @@ impl Worker {
                 }
             }
         }
+        let answers = match self.store.task_answers(id).await {
+            Ok(answers) => answers,
+            Err(e) => return failure(format!("cannot read the task's answers: {e}")),
+        };
         let request = RunRequest {
+            answers,
             task_id: RunId::Task(id),
             spec: claimed.task.spec.clone(),
             secrets,

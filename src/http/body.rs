@@ -131,7 +131,8 @@ mod tests {
                 "AutocompleteRequest",
                 "CreateTaskRequest",
                 "DryRunRequest",
-                "RetryRequest"
+                "RetryRequest",
+                "StartUpdateRequest"
             ]
         );
     }

@@ -143,9 +143,10 @@ impl From<ServiceError> for ApiError {
             ServiceError::Forbidden(m) => ApiError::Forbidden(m),
             ServiceError::TooManyRequests(m) => ApiError::TooManyRequests(m),
             ServiceError::Upstream { status, message } => ApiError::Upstream { status, message },
-            e @ (ServiceError::Store(_) | ServiceError::TemplateSource(_) | ServiceError::Secrets(_)) => {
-                ApiError::Internal(e.to_string())
-            }
+            e @ (ServiceError::Store(_)
+            | ServiceError::TemplateSource(_)
+            | ServiceError::Secrets(_)
+            | ServiceError::Version(_)) => ApiError::Internal(e.to_string()),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod observe;
 pub mod openapi;
 pub mod schemas;
 mod tasks;
+pub mod updates;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub metrics: MetricsService,
     /// `POST /v2/autocomplete/{provider}/{resource}`.
     pub autocomplete: crate::service::AutocompleteService,
+    /// `/v2/updates`: fleet updates of generated repositories.
+    pub updates: crate::service::UpdateService,
 }
 
 /// The CORS middleware for `server.cors` (Backstage's `backend.cors`):
@@ -107,6 +110,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
                 web::get().to(meta::parameter_schema),
             )
             .route("/v2/dry-run", web::post().to(dry_run::dry_run))
+            .route("/v2/updates", web::post().to(updates::start))
+            .route("/v2/updates/{runId}", web::get().to(updates::get))
+            .route("/v2/updates/{runId}/cancel", web::post().to(updates::cancel))
+            .route("/v2/updates/{runId}/retry", web::post().to(updates::retry))
             .route("/v2/actions", web::get().to(meta::actions))
             .route("/v2/templating-extensions", web::get().to(meta::templating_extensions))
             .route(

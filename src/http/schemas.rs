@@ -12,8 +12,8 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::error::ApiError;
-use crate::model::{EventType, TaskStatus};
-use crate::service::{AutocompleteRequest, CreateTask, DryRunRequest, InlineFile};
+use crate::model::{EventType, TaskStatus, UpdateRunStatus, UpdateStatus};
+use crate::service::{AutocompleteRequest, CreateTask, DryRunRequest, InlineFile, UpdateItemRecord, UpdateRun};
 
 /// A JSON object of strings (secrets, autocomplete context), its keys in the
 /// order they were sent. Documented as `BTreeMap<String, String>` where used.
@@ -395,4 +395,149 @@ pub struct AutocompleteSuggestion {
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct AutocompleteResponse {
     pub results: Vec<AutocompleteSuggestion>,
+}
+
+// Fleet updates (`/v2/updates`).
+
+fn default_concurrency() -> usize {
+    4
+}
+
+/// A fleet update: bring every repository generated from a template (or the
+/// ones named) to the template's current version.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StartUpdateRequest {
+    /// Template entity ref: `template:default/name`, `default/name` or `name`.
+    pub template_ref: String,
+    /// Repositories to update (`repoUrl`s as templates take them). Absent or
+    /// empty: every repository a completed task generated from the template.
+    #[serde(default)]
+    #[schema(required = false)]
+    pub repositories: Vec<String>,
+    /// Values for parameters the new version added (or to change), over the
+    /// values recorded in each repository's answers file.
+    #[serde(default)]
+    #[schema(value_type = Object, required = false)]
+    pub set: Map<String, Value>,
+    /// Compute each repository's change and its diff without pushing anything.
+    #[serde(default)]
+    #[schema(required = false)]
+    pub dry_run: bool,
+    /// Repositories updated at once (1 to 16).
+    #[serde(default = "default_concurrency")]
+    #[schema(required = false, minimum = 1, maximum = 16, default = 4)]
+    pub concurrency: usize,
+}
+
+/// Counts of a run's repositories by status.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateProgressSchema {
+    pub total: usize,
+    /// Repositories that reached an end.
+    pub done: usize,
+    pub opened: usize,
+    pub conflicts: usize,
+    pub up_to_date: usize,
+    pub proposed: usize,
+    pub planned: usize,
+    pub failed: usize,
+    pub cancelled: usize,
+    /// "17 of 50: 14 opened, 2 conflicts, 1 up to date".
+    pub summary: String,
+}
+
+/// One repository of a run.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateItemSchema {
+    pub repo_url: String,
+    pub status: UpdateStatus,
+    /// The version the repository's answers file named.
+    pub from_version: Option<String>,
+    /// The pull request (GitHub) or the repository and branch (local git host).
+    pub proposal: Option<String>,
+    /// Files the change touches: `A`, `M` or `D`, a space, the path.
+    pub files: Vec<String>,
+    /// Files left with conflict markers.
+    pub conflicts: Vec<String>,
+    /// The body of the pull request.
+    pub body: Option<String>,
+    /// `git diff` from the default branch to the proposed tree.
+    pub diff: Option<String>,
+    pub error: Option<String>,
+}
+
+/// A fleet update run.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateRunSchema {
+    #[schema(format = Uuid)]
+    pub id: String,
+    pub template_ref: String,
+    /// The template version the run updates to (`sha256:…`).
+    pub version: String,
+    pub status: UpdateRunStatus,
+    pub dry_run: bool,
+    pub created_by: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    #[schema(format = DateTime)]
+    pub finished_at: Option<String>,
+    pub progress: UpdateProgressSchema,
+    pub repositories: Vec<UpdateItemSchema>,
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+fn item_schema(item: UpdateItemRecord) -> UpdateItemSchema {
+    UpdateItemSchema {
+        files: strings(&item.files),
+        conflicts: strings(&item.conflicts),
+        repo_url: item.repo_url,
+        status: item.status,
+        from_version: item.from_version,
+        proposal: item.proposal,
+        body: item.body,
+        diff: item.diff,
+        error: item.error,
+    }
+}
+
+impl From<UpdateRun> for UpdateRunSchema {
+    fn from(run: UpdateRun) -> UpdateRunSchema {
+        let p = &run.progress;
+        let progress = UpdateProgressSchema {
+            total: p.total,
+            done: p.done(),
+            opened: p.opened,
+            conflicts: p.conflicts,
+            up_to_date: p.up_to_date,
+            proposed: p.proposed,
+            planned: p.planned,
+            failed: p.failed,
+            cancelled: p.cancelled,
+            summary: p.summary(),
+        };
+        UpdateRunSchema {
+            id: run.id.to_string(),
+            template_ref: run.template_ref,
+            version: run.version,
+            status: run.status,
+            dry_run: run.dry_run,
+            created_by: run.created_by,
+            created_at: run.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            finished_at: run
+                .finished_at
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            progress,
+            repositories: run.items.into_iter().map(item_schema).collect(),
+        }
+    }
 }

@@ -102,7 +102,7 @@ impl Git {
 
     /// Runs `git <args>` in `cwd` and returns its exit code and stdout; a
     /// non-zero code is an error unless listed in `allowed_codes`.
-    async fn exec<I, S>(
+    pub(super) async fn exec<I, S>(
         &self,
         cwd: &Path,
         args: I,

@@ -7,6 +7,7 @@
 pub mod git;
 pub mod github;
 pub mod integrations;
+pub mod merge;
 pub mod reader;
 
 pub use integrations::{IntegrationError, LocalGitHost, ScmIntegrations, ScmTarget};

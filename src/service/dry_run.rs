@@ -322,6 +322,7 @@ impl DryRunService {
                     resume: Default::default(),
                     notes: Vec::new(),
                     deadline: Some(tokio::time::Instant::now() + self.timeout),
+                    answers: None,
                 },
                 sink.clone(),
             )

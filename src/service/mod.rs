@@ -8,7 +8,9 @@ mod metrics;
 mod secrets;
 mod streams;
 mod tasks;
+mod updates;
 
+pub use crate::store::UpdateItemRecord;
 /// The task list's query and cancel's answer, as the service speaks them.
 pub use crate::store::{CancelOutcome, ListQuery, SortField};
 pub use autocomplete::{AutocompleteRequest, AutocompleteService, Suggestion};
@@ -18,6 +20,7 @@ pub use metrics::MetricsService;
 pub use secrets::{reseal_stored, ResealError};
 pub use streams::{StreamLimiter, StreamPermit};
 pub use tasks::{CreateTask, TaskService};
+pub use updates::{StartUpdate, UpdateProgress, UpdateRun, UpdateService, MAX_CONCURRENCY};
 
 use serde_json::Value;
 
@@ -50,4 +53,7 @@ pub enum ServiceError {
     TemplateSource(#[from] TemplateSourceError),
     #[error(transparent)]
     Secrets(#[from] crate::secrets::SecretsError),
+    /// A template version could not be taken or read back.
+    #[error(transparent)]
+    Version(#[from] crate::template::version::VersionError),
 }

@@ -5,7 +5,8 @@ use crate::auth::Caller;
 use crate::catalog::CatalogClient;
 use crate::model::{Task, TaskId};
 use crate::secrets::Keyring;
-use crate::store::{CancelOutcome, ListQuery, RetryOutcome, Store};
+use crate::store::{CancelOutcome, ListQuery, NewAnswers, RetryOutcome, Store};
+use crate::template::version::Answers;
 use crate::template::{validate_parameters, validate_secrets, EntityRef, LoadedTemplate, Templates};
 use crate::templating::Renderer;
 
@@ -108,6 +109,8 @@ pub struct TaskService {
     catalog: Option<std::sync::Arc<CatalogClient>>,
     /// Seals secrets before they are stored.
     keyring: std::sync::Arc<Keyring>,
+    /// Reads git templates' directories, to store their versions.
+    reader: Option<std::sync::Arc<crate::scm::reader::UrlReader>>,
 }
 
 impl TaskService {
@@ -123,7 +126,14 @@ impl TaskService {
             renderer,
             catalog: None,
             keyring,
+            reader: None,
         }
+    }
+
+    /// Versions of git templates (`templates.urls`) are read through it.
+    pub fn with_reader(mut self, reader: std::sync::Arc<crate::scm::reader::UrlReader>) -> TaskService {
+        self.reader = Some(reader);
+        self
     }
 
     /// Reads the creating user's entity from this catalog into `spec.user.entity`.
@@ -210,8 +220,41 @@ impl TaskService {
         }
         let id = TaskId::new();
         let sealed = secrets.map(|s| self.keyring.seal(id, &s)).transpose()?;
+        let version = match super::updates::snapshot_of(&template, self.reader.as_deref()).await {
+            Ok(version) => version,
+            // A git template whose tree cannot be read now: the task runs
+            // (and reports what its fetch meets); it is not versioned.
+            Err(ServiceError::Upstream { message, .. }) => {
+                tracing::warn!(template = %template.entity_ref, error = %message, "task created without a template version");
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let answers = version.as_ref().map(|snapshot| {
+            let answers = Answers::new(&template, &snapshot.digest, &id.to_string(), &values);
+            (snapshot, answers.to_yaml())
+        });
+        // PostgreSQL text holds no NUL; such a value names no repository.
+        let repo_url = values
+            .get("repoUrl")
+            .and_then(Value::as_str)
+            .filter(|u| !u.contains('\0'));
+        let template_ref = template.entity_ref.to_string();
+        let new_answers = answers.as_ref().map(|(snapshot, text)| NewAnswers {
+            template_ref: &template_ref,
+            version: &snapshot.digest,
+            archive: &snapshot.archive,
+            repo_url,
+            answers: text,
+        });
         self.store
-            .create_task(id, &spec, sealed.as_deref(), request.created_by.as_deref())
+            .create_task_with_answers(
+                id,
+                &spec,
+                sealed.as_deref(),
+                request.created_by.as_deref(),
+                new_answers.as_ref(),
+            )
             .await?;
         tracing::info!(task_id = %id, template = %template.entity_ref, created_by = ?request.created_by, "task created");
         Ok(id)

@@ -5,6 +5,7 @@ mod events;
 mod journal;
 mod metrics;
 mod tasks;
+mod updates;
 
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres};
 pub use journal::{SavedManifest, WorkspaceRecord};
 pub use metrics::QueueStats;
 pub use tasks::{CancelOutcome, ClaimedTask, ListQuery, RetryOutcome, SortField};
+pub use updates::{NewAnswers, UpdateItemRecord, UpdateRunRecord};
 
 use crate::config::DatabaseSettings;
 

@@ -143,6 +143,21 @@ impl Store {
         sealed_secrets: Option<&str>,
         created_by: Option<&str>,
     ) -> Result<TaskId, StoreError> {
+        self.create_task_with_answers(id, spec, sealed_secrets, created_by, None)
+            .await
+    }
+
+    /// [`Store::create_task`], recording in the same transaction what the
+    /// task was created from (the template version and its answers), so a
+    /// worker that claims the task at once finds them.
+    pub async fn create_task_with_answers(
+        &self,
+        id: TaskId,
+        spec: &Value,
+        sealed_secrets: Option<&str>,
+        created_by: Option<&str>,
+        answers: Option<&super::updates::NewAnswers<'_>>,
+    ) -> Result<TaskId, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO tasks (id, spec, secrets, created_by) VALUES ($1, $2::json, $3, $4)")
             .bind(id.0)
@@ -151,6 +166,9 @@ impl Store {
             .bind(created_by)
             .execute(&mut *tx)
             .await?;
+        if let Some(answers) = answers {
+            super::updates::insert_answers(&mut tx, id, answers).await?;
+        }
         notify(&mut tx, TASKS_CHANNEL, &id.to_string()).await?;
         tx.commit().await?;
         Ok(id)

@@ -6,6 +6,7 @@ pub mod git;
 mod model;
 mod params;
 pub mod source;
+pub mod version;
 
 pub use crate::domain::entity_ref::{EntityRef, EntityRefError};
 pub use model::{LoadedTemplate, Step, TemplateError, TemplateSpec, API_VERSION};

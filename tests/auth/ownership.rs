@@ -177,3 +177,44 @@ async fn anonymous_callers_see_everything_when_allowed() {
     let (status, _) = app.get("/v2/tasks", Some("wrong-token-123")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "a bad token is not anonymous");
 }
+
+#[tokio::test]
+async fn only_callers_that_see_every_task_start_fleet_updates() {
+    let app = spawn_app_with(move |s| {
+        s.auth.tokens = vec![
+            StaticTokenSettings {
+                token: Some(SVC_ALL.into()),
+                token_file: None,
+                subject: "service:dashboard".into(),
+                access: TokenAccess::All,
+            },
+            StaticTokenSettings {
+                token: Some(SVC_OWN.into()),
+                token_file: None,
+                subject: "service:ci".into(),
+                access: TokenAccess::Own,
+            },
+        ];
+    })
+    .await;
+    let body = json!({"templateRef": "ref-wait"});
+    let (status, answer) = app.post("/v2/updates", Some(SVC_OWN), &body).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("fleet updates"),
+        "{answer}"
+    );
+    // Allowed, and refused only because nothing was generated from it yet.
+    let (status, answer) = app.post("/v2/updates", Some(SVC_ALL), &body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no repository was generated"),
+        "{answer}"
+    );
+}

@@ -147,3 +147,41 @@ async fn branch_lease(
         BranchLease::Foreign(head.clone())
     })
 }
+
+/// Where the repository `repo_url` can be fetched from, and a `git` that may
+/// fetch it (GitHub: the integration's token; the local git host: its bare
+/// repository). Template updates read generated repositories through it.
+pub async fn repository_remote(
+    integrations: &ScmIntegrations,
+    repo_url: &str,
+    cancel: tokio_util::sync::CancellationToken,
+) -> Result<(crate::scm::git::Git, String), ActionError> {
+    let dest = destination(integrations, repo_url, |spec| {
+        format!("No owner provided for host: {}, and repo {}", spec.host, spec.repo)
+    })?;
+    match dest.target {
+        ScmTarget::Local(local) => {
+            let path = local_repo_path(local, &dest.owner, &dest.spec.repo)?;
+            if !path.exists() {
+                return Err(ActionError::Failed(format!(
+                    "Repository {}/{} does not exist on the local git host ({})",
+                    dest.owner,
+                    dest.spec.repo,
+                    path.display()
+                )));
+            }
+            Ok((crate::scm::git::Git::new(cancel), path.display().to_string()))
+        }
+        ScmTarget::Github(host) => {
+            let client = crate::scm::github::GithubClient::connect(host, None, cancel.clone()).await?;
+            let info = client.get_repo(&dest.owner, &dest.spec.repo).await?.ok_or_else(|| {
+                ActionError::Failed(format!(
+                    "Repository {}/{} was not found on {}",
+                    dest.owner, dest.spec.repo, host.host
+                ))
+            })?;
+            let git = crate::scm::git::Git::new(cancel).with_token(client.git_token());
+            Ok((git, info.clone_url))
+        }
+    }
+}
