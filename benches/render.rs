@@ -142,6 +142,7 @@ fn context(template_dir: &Path, workspace: PathBuf) -> ActionContext {
         outputs: Map::new(),
         limits: Default::default(),
         reader: None,
+        approval: None,
     }
 }
 

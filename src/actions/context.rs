@@ -65,6 +65,9 @@ pub struct ActionContext {
     /// Reads remote skeletons (GitHub, the local git host) for the fetch
     /// actions; `None`: local files only.
     pub reader: Option<std::sync::Arc<crate::scm::reader::UrlReader>>,
+    /// The decision on this step's approval gate, when its task comes back
+    /// from waiting (`approval:wait`); `None` the first time.
+    pub approval: Option<crate::model::approval::ApprovalDecision>,
 }
 
 /// The `limits` an action applies itself.

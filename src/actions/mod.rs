@@ -2,6 +2,7 @@
 //! Schema is derived from the type), examples and handler. Actions see only
 //! their `ActionContext`: no database, no HTTP.
 
+pub mod approval;
 pub mod catalog;
 mod context;
 pub mod debug;
@@ -47,6 +48,10 @@ pub enum ActionError {
     Io { context: String, source: std::io::Error },
     #[error("the step was cancelled")]
     Cancelled,
+    /// The step waits for a decision (`approval:wait`): the runner stops
+    /// here and the task waits without a worker until someone decides.
+    #[error("waiting for approval by {}", .0.approvers())]
+    AwaitApproval(crate::model::approval::ApprovalGate),
 }
 
 impl ActionError {
@@ -58,6 +63,7 @@ impl ActionError {
             ActionError::Render(_) => "TemplateRenderError",
             ActionError::Fetch(_) => "FetchError",
             ActionError::Failed(_) | ActionError::Io { .. } | ActionError::Cancelled => "Error",
+            ActionError::AwaitApproval(_) => "ApprovalPending",
         }
     }
 
@@ -252,6 +258,7 @@ pub fn builtin_actions() -> Vec<Arc<dyn Action>> {
 /// The actions every installation has, wired to `deps`.
 pub fn builtin_actions_with(deps: &ActionDeps) -> Vec<Arc<dyn Action>> {
     let mut actions: Vec<Arc<dyn Action>> = vec![
+        Arc::new(approval::ApprovalWait),
         Arc::new(catalog::CatalogFetch::new(deps.catalog.clone())),
         Arc::new(catalog::CatalogRegister::new(deps.catalog.clone())),
         Arc::new(catalog::CatalogWrite),

@@ -126,6 +126,7 @@ pub(crate) mod testing {
                 outputs: Map::new(),
                 limits: Default::default(),
                 reader: None,
+                approval: None,
             }
         }
 

@@ -118,6 +118,7 @@ pub async fn run(
         outputs: Map::new(),
         limits: Default::default(),
         reader: None,
+        approval: None,
     };
     let action = GitopsInit::new(integrations.clone()).with_argocd_repo_url(configured_repo_url);
     action.run(&mut ctx, input).await?;

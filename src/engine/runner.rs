@@ -14,6 +14,7 @@ use tracing::Instrument;
 use url::Url;
 
 use crate::actions::{ActionLimits, ActionRegistry};
+use crate::model::approval::{ApprovalDecision, ApprovalGate};
 use crate::model::{NewEvent, RunError, StepStatus, TaskId, TaskStatus};
 use crate::scm::reader::UrlReader;
 use crate::template::Step;
@@ -96,6 +97,9 @@ pub struct RunRequest {
     pub notes: Vec<String>,
     /// The whole run must end by then (the task-wide limit).
     pub deadline: Option<tokio::time::Instant>,
+    /// The decision on the approval gate the task waited at: `(step id,
+    /// decision)`, handed to that step's action.
+    pub approval: Option<(String, ApprovalDecision)>,
 }
 
 /// How a run ended.
@@ -106,6 +110,9 @@ pub enum RunOutcome {
     /// The run was aborted (shutdown, lost lease): nothing is final, the
     /// task must be released so another attempt resumes it.
     Aborted,
+    /// A step waits at an approval gate: the task is parked (no worker, no
+    /// lease) until a decision, and resumes at that step.
+    Waiting(ApprovalGate),
 }
 
 /// The statuses a run ends with.
@@ -394,6 +401,7 @@ impl Runner {
                     cancelled_step = Some((step_id.clone(), step_name.clone()));
                 }
                 StepEnd::Aborted => return RunOutcome::Aborted,
+                StepEnd::Waiting(gate) => return RunOutcome::Waiting(gate),
             }
         }
 
@@ -442,7 +450,7 @@ impl Runner {
             StepEnd::Skipped => StepStatus::Skipped,
             StepEnd::Failed { .. } => StepStatus::Failed,
             StepEnd::Cancelled => StepStatus::Cancelled,
-            StepEnd::Aborted => return,
+            StepEnd::Aborted | StepEnd::Waiting(_) => return,
         };
         span.record("result", result.as_str());
         if result == StepStatus::Failed {

@@ -47,7 +47,11 @@ pub async fn authenticate(
         .get(AUTHORIZATION)
         .map(|v| v.to_str().map(str::to_owned).unwrap_or_else(|_| "invalid".into()));
     match state.auth.authenticate(header.as_deref()).await {
-        Ok(caller) => {
+        Ok(mut caller) => {
+            caller.request_id = req
+                .extensions()
+                .get::<super::observe::RequestId>()
+                .map(|id| id.0.clone());
             if caller.is_anonymous() {
                 if let Err(e) = check_anonymous_host(&req, &state) {
                     return Ok(req.error_response(e).map_into_right_body());

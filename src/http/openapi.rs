@@ -4,7 +4,7 @@
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
-use super::{dry_run, events, health, meta, metrics, schemas, tasks};
+use super::{dry_run, events, governance, health, meta, metrics, schemas, tasks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,6 +17,7 @@ use super::{dry_run, events, health, meta, metrics, schemas, tasks};
     servers((url = "/api/scaffolder", description = "Scaffolder plugin mount")),
     paths(
         tasks::create, tasks::list, tasks::get, tasks::cancel, tasks::retry,
+        governance::approve, governance::reject, governance::audit,
         events::events, events::eventstream,
         dry_run::dry_run, meta::parameter_schema, meta::actions, meta::templating_extensions, meta::autocomplete,
     ),
@@ -26,13 +27,16 @@ use super::{dry_run, events, health, meta, metrics, schemas, tasks};
         schemas::ValidationErrors, schemas::ParameterSchema, schemas::ActionSchemaEntry,
         schemas::TemplatingExtensions, schemas::HealthStatus, schemas::DryRunRequestSchema,
         schemas::DryRunResponse, schemas::TaskEventFrame, schemas::AutocompleteRequestSchema,
-        schemas::AutocompleteResponse, schemas::AutocompleteSuggestion,
+        schemas::AutocompleteResponse, schemas::AutocompleteSuggestion, schemas::DecisionRequest,
+        schemas::DecisionResponse, schemas::AuditList,
     )),
     tags(
         (name = "tasks", description = "Scaffolder tasks and their events"),
         (name = "templates", description = "Templates and templating"),
         (name = "actions", description = "Installed actions"),
         (name = "autocomplete", description = "Form autocompletion"),
+        (name = "approvals", description = "Approval gates (`approval:wait`)"),
+        (name = "audit", description = "The audit trail (administrators only)"),
     )
 )]
 struct ApiDoc;

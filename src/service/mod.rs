@@ -1,6 +1,8 @@
 //! Application services: what the API does, independent of HTTP. Handlers
 //! parse requests, call one function here, and map the result.
 
+mod approvals;
+mod audit;
 mod autocomplete;
 mod dry_run;
 mod events;
@@ -11,6 +13,8 @@ mod tasks;
 
 /// The task list's query and cancel's answer, as the service speaks them.
 pub use crate::store::{CancelOutcome, ListQuery, SortField};
+pub use approvals::ApprovalAnswer;
+pub use audit::{AuditFilter, AuditPage, AuditTrail, MAX_AUDIT_PAGE};
 pub use autocomplete::{AutocompleteRequest, AutocompleteService, Suggestion};
 pub use dry_run::{DryRunFailure, DryRunRequest, DryRunResult, DryRunService, InlineFile};
 pub use events::{EventHub, EventWatch};

@@ -1,8 +1,11 @@
 use serde_json::{json, Map, Value};
 
+use super::audit::{event_of, failed_of, AuditTrail};
 use super::ServiceError;
+use crate::actions::{ActionInfo, ActionRegistry};
 use crate::auth::Caller;
 use crate::catalog::CatalogClient;
+use crate::model::audit::AuditKind;
 use crate::model::{Task, TaskId};
 use crate::secrets::Keyring;
 use crate::store::{CancelOutcome, ListQuery, RetryOutcome, Store};
@@ -101,13 +104,14 @@ pub struct CreateTask {
 
 #[derive(Clone)]
 pub struct TaskService {
-    store: Store,
+    pub(super) store: Store,
     templates: Templates,
     renderer: std::sync::Arc<Renderer>,
     /// Where `spec.user.entity` comes from, when configured.
     catalog: Option<std::sync::Arc<CatalogClient>>,
     /// Seals secrets before they are stored.
     keyring: std::sync::Arc<Keyring>,
+    pub(super) audit: AuditTrail,
 }
 
 impl TaskService {
@@ -118,11 +122,12 @@ impl TaskService {
         keyring: std::sync::Arc<Keyring>,
     ) -> TaskService {
         TaskService {
-            store,
             templates,
             renderer,
             catalog: None,
             keyring,
+            audit: AuditTrail::new(store.clone()),
+            store,
         }
     }
 
@@ -134,6 +139,20 @@ impl TaskService {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The audit trail this service writes to.
+    pub fn audit(&self) -> &AuditTrail {
+        &self.audit
+    }
+
+    /// The installed actions (`GET /v2/actions`), recorded as `action-fetch`.
+    pub async fn actions(&self, caller: &Caller, registry: &ActionRegistry) -> Result<Vec<ActionInfo>, ServiceError> {
+        let actions = registry.list();
+        let count = actions.len();
+        self.audit
+            .outcome(caller, AuditKind::ActionList, |e| e.meta("count", count), Ok(actions))
+            .await
     }
 
     /// Finds a template by a (possibly short) reference.
@@ -162,8 +181,10 @@ impl TaskService {
     /// description?, when?, schema}], formDecorators?}`, each page's `when`
     /// lifted out of its schema.
     pub async fn parameter_schema(&self, caller: &Caller, raw_ref: &str) -> Result<Value, ServiceError> {
-        let template = self.template_for(caller, raw_ref).await?;
-        Ok(form_of(&template))
+        let result = self.template_for(caller, raw_ref).await.map(|t| form_of(&t));
+        self.audit
+            .outcome(caller, AuditKind::ParameterSchemaRead, |e| e.target(raw_ref), result)
+            .await
     }
 
     /// Values checked against every visible parameter page.
@@ -184,7 +205,20 @@ impl TaskService {
     /// Starts a task as `caller`: `createdBy` and `spec.user.ref` are the
     /// caller's, and a user's Backstage token travels along as
     /// `secrets.backstageToken` (as Backstage's scaffolder does).
-    pub async fn create(&self, caller: &Caller, mut request: CreateTask) -> Result<TaskId, ServiceError> {
+    pub async fn create(&self, caller: &Caller, request: CreateTask) -> Result<TaskId, ServiceError> {
+        let template_ref = request.template_ref.clone();
+        match self.create_recorded(caller, request).await {
+            Ok(id) => Ok(id),
+            // A created task's event is written with it; a refusal on its own.
+            Err(e) => {
+                self.audit
+                    .outcome(caller, AuditKind::TaskCreate, |ev| ev.target(template_ref), Err(e))
+                    .await
+            }
+        }
+    }
+
+    async fn create_recorded(&self, caller: &Caller, mut request: CreateTask) -> Result<TaskId, ServiceError> {
         if let Some(subject) = caller.subject() {
             request.created_by = Some(subject.to_owned());
         }
@@ -210,8 +244,17 @@ impl TaskService {
         }
         let id = TaskId::new();
         let sealed = secrets.map(|s| self.keyring.seal(id, &s)).transpose()?;
+        let audit = event_of(caller, AuditKind::TaskCreate)
+            .task(id)
+            .target(template.entity_ref.to_string());
         self.store
-            .create_task(id, &spec, sealed.as_deref(), request.created_by.as_deref())
+            .create_task(
+                id,
+                &spec,
+                sealed.as_deref(),
+                request.created_by.as_deref(),
+                Some(&audit),
+            )
             .await?;
         tracing::info!(task_id = %id, template = %template.entity_ref, created_by = ?request.created_by, "task created");
         Ok(id)
@@ -234,6 +277,24 @@ impl TaskService {
     /// A task the caller may see; a task hidden from the caller is reported
     /// exactly like a missing one.
     pub async fn get(&self, caller: &Caller, id: &str) -> Result<Task, ServiceError> {
+        let result = self.find(caller, id).await;
+        let task_id = TaskId::parse(id);
+        self.audit
+            .outcome(
+                caller,
+                AuditKind::TaskGet,
+                |e| match task_id {
+                    Some(t) => e.task(t),
+                    None => e.target(id),
+                },
+                result,
+            )
+            .await
+    }
+
+    /// A task the caller may see, without an audit event (the operation
+    /// that looks it up records its own).
+    async fn find(&self, caller: &Caller, id: &str) -> Result<Task, ServiceError> {
         let not_found = || ServiceError::NotFound(format!("No task with id '{id}' found"));
         let task_id = TaskId::parse(id).ok_or_else(not_found)?;
         let task = self.store.get_task(task_id).await?.ok_or_else(not_found)?;
@@ -247,6 +308,19 @@ impl TaskService {
     /// `createdBy` filter is forced to them in SQL; asking for someone
     /// else's tasks is refused.
     pub async fn list(&self, caller: &Caller, query: &ListQuery) -> Result<(Vec<Task>, i64), ServiceError> {
+        let result = self.list_unrecorded(caller, query).await;
+        let count = result.as_ref().map(|(tasks, _)| tasks.len()).unwrap_or(0);
+        self.audit
+            .outcome(
+                caller,
+                AuditKind::TaskList,
+                |e| e.meta("count", count).meta("createdBy", query.created_by.clone()),
+                result,
+            )
+            .await
+    }
+
+    async fn list_unrecorded(&self, caller: &Caller, query: &ListQuery) -> Result<(Vec<Task>, i64), ServiceError> {
         match caller.list_restriction() {
             None => Ok(self.store.list_tasks(query).await?),
             Some(own) => {
@@ -264,8 +338,17 @@ impl TaskService {
 
     /// Cancels a task. A finished task is left as it is and the answer says so.
     pub async fn cancel(&self, caller: &Caller, id: &str) -> Result<CancelOutcome, ServiceError> {
-        let task = self.get(caller, id).await?;
-        match self.store.cancel_task(task.id).await? {
+        let task = match self.find(caller, id).await {
+            Ok(task) => task,
+            Err(e) => {
+                return self
+                    .audit
+                    .outcome(caller, AuditKind::TaskCancel, |ev| ev.target(id), Err(e))
+                    .await
+            }
+        };
+        let audit = event_of(caller, AuditKind::TaskCancel).task(task.id);
+        match self.store.cancel_task(task.id, Some(&audit)).await? {
             CancelOutcome::NotFound => Err(ServiceError::NotFound(format!("No task with id '{id}' found"))),
             outcome => Ok(outcome),
         }
@@ -277,7 +360,27 @@ impl TaskService {
         id: &str,
         secrets: Option<Map<String, Value>>,
     ) -> Result<TaskId, ServiceError> {
-        let task = self.get(caller, id).await?;
+        match self.retry_recorded(caller, id, secrets).await {
+            Ok(id) => Ok(id),
+            Err(e) => {
+                let event = failed_of(caller, AuditKind::TaskRetry, &e);
+                let event = match TaskId::parse(id) {
+                    Some(t) => event.task(t),
+                    None => event.target(id),
+                };
+                self.audit.record(&event).await?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn retry_recorded(
+        &self,
+        caller: &Caller,
+        id: &str,
+        secrets: Option<Map<String, Value>>,
+    ) -> Result<TaskId, ServiceError> {
+        let task = self.find(caller, id).await?;
         // As Backstage: the secrets of a retry are checked against the
         // template the task was created from (which must still exist).
         if let Some(template_ref) = task.spec.pointer("/templateInfo/entityRef").and_then(Value::as_str) {
@@ -292,7 +395,8 @@ impl TaskService {
                 .or_insert_with(|| json!(token));
         }
         let sealed = secrets.map(|s| self.keyring.seal(task.id, &s)).transpose()?;
-        match self.store.retry_task(task.id, sealed.as_deref()).await? {
+        let audit = event_of(caller, AuditKind::TaskRetry).task(task.id);
+        match self.store.retry_task(task.id, sealed.as_deref(), Some(&audit)).await? {
             RetryOutcome::Retried => Ok(task.id),
             RetryOutcome::NotFinished(status) => Err(ServiceError::Conflict(format!(
                 "Task {id} cannot be retried while it is {status}; only finished tasks can be retried"

@@ -105,6 +105,7 @@ impl Task {
             outputs: Map::new(),
             limits: Default::default(),
             reader: None,
+            approval: None,
         };
         action.run(&mut ctx, input).await?;
         Ok(ctx.into_outputs())

@@ -80,6 +80,7 @@ impl Harness {
             outputs: Map::new(),
             limits: Default::default(),
             reader: None,
+            approval: None,
         };
         action.run(&mut ctx, input).await?;
         Ok(ctx.into_outputs())

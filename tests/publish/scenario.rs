@@ -110,6 +110,7 @@ async fn run(
         resume: Default::default(),
         notes: Vec::new(),
         deadline: None,
+        approval: None,
     };
     let RunOutcome::Finished(end) = runner.run(request, events.clone()).await else {
         panic!("the run was aborted: {}", events.messages());
