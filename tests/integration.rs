@@ -6,6 +6,7 @@
 //! - `auth`: Backstage user tokens, static tokens, anonymous access
 //! - `cli`: the `scaffolder` command line as a real process
 //! - `engine`: `scaffolder serve` replicas, kills, the store's lifecycle
+//! - `governance`: approval gates and the audit trail
 //! - `gitops`: the GitOps actions against real bare repositories
 //! - `publish`: publishing against a fake GitHub and a fake catalog
 
@@ -16,4 +17,5 @@ mod auth;
 mod cli;
 mod engine;
 mod gitops;
+mod governance;
 mod publish;

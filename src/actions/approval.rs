@@ -97,7 +97,9 @@ impl Input {
             ));
         }
         let timeout_seconds = match &self.timeout {
-            None => None,
+            // An unset template parameter renders to nothing: no timeout.
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.trim().is_empty() => None,
             Some(raw) => Some(parse_timeout(raw).ok_or_else(|| {
                 ActionError::InvalidInput(format!(
                     "timeout must be seconds or a number with a unit (s, m, h, d) between 1 s and 30 d, got {raw}"

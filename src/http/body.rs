@@ -130,6 +130,7 @@ mod tests {
             [
                 "AutocompleteRequest",
                 "CreateTaskRequest",
+                "DecisionRequest",
                 "DryRunRequest",
                 "RetryRequest"
             ]
