@@ -278,3 +278,111 @@ async fn a_waiting_task_survives_a_restart_and_resumes_when_approved() {
         "{log:?}"
     );
 }
+
+/// The platform's template: dev clusters register at once, a production
+/// cluster waits for the platform team; the audit trail names the
+/// repository created and the overlays registered.
+#[tokio::test]
+async fn app_base_waits_for_the_platform_team_before_a_prod_cluster() {
+    let key = TestKey::new("k1");
+    let jwks = jwks_server(&[&key]);
+    let data = tempfile::tempdir().unwrap();
+    let git_dir = data.path().join("git");
+    let templates = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("templates");
+    let local_git = git_dir.clone();
+    let app = spawn_governed(&jwks, move |s| {
+        s.integrations.local_git.dir = Some(local_git);
+        s.templates.dirs.push(templates);
+    })
+    .await;
+    let jane = key.token_in_groups("user:default/jane", &["group:default/team-a"]);
+    let bob = key.token_in_groups("user:default/bob", &["group:default/platform"]);
+    let admin = key.token_in_groups(ADMIN, &[]);
+    let values = |name: &str, clusters: serde_json::Value| {
+        json!({
+            "name": name,
+            "description": "A service",
+            "owner": "group:default/team-a",
+            "repoUrl": format!("git.local?owner=soft-yt&repo={name}"),
+            "clusters": clusters,
+            "gitopsRepoUrl": "git.local?owner=soft-yt&repo=infra-gitops",
+        })
+    };
+
+    let dev = app
+        .create(
+            Some(&jane),
+            "template:default/app-base-go-react",
+            values("notes-api", json!(["onprem-dev"])),
+        )
+        .await;
+    let task = app.wait_finished(&dev, Some(&jane)).await;
+    assert_eq!(task["status"], "completed", "{task}");
+
+    let prod = app
+        .create(
+            Some(&jane),
+            "template:default/app-base-go-react",
+            values("orders-api", json!(["onprem-dev", "yc-prod"])),
+        )
+        .await;
+    wait_for_message(
+        &app,
+        &prod,
+        &jane,
+        "waiting for approval by group:default/platform until",
+    )
+    .await;
+    let gitops = git_dir.join("soft-yt/infra-gitops.git");
+    let listed = crate::common::git::git(&gitops, &["ls-tree", "-r", "--name-only", "HEAD"]);
+    assert!(
+        !listed.contains("apps/orders-api/"),
+        "registered before the approval: {listed}"
+    );
+    let (status, body) = app
+        .post(
+            &format!("/v2/tasks/{prod}/approve"),
+            Some(&bob),
+            &json!({"comment": "capacity checked"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let task = app.wait_finished(&prod, Some(&jane)).await;
+    assert_eq!(task["status"], "completed", "{task}");
+    let listed = crate::common::git::git(&gitops, &["ls-tree", "-r", "--name-only", "HEAD"]);
+    assert!(listed.contains("apps/orders-api/overlays/yc-prod/"), "{listed}");
+
+    let (_, audit) = app
+        .get(
+            "/v2/audit?event=repository:create&event=overlay:register&event=approval:request",
+            Some(&admin),
+        )
+        .await;
+    let rows: Vec<(String, String)> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap_or_default().to_owned(),
+                e["taskId"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    for (event, task) in [
+        ("repository:create", &dev),
+        ("overlay:register", &dev),
+        ("repository:create", &prod),
+        ("overlay:register", &prod),
+        ("approval:request", &prod),
+    ] {
+        assert!(
+            rows.contains(&(event.to_owned(), task.clone())),
+            "no {event} for {task}: {audit}"
+        );
+    }
+    assert!(
+        !rows.contains(&("approval:request".to_owned(), dev.clone())),
+        "the dev-only task was gated: {audit}"
+    );
+}
