@@ -5,6 +5,7 @@
 //! ownership rules with it.
 
 mod jwks;
+pub mod permissions;
 
 use std::collections::HashSet;
 use std::net::IpAddr;

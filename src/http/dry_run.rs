@@ -25,11 +25,7 @@ pub async fn dry_run(
     caller: crate::auth::Caller,
     body: Body<DryRunRequestSchema>,
 ) -> Result<HttpResponse, ApiError> {
-    match state
-        .dry_run
-        .run_for(&caller, state.tasks.audit(), body.0.try_into()?)
-        .await?
-    {
+    match state.dry_run.run_for(&caller, &state.tasks, body.0.try_into()?).await? {
         Ok(result) => Ok(HttpResponse::Ok().json(result)),
         Err(failure) => Err(ApiError::Step {
             name: failure.name,

@@ -110,7 +110,19 @@ impl TaskService {
             )));
         };
         let gate = &waiting.approval.gate;
-        let why = may_decide(caller, gate, waiting.task.created_by.as_deref()).map_err(ServiceError::Forbidden)?;
+        let why = match may_decide(caller, gate, waiting.task.created_by.as_deref()) {
+            Ok(why) => why,
+            // Not a listed user or group member: a permission may still make
+            // the caller an approver (never the requester, unless allowed).
+            Err(refusal) => match &gate.permission {
+                Some(permission)
+                    if !refusal.contains("created this task") && self.allows_named(caller, permission).await? =>
+                {
+                    format!("allowed {permission}")
+                }
+                _ => return Err(ServiceError::Forbidden(refusal)),
+            },
+        };
         let by = caller.subject().unwrap_or_default().to_owned();
         let decided = ApprovalState {
             decision: Some(ApprovalDecision {

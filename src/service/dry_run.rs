@@ -214,15 +214,22 @@ impl DryRunService {
     pub async fn run_for(
         &self,
         caller: &crate::auth::Caller,
-        audit: &super::AuditTrail,
+        tasks: &super::TaskService,
         request: DryRunRequest,
     ) -> Result<Result<DryRunResult, DryRunFailure>, ServiceError> {
+        let audit = tasks.audit();
         let template = request
             .template
             .pointer("/metadata/name")
             .and_then(Value::as_str)
             .map(str::to_owned);
-        let result = self.run(request).await;
+        let result = match tasks
+            .require(caller, crate::auth::permissions::Permission::TemplateDryRun)
+            .await
+        {
+            Ok(()) => self.run(request).await,
+            Err(e) => Err(e),
+        };
         let failed_step = matches!(result, Ok(Err(_)));
         audit
             .outcome(

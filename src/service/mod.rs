@@ -7,6 +7,7 @@ mod autocomplete;
 mod dry_run;
 mod events;
 mod metrics;
+mod permissions;
 mod secrets;
 mod streams;
 mod tasks;
@@ -54,4 +55,7 @@ pub enum ServiceError {
     TemplateSource(#[from] TemplateSourceError),
     #[error(transparent)]
     Secrets(#[from] crate::secrets::SecretsError),
+    /// A bug or an impossible state (500).
+    #[error("{0}")]
+    Internal(String),
 }

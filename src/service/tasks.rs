@@ -3,6 +3,7 @@ use serde_json::{json, Map, Value};
 use super::audit::{event_of, failed_of, AuditTrail};
 use super::ServiceError;
 use crate::actions::{ActionInfo, ActionRegistry};
+use crate::auth::permissions::{Permission, PermissionClient};
 use crate::auth::Caller;
 use crate::catalog::CatalogClient;
 use crate::model::audit::AuditKind;
@@ -24,14 +25,17 @@ pub(crate) fn check_secrets(
 
 /// Backstage's `parameter-schema` body for `template` (absent keys are
 /// left out, as `JSON.stringify` drops `undefined`).
-fn form_of(template: &LoadedTemplate) -> Value {
+/// Pages `visible` marks false (hidden by the permission policy) are left out.
+fn form_of(template: &LoadedTemplate, visible: &[bool]) -> Value {
     let metadata = template.metadata();
     let spec = template.entity.get("spec");
     let steps: Vec<Value> = template
         .spec
         .parameter_pages()
         .into_iter()
-        .map(|page| {
+        .enumerate()
+        .filter(|(i, _)| visible.get(*i).copied().unwrap_or(true))
+        .map(|(_, page)| {
             let mut schema = page.as_object().cloned().unwrap_or_default();
             let when = schema.remove("when");
             let mut step = Map::new();
@@ -106,12 +110,14 @@ pub struct CreateTask {
 pub struct TaskService {
     pub(super) store: Store,
     templates: Templates,
-    renderer: std::sync::Arc<Renderer>,
+    pub(super) renderer: std::sync::Arc<Renderer>,
     /// Where `spec.user.entity` comes from, when configured.
     catalog: Option<std::sync::Arc<CatalogClient>>,
     /// Seals secrets before they are stored.
     keyring: std::sync::Arc<Keyring>,
     pub(super) audit: AuditTrail,
+    /// Backstage's permission backend (`permission.enabled`).
+    pub(super) permissions: Option<std::sync::Arc<PermissionClient>>,
 }
 
 impl TaskService {
@@ -127,8 +133,15 @@ impl TaskService {
             catalog: None,
             keyring,
             audit: AuditTrail::new(store.clone()),
+            permissions: None,
             store,
         }
+    }
+
+    /// Asks this permission backend for the scaffolder's permissions.
+    pub fn with_permissions(mut self, permissions: Option<std::sync::Arc<PermissionClient>>) -> TaskService {
+        self.permissions = permissions;
+        self
     }
 
     /// Reads the creating user's entity from this catalog into `spec.user.entity`.
@@ -181,7 +194,13 @@ impl TaskService {
     /// description?, when?, schema}], formDecorators?}`, each page's `when`
     /// lifted out of its schema.
     pub async fn parameter_schema(&self, caller: &Caller, raw_ref: &str) -> Result<Value, ServiceError> {
-        let result = self.template_for(caller, raw_ref).await.map(|t| form_of(&t));
+        let result = match self.template_for(caller, raw_ref).await {
+            Ok(template) => self
+                .visible_pages(caller, &template)
+                .await
+                .map(|visible| form_of(&template, &visible)),
+            Err(e) => Err(e),
+        };
         self.audit
             .outcome(caller, AuditKind::ParameterSchemaRead, |e| e.target(raw_ref), result)
             .await
@@ -224,6 +243,7 @@ impl TaskService {
         }
         let template = self.template_for(caller, &request.template_ref).await?;
         let values = self.validate_values(&template, &request.values)?;
+        self.authorize_creation(caller, &template, &values).await?;
         check_secrets(&template, request.secrets.as_ref())?;
         let mut user = Map::new();
         if let Some(user_ref) = &request.created_by {
@@ -301,6 +321,7 @@ impl TaskService {
         if !caller.may_see(task.created_by.as_deref()) {
             return Err(not_found());
         }
+        self.require_on_task(caller, Permission::TaskRead, &task).await?;
         Ok(task)
     }
 
@@ -321,6 +342,19 @@ impl TaskService {
     }
 
     async fn list_unrecorded(&self, caller: &Caller, query: &ListQuery) -> Result<(Vec<Task>, i64), ServiceError> {
+        let mut query = query.clone();
+        if let Some(creators) = self.readable_creators(caller).await? {
+            // The policy's creators, narrowed further by the caller's own filter.
+            query.created_by = if query.created_by.is_empty() {
+                creators
+            } else {
+                query.created_by.into_iter().filter(|c| creators.contains(c)).collect()
+            };
+            if query.created_by.is_empty() {
+                return Ok((Vec::new(), 0));
+            }
+        }
+        let query = &query;
         match caller.list_restriction() {
             None => Ok(self.store.list_tasks(query).await?),
             Some(own) => {
@@ -347,6 +381,12 @@ impl TaskService {
                     .await
             }
         };
+        if let Err(e) = self.require_on_task(caller, Permission::TaskCancel, &task).await {
+            return self
+                .audit
+                .outcome(caller, AuditKind::TaskCancel, |ev| ev.task(task.id), Err(e))
+                .await;
+        }
         let audit = event_of(caller, AuditKind::TaskCancel).task(task.id);
         match self.store.cancel_task(task.id, Some(&audit)).await? {
             CancelOutcome::NotFound => Err(ServiceError::NotFound(format!("No task with id '{id}' found"))),
