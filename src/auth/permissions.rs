@@ -253,12 +253,79 @@ pub enum PermissionError {
     Malformed { url: String, reason: String },
 }
 
+/// One question: a permission, and for a resource permission the resource
+/// (its JSON, see [`resource_json`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Check {
+    pub permission: Permission,
+    pub resource: Option<Value>,
+}
+
+/// The resource as the scaffolder's rules see it, self-contained: a
+/// template part's `backstage:permissions`, an action's id and input, a
+/// task's creator. It travels as the `resourceRef` (see [`RESOURCE_REF_PREFIX`]),
+/// so applying conditions to it needs no lookup and reveals nothing the
+/// question did not carry.
+pub fn resource_json(resource: &Resource<'_>) -> Value {
+    match resource {
+        Resource::Template(item) => match item.get("backstage:permissions") {
+            Some(p) => json!({ "backstage:permissions": p }),
+            None => json!({}),
+        },
+        Resource::Action { action, input } => json!({ "action": action, "input": input }),
+        Resource::Task { created_by } => json!({ "createdBy": created_by }),
+    }
+}
+
+/// `resourceRef`s this service sends start with this, then base64url JSON.
+pub const RESOURCE_REF_PREFIX: &str = "scaffolder-resource:";
+
+fn resource_ref(resource: &Value) -> String {
+    use base64::Engine;
+    format!(
+        "{RESOURCE_REF_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(resource.to_string())
+    )
+}
+
+fn decode_resource_ref(raw: &str) -> Option<Value> {
+    use base64::Engine;
+    let encoded = raw.strip_prefix(RESOURCE_REF_PREFIX)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Backstage's `apply-conditions` for the scaffolder's resources: the
+/// permission backend, asked about one of our `resourceRef`s, got a
+/// conditional decision from its policy and asks the plugin that owns the
+/// resource type (this service) whether the resource meets it. A ref that is
+/// not ours, or an unknown resource type, is DENY.
+pub fn apply_conditions(resource_ref: &str, resource_type: &str, conditions: &Value) -> bool {
+    let (Some(resource), Ok(criteria)) = (
+        decode_resource_ref(resource_ref),
+        serde_json::from_value::<Criteria>(conditions.clone()),
+    ) else {
+        return false;
+    };
+    let empty = json!({});
+    let resource = match resource_type {
+        "scaffolder-template" => Resource::Template(&resource),
+        "scaffolder-action" => Resource::Action {
+            action: resource.get("action").and_then(Value::as_str).unwrap_or_default(),
+            input: resource.get("input").unwrap_or(&empty),
+        },
+        "scaffolder-task" => Resource::Task {
+            created_by: resource.get("createdBy").and_then(Value::as_str),
+        },
+        _ => return false,
+    };
+    criteria.matches(&resource)
+}
+
 #[derive(Deserialize)]
 struct AuthorizeItem {
     id: String,
     result: String,
-    #[serde(default)]
-    conditions: Option<Criteria>,
 }
 
 #[derive(Deserialize)]
@@ -268,23 +335,34 @@ struct AuthorizeResponse {
 
 struct CacheEntry {
     at: Instant,
-    decision: Decision,
+    allowed: bool,
 }
 
-/// Asks the permission backend, caching each (token, permission) decision
-/// for `permission.cache_seconds`, at most `permission.cache_entries`.
+type CacheKey = [u8; 32];
+
+/// Asks the permission backend, caching each answer for the same token,
+/// permission and resource for `permission.cache_seconds`, at most
+/// `permission.cache_entries` answers.
 pub struct PermissionClient {
     http: reqwest::Client,
     url: String,
     ttl: Duration,
     max_entries: usize,
-    cache: Mutex<HashMap<([u8; 32], Permission), CacheEntry>>,
+    cache: Mutex<HashMap<CacheKey, CacheEntry>>,
 }
 
 impl std::fmt::Debug for PermissionClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PermissionClient").field("url", &self.url).finish()
     }
+}
+
+fn item_of(check: &Check) -> Value {
+    let mut item = json!({ "permission": check.permission.wire() });
+    if let (Some(resource), Some(_)) = (&check.resource, check.permission.resource_type()) {
+        item["resourceRef"] = json!(resource_ref(resource));
+    }
+    item
 }
 
 impl PermissionClient {
@@ -314,15 +392,20 @@ impl PermissionClient {
         }))
     }
 
-    fn cached(&self, key: &([u8; 32], Permission)) -> Option<Decision> {
-        let cache = self.cache.lock().ok()?;
-        cache
-            .get(key)
-            .filter(|e| e.at.elapsed() < self.ttl)
-            .map(|e| e.decision.clone())
+    fn key(token: &str, item: &Value) -> CacheKey {
+        let mut hasher = Sha256::new();
+        hasher.update(token.as_bytes());
+        hasher.update([0]);
+        hasher.update(item.to_string().as_bytes());
+        hasher.finalize().into()
     }
 
-    fn remember(&self, key: ([u8; 32], Permission), decision: &Decision) {
+    fn cached(&self, key: &CacheKey) -> Option<bool> {
+        let cache = self.cache.lock().ok()?;
+        cache.get(key).filter(|e| e.at.elapsed() < self.ttl).map(|e| e.allowed)
+    }
+
+    fn remember(&self, key: CacheKey, allowed: bool) {
         if self.ttl.is_zero() {
             return;
         }
@@ -338,89 +421,64 @@ impl PermissionClient {
             key,
             CacheEntry {
                 at: Instant::now(),
-                decision: decision.clone(),
+                allowed,
             },
         );
     }
 
-    /// The decisions on `permissions` for the holder of `token` (a Backstage
-    /// user token), in order.
-    pub async fn authorize(&self, token: &str, permissions: &[Permission]) -> Result<Vec<Decision>, PermissionError> {
-        let fingerprint: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let mut decisions: Vec<Option<Decision>> =
-            permissions.iter().map(|p| self.cached(&(fingerprint, *p))).collect();
-        let missing: Vec<(usize, Permission)> = permissions
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| decisions[*i].is_none())
-            .map(|(i, p)| (i, *p))
-            .collect();
+    /// Whether the holder of `token` (a Backstage user token) is allowed
+    /// each check, in order: one request for all that are not cached.
+    pub async fn check(&self, token: &str, checks: &[Check]) -> Result<Vec<bool>, PermissionError> {
+        let items: Vec<Value> = checks.iter().map(item_of).collect();
+        let keys: Vec<CacheKey> = items.iter().map(|i| Self::key(token, i)).collect();
+        let mut answers: Vec<Option<bool>> = keys.iter().map(|k| self.cached(k)).collect();
+        let missing: Vec<usize> = (0..items.len()).filter(|i| answers[*i].is_none()).collect();
         if !missing.is_empty() {
-            let items: Vec<Value> = missing
+            let body: Vec<Value> = missing
                 .iter()
-                .map(|(i, p)| json!({ "id": format!("{i}"), "permission": p.wire() }))
+                .map(|i| {
+                    let mut item = items[*i].clone();
+                    item["id"] = json!(i.to_string());
+                    item
+                })
                 .collect();
-            let unreachable = |e: reqwest::Error| PermissionError::Unreachable {
-                url: self.url.clone(),
-                reason: e.to_string(),
-            };
-            let response = self
-                .http
-                .post(&self.url)
-                .bearer_auth(token)
-                .json(&json!({ "items": items }))
-                .send()
-                .await
-                .map_err(unreachable)?;
-            let status = response.status();
-            let body = response.text().await.map_err(unreachable)?;
-            if !status.is_success() {
-                return Err(PermissionError::Refused {
-                    url: self.url.clone(),
-                    status: status.as_u16(),
-                    body: body.chars().take(500).collect(),
-                });
-            }
-            let malformed = |reason: String| PermissionError::Malformed {
-                url: self.url.clone(),
-                reason,
-            };
-            let parsed: AuthorizeResponse = serde_json::from_str(&body).map_err(|e| malformed(e.to_string()))?;
-            for (i, permission) in &missing {
+            let parsed = self.post(token, &json!({ "items": body })).await?;
+            for i in missing {
                 let item = parsed
                     .items
                     .iter()
-                    .find(|item| item.id == format!("{i}"))
-                    .ok_or_else(|| malformed(format!("no decision for {}", permission.name())))?;
-                let decision = match (item.result.as_str(), &item.conditions) {
-                    ("ALLOW", _) => Decision::Allow,
-                    ("DENY", _) => Decision::Deny,
-                    ("CONDITIONAL", Some(criteria)) => Decision::Conditional(criteria.clone()),
-                    (other, _) => return Err(malformed(format!("result {other:?} for {}", permission.name()))),
+                    .find(|item| item.id == i.to_string())
+                    .ok_or_else(|| PermissionError::Malformed {
+                        url: self.url.clone(),
+                        reason: format!("no decision for {}", checks[i].permission.name()),
+                    })?;
+                let allowed = match item.result.as_str() {
+                    "ALLOW" => true,
+                    "DENY" => false,
+                    other => {
+                        return Err(PermissionError::Malformed {
+                            url: self.url.clone(),
+                            reason: format!("result {other:?} for {}", checks[i].permission.name()),
+                        })
+                    }
                 };
-                self.remember((fingerprint, *permission), &decision);
-                decisions[*i] = Some(decision);
+                self.remember(keys[i], allowed);
+                answers[i] = Some(allowed);
             }
         }
-        decisions
-            .into_iter()
-            .zip(permissions)
-            .map(|(d, p)| {
-                d.ok_or_else(|| PermissionError::Malformed {
-                    url: self.url.clone(),
-                    reason: format!("no decision for {}", p.name()),
-                })
-            })
-            .collect()
+        Ok(answers.into_iter().map(|a| a.unwrap_or(false)).collect())
     }
-}
 
-impl PermissionClient {
-    /// One basic permission by name, not cached (approval gates name any
-    /// permission a policy knows).
-    pub async fn authorize_basic(&self, token: &str, name: &str) -> Result<Decision, PermissionError> {
+    /// One basic permission by name (approval gates name any permission a
+    /// policy knows); not cached.
+    pub async fn allows_named(&self, token: &str, name: &str) -> Result<bool, PermissionError> {
         let body =
             json!({ "items": [{ "id": "0", "permission": { "type": "basic", "name": name, "attributes": {} } }] });
+        let parsed = self.post(token, &body).await?;
+        Ok(parsed.items.first().is_some_and(|i| i.result == "ALLOW"))
+    }
+
+    async fn post(&self, token: &str, body: &Value) -> Result<AuthorizeResponse, PermissionError> {
         let unreachable = |e: reqwest::Error| PermissionError::Unreachable {
             url: self.url.clone(),
             reason: e.to_string(),
@@ -429,7 +487,7 @@ impl PermissionClient {
             .http
             .post(&self.url)
             .bearer_auth(token)
-            .json(&body)
+            .json(body)
             .send()
             .await
             .map_err(unreachable)?;
@@ -442,13 +500,9 @@ impl PermissionClient {
                 body: text.chars().take(500).collect(),
             });
         }
-        let parsed: AuthorizeResponse = serde_json::from_str(&text).map_err(|e| PermissionError::Malformed {
+        serde_json::from_str(&text).map_err(|e| PermissionError::Malformed {
             url: self.url.clone(),
             reason: e.to_string(),
-        })?;
-        Ok(match parsed.items.first().map(|i| i.result.as_str()) {
-            Some("ALLOW") => Decision::Allow,
-            _ => Decision::Deny,
         })
     }
 }
@@ -513,6 +567,30 @@ mod tests {
             action: "debug:log",
             input: &json!({})
         }));
+    }
+
+    #[test]
+    fn conditions_apply_to_the_resource_a_ref_carries() {
+        let item = json!({"title": "x", "backstage:permissions": {"tags": ["secret"]}});
+        let r = resource_ref(&resource_json(&Resource::Template(&item)));
+        let not_secret =
+            json!({"not": {"rule": "HAS_TAG", "resourceType": "scaffolder-template", "params": {"tag": "secret"}}});
+        assert!(!apply_conditions(&r, "scaffolder-template", &not_secret));
+        let plain = resource_ref(&resource_json(&Resource::Template(&json!({"title": "y"}))));
+        assert!(apply_conditions(&plain, "scaffolder-template", &not_secret));
+        assert!(!apply_conditions(
+            "component:default/x",
+            "scaffolder-template",
+            &not_secret
+        ));
+        let input = json!({"seconds": 0});
+        let action = resource_ref(&resource_json(&Resource::Action {
+            action: "debug:wait",
+            input: &input,
+        }));
+        let zero = json!({"rule": "HAS_NUMBER_PROPERTY", "resourceType": "scaffolder-action", "params": {"key": "seconds", "value": 0}});
+        assert!(apply_conditions(&action, "scaffolder-action", &zero));
+        assert!(!apply_conditions(&action, "scaffolder-template", &zero));
     }
 
     #[test]

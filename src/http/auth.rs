@@ -16,7 +16,10 @@ use crate::auth::Caller;
 
 /// Routes anyone may call: health checks and the API description.
 fn is_open(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz") || path == format!("{MOUNT}/openapi.json") || !path.starts_with(MOUNT)
+    matches!(path, "/healthz" | "/readyz")
+        || path == format!("{MOUNT}/openapi.json")
+        || path == format!("{MOUNT}/.well-known/backstage/permissions/apply-conditions")
+        || !path.starts_with(MOUNT)
 }
 
 /// Middleware: 401 for missing or invalid credentials, 403 for an anonymous

@@ -128,6 +128,7 @@ mod tests {
         assert_eq!(
             names,
             [
+                "ApplyConditionsRequest",
                 "AutocompleteRequest",
                 "CreateTaskRequest",
                 "DecisionRequest",

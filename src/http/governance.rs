@@ -4,9 +4,9 @@
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 
-use super::body::OptionalBody;
+use super::body::{Body, OptionalBody};
 use super::error::ApiError;
-use super::schemas::{AuditList, DecisionRequest, DecisionResponse, ErrorBody};
+use super::schemas::{ApplyConditionsRequest, AuditList, DecisionRequest, DecisionResponse, ErrorBody};
 use super::AppState;
 use crate::auth::Caller;
 use crate::model::approval::Verdict;
@@ -141,6 +141,45 @@ pub async fn audit(
         events: page.events,
         next: page.next,
     }))
+}
+
+/// Backstage's permission integration endpoint for the scaffolder's
+/// resource types: the permission backend, asked about a resource this
+/// service sent as a `scaffolder-resource:` ref, got a conditional decision
+/// from its policy and asks here whether the resource meets it. Open (the
+/// permission backend calls with its own service token): the answer only
+/// depends on what the request carries. Anything not ours is DENY.
+#[utoipa::path(
+    post, path = "/.well-known/backstage/permissions/apply-conditions", tag = "permissions",
+    operation_id = "applyConditions",
+    request_body = ApplyConditionsRequest,
+    responses(
+        (status = 200, description = "`{items: [{id, result: ALLOW|DENY (or one per ref)}]}`", body = Object),
+        (status = 400, description = "Malformed request", body = ErrorBody),
+    )
+)]
+pub async fn apply_conditions(body: Body<ApplyConditionsRequest>) -> HttpResponse {
+    let answer = |allowed: bool| serde_json::json!(if allowed { "ALLOW" } else { "DENY" });
+    let items: Vec<serde_json::Value> = body
+        .0
+        .items
+        .iter()
+        .map(|item| {
+            let decide = |r: &serde_json::Value| {
+                r.as_str().is_some_and(|r| {
+                    crate::auth::permissions::apply_conditions(r, &item.resource_type, &item.conditions)
+                })
+            };
+            let result = match &item.resource_ref {
+                serde_json::Value::Array(refs) => {
+                    serde_json::Value::Array(refs.iter().map(|r| answer(decide(r))).collect())
+                }
+                single => answer(decide(single)),
+            };
+            serde_json::json!({ "id": item.id, "result": result })
+        })
+        .collect();
+    HttpResponse::Ok().json(serde_json::json!({ "items": items }))
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use super::{dry_run, events, governance, health, meta, metrics, schemas, tasks};
     servers((url = "/api/scaffolder", description = "Scaffolder plugin mount")),
     paths(
         tasks::create, tasks::list, tasks::get, tasks::cancel, tasks::retry,
-        governance::approve, governance::reject, governance::audit,
+        governance::approve, governance::reject, governance::audit, governance::apply_conditions,
         events::events, events::eventstream,
         dry_run::dry_run, meta::parameter_schema, meta::actions, meta::templating_extensions, meta::autocomplete,
     ),
@@ -28,7 +28,7 @@ use super::{dry_run, events, governance, health, meta, metrics, schemas, tasks};
         schemas::TemplatingExtensions, schemas::HealthStatus, schemas::DryRunRequestSchema,
         schemas::DryRunResponse, schemas::TaskEventFrame, schemas::AutocompleteRequestSchema,
         schemas::AutocompleteResponse, schemas::AutocompleteSuggestion, schemas::DecisionRequest,
-        schemas::DecisionResponse, schemas::AuditList,
+        schemas::DecisionResponse, schemas::AuditList, schemas::ApplyConditionsRequest, schemas::ApplyConditionsItem,
     )),
     tags(
         (name = "tasks", description = "Scaffolder tasks and their events"),
@@ -37,6 +37,7 @@ use super::{dry_run, events, governance, health, meta, metrics, schemas, tasks};
         (name = "autocomplete", description = "Form autocompletion"),
         (name = "approvals", description = "Approval gates (`approval:wait`)"),
         (name = "audit", description = "The audit trail (administrators only)"),
+        (name = "permissions", description = "Backstage's permission integration for the scaffolder's resource types"),
     )
 )]
 struct ApiDoc;

@@ -426,3 +426,26 @@ pub struct AuditList {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next: Option<i64>,
 }
+
+/// One conditional decision Backstage's permission backend asks this
+/// service (the owner of the `scaffolder-*` resource types) to apply.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyConditionsItem {
+    pub id: String,
+    /// A `scaffolder-resource:` ref this service sent (a string), or several (an array).
+    #[schema(value_type = serde_json::Value)]
+    pub resource_ref: Value,
+    pub resource_type: String,
+    #[schema(required = false)]
+    pub plugin_id: Option<String>,
+    /// The policy's criteria (`rule`/`allOf`/`anyOf`/`not`).
+    #[schema(value_type = Object)]
+    pub conditions: Value,
+}
+
+/// `POST /.well-known/backstage/permissions/apply-conditions` body.
+#[derive(Deserialize, ToSchema)]
+pub struct ApplyConditionsRequest {
+    pub items: Vec<ApplyConditionsItem>,
+}

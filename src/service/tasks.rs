@@ -342,19 +342,6 @@ impl TaskService {
     }
 
     async fn list_unrecorded(&self, caller: &Caller, query: &ListQuery) -> Result<(Vec<Task>, i64), ServiceError> {
-        let mut query = query.clone();
-        if let Some(creators) = self.readable_creators(caller).await? {
-            // The policy's creators, narrowed further by the caller's own filter.
-            query.created_by = if query.created_by.is_empty() {
-                creators
-            } else {
-                query.created_by.into_iter().filter(|c| creators.contains(c)).collect()
-            };
-            if query.created_by.is_empty() {
-                return Ok((Vec::new(), 0));
-            }
-        }
-        let query = &query;
         match caller.list_restriction() {
             None => Ok(self.store.list_tasks(query).await?),
             Some(own) => {

@@ -4,6 +4,7 @@
 
 mod approvals;
 mod audit;
+mod permission;
 
 use std::path::PathBuf;
 
