@@ -156,7 +156,7 @@ impl ActionHandler for ApprovalWait {
             return Ok(());
         }
         let Some(decision) = ctx.approval.take() else {
-            return Err(ActionError::AwaitApproval(gate));
+            return Err(ActionError::AwaitApproval(Box::new(gate)));
         };
         let by = decision.by.clone().unwrap_or_else(|| "nobody".into());
         let comment = decision.comment.clone().unwrap_or_default();

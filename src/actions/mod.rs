@@ -51,7 +51,7 @@ pub enum ActionError {
     /// The step waits for a decision (`approval:wait`): the runner stops
     /// here and the task waits without a worker until someone decides.
     #[error("waiting for approval by {}", .0.approvers())]
-    AwaitApproval(crate::model::approval::ApprovalGate),
+    AwaitApproval(Box<crate::model::approval::ApprovalGate>),
 }
 
 impl ActionError {

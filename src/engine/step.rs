@@ -381,7 +381,7 @@ impl Runner {
                         ),
                     }
                 }
-                Err(ActionError::AwaitApproval(gate)) => return StepEnd::Waiting(gate),
+                Err(ActionError::AwaitApproval(gate)) => return StepEnd::Waiting(*gate),
                 Err(e) => {
                     return StepEnd::Failed {
                         name: e.name(),

@@ -175,16 +175,16 @@ async fn each_policy_outcome_of_a_real_backstage_permission_backend_is_applied()
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(schema_pages(&schema).is_empty(), "{schema}");
-    let (status, body) = create(json!({"seconds": 0})).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    assert_eq!(body["error"]["name"], "NotAllowedError");
-    assert!(message(&body).contains("scaffolder.task.create"), "{body}");
+    let (status, refused) = create(json!({"seconds": 0})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    assert_eq!(refused["error"]["name"], "NotAllowedError");
+    assert!(message(&refused).contains("scaffolder.task.create"), "{refused}");
     let (status, body) = app.get(&format!("/v2/tasks/{allowed_task}"), token).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(message(&body).contains("scaffolder.task.read"), "{body}");
     observed.push(format!(
         "deny: parameter-schema 0 pages, create 403 ({}), read 403",
-        message(&body)
+        message(&refused)
     ));
 
     // no-create: the form shows, a task cannot start.
