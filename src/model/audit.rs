@@ -74,6 +74,10 @@ impl AuditStatus {
 pub enum AuditKind {
     TaskCreate,
     TaskGet,
+    /// `GET …/events` (Backstage's `task` with actionType `events`).
+    TaskEvents,
+    /// `GET …/eventstream` (actionType `stream`).
+    TaskStream,
     TaskList,
     TaskCancel,
     TaskRetry,
@@ -93,9 +97,11 @@ pub enum AuditKind {
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 16] = [
+    pub const ALL: [AuditKind; 18] = [
         AuditKind::TaskCreate,
         AuditKind::TaskGet,
+        AuditKind::TaskEvents,
+        AuditKind::TaskStream,
         AuditKind::TaskList,
         AuditKind::TaskCancel,
         AuditKind::TaskRetry,
@@ -117,6 +123,8 @@ impl AuditKind {
         match self {
             AuditKind::TaskCreate => ("task", Some("create")),
             AuditKind::TaskGet => ("task", Some("get")),
+            AuditKind::TaskEvents => ("task", Some("events")),
+            AuditKind::TaskStream => ("task", Some("stream")),
             AuditKind::TaskList => ("task", Some("list")),
             AuditKind::TaskCancel => ("task", Some("cancel")),
             AuditKind::TaskRetry => ("task", Some("retry")),
@@ -153,6 +161,8 @@ impl AuditKind {
     pub fn severity(self) -> AuditSeverity {
         match self {
             AuditKind::TaskGet
+            | AuditKind::TaskEvents
+            | AuditKind::TaskStream
             | AuditKind::TaskList
             | AuditKind::ParameterSchemaRead
             | AuditKind::ActionList

@@ -297,12 +297,18 @@ impl TaskService {
     /// A task the caller may see; a task hidden from the caller is reported
     /// exactly like a missing one.
     pub async fn get(&self, caller: &Caller, id: &str) -> Result<Task, ServiceError> {
+        self.get_as(caller, id, AuditKind::TaskGet).await
+    }
+
+    /// [`TaskService::get`] recorded as `kind` (`task:events`, `task:stream`
+    /// for the routes that follow a task).
+    pub async fn get_as(&self, caller: &Caller, id: &str, kind: AuditKind) -> Result<Task, ServiceError> {
         let result = self.find(caller, id).await;
         let task_id = TaskId::parse(id);
         self.audit
             .outcome(
                 caller,
-                AuditKind::TaskGet,
+                kind,
                 |e| match task_id {
                     Some(t) => e.task(t),
                     None => e.target(id),

@@ -77,6 +77,12 @@ pub(super) async fn insert_audit(
     event: &AuditEvent,
 ) -> Result<AuditRecord, StoreError> {
     let (event_id, action_type) = event.kind.ids();
+    // PostgreSQL text holds no NUL; a refused request may carry one (a task
+    // id of `%00`): it is recorded as U+FFFD rather than lost.
+    let clean = |v: Option<&str>| v.map(|v| v.replace('\0', "\u{FFFD}"));
+    let meta = Value::Object(event.full_meta())
+        .to_string()
+        .replace("\\u0000", "\\ufffd");
     let row: AuditRow = sqlx::query_as(&format!(
         "INSERT INTO audit_events (event_id, action_type, severity, status, actor, task_id, target, request_id, meta, error) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::json, $10) RETURNING {AUDIT_COLUMNS}"
@@ -85,12 +91,12 @@ pub(super) async fn insert_audit(
     .bind(action_type)
     .bind(event.kind.severity().as_str())
     .bind(event.status.as_str())
-    .bind(event.actor.as_deref())
+    .bind(clean(event.actor.as_deref()))
     .bind(event.task_id.map(|id| id.0))
-    .bind(event.target.as_deref())
-    .bind(event.request_id.as_deref())
-    .bind(Value::Object(event.full_meta()).to_string())
-    .bind(event.error.as_deref())
+    .bind(clean(event.target.as_deref()))
+    .bind(clean(event.request_id.as_deref()))
+    .bind(meta)
+    .bind(clean(event.error.as_deref()))
     .fetch_one(&mut **tx)
     .await?;
     row.into_record()
