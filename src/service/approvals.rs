@@ -23,7 +23,7 @@ pub struct ApprovalAnswer {
 
 /// Why `caller` may decide on `gate` of a task created by `created_by`, or
 /// why not.
-fn may_decide(caller: &Caller, gate: &ApprovalGate, created_by: Option<&str>) -> Result<String, String> {
+pub(super) fn may_decide(caller: &Caller, gate: &ApprovalGate, created_by: Option<&str>) -> Result<String, String> {
     let Some(subject) = caller.subject() else {
         return Err("anonymous callers cannot decide on approvals".into());
     };

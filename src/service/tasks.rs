@@ -324,11 +324,25 @@ impl TaskService {
         let not_found = || ServiceError::NotFound(format!("No task with id '{id}' found"));
         let task_id = TaskId::parse(id).ok_or_else(not_found)?;
         let task = self.store.get_task(task_id).await?.ok_or_else(not_found)?;
-        if !caller.may_see(task.created_by.as_deref()) {
+        if !caller.may_see(task.created_by.as_deref()) && !self.approver_of(caller, &task).await? {
             return Err(not_found());
         }
         self.require_on_task(caller, Permission::TaskRead, &task).await?;
         Ok(task)
+    }
+
+    /// Whether `task` waits at an approval gate `caller` may decide: its
+    /// approvers see the task (and its log) they are asked about.
+    async fn approver_of(&self, caller: &Caller, task: &Task) -> Result<bool, ServiceError> {
+        if task.status != crate::model::TaskStatus::Processing {
+            return Ok(false);
+        }
+        Ok(match self.store.waiting_task(task.id).await? {
+            Some(waiting) => {
+                super::approvals::may_decide(caller, &waiting.approval.gate, task.created_by.as_deref()).is_ok()
+            }
+            None => false,
+        })
     }
 
     /// Tasks the caller may see: for callers limited to their own tasks the

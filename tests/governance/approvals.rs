@@ -73,6 +73,14 @@ async fn a_gate_waits_without_a_worker_and_only_an_approver_may_open_it() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "a comment is text: {body}");
 
+    // Approvers see the task they are asked about (and its log); others do not.
+    let (status, body) = app.get(&format!("/v2/tasks/{id}"), Some(&bob)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = app.get(&format!("/v2/tasks/{id}/events"), Some(&bob)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app.get(&format!("/v2/tasks/{id}"), Some(&john)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
     // An approver approves: the task resumes at the gate and completes.
     let (status, body) = app
         .post(
