@@ -166,7 +166,17 @@ async fn each_policy_outcome_of_a_real_backstage_permission_backend_is_applied()
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let allowed_task = body["id"].as_str().unwrap().to_owned();
     assert_eq!(app.wait_finished(&allowed_task, token).await["status"], "completed");
-    observed.push("allow: parameter-schema 2 pages, create 201 (completed)".into());
+    let (status, body) = app
+        .post(
+            "/v2/dry-run",
+            token,
+            &json!({"template": serde_norway::from_str::<Value>(&std::fs::read_to_string(
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/templates/permissioned/template.yaml"),
+            ).expect("template")).expect("YAML"), "values": {"seconds": 0}, "directoryContents": []}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    observed.push("allow: parameter-schema 2 pages, create 201 (completed), dry-run 200".into());
 
     // deny: nothing goes.
     set_policy(&policy, "deny");
@@ -182,8 +192,19 @@ async fn each_policy_outcome_of_a_real_backstage_permission_backend_is_applied()
     let (status, body) = app.get(&format!("/v2/tasks/{allowed_task}"), token).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(message(&body).contains("scaffolder.task.read"), "{body}");
+    let template: Value = serde_norway::from_str(
+        &std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/templates/permissioned/template.yaml"),
+        )
+        .expect("template"),
+    )
+    .expect("YAML");
+    let dry_run = json!({"template": template, "values": {"seconds": 0}, "directoryContents": []});
+    let (status, body) = app.post("/v2/dry-run", token, &dry_run).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(message(&body).contains("scaffolder.template.dry-run"), "{body}");
     observed.push(format!(
-        "deny: parameter-schema 0 pages, create 403 ({}), read 403",
+        "deny: parameter-schema 0 pages, create 403 ({}), read 403, dry-run 403",
         message(&refused)
     ));
 
