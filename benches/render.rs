@@ -143,6 +143,7 @@ fn context(template_dir: &Path, workspace: PathBuf) -> ActionContext {
         limits: Default::default(),
         reader: None,
         run: Default::default(),
+        approval: None,
     }
 }
 

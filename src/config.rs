@@ -33,6 +33,7 @@ pub struct Settings {
     pub integrations: IntegrationSettings,
     pub catalog: CatalogSettings,
     pub auth: AuthSettings,
+    pub permission: PermissionSettings,
     pub secrets: SecretsSettings,
     pub limits: LimitsSettings,
     pub telemetry: TelemetrySettings,
@@ -98,6 +99,36 @@ impl std::fmt::Debug for DefaultEnvironmentSettings {
             .field("parameters", &self.parameters)
             .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
             .finish()
+    }
+}
+
+/// Backstage's permission framework (`permission.enabled` in Backstage's
+/// app-config): when on, every request of a Backstage user is authorized by
+/// the permission backend with the scaffolder's permissions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PermissionSettings {
+    pub enabled: bool,
+    /// The Backstage backend serving `/api/permission/authorize`; default
+    /// `auth.backstage.base_url`.
+    pub base_url: Option<String>,
+    /// How long a decision is reused for the same token and permission.
+    pub cache_seconds: u64,
+    /// Most decisions kept at once.
+    pub cache_entries: usize,
+    /// How long one request to the permission backend may take.
+    pub timeout_seconds: u64,
+}
+
+impl Default for PermissionSettings {
+    fn default() -> Self {
+        PermissionSettings {
+            enabled: false,
+            base_url: None,
+            cache_seconds: 10,
+            cache_entries: 10_000,
+            timeout_seconds: 5,
+        }
     }
 }
 

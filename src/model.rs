@@ -1,5 +1,8 @@
 //! Domain types shared by the store, the engine and the HTTP layer.
 
+pub mod approval;
+pub mod audit;
+
 use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, Utc};

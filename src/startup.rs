@@ -38,6 +38,8 @@ pub enum StartupError {
     Catalog(#[from] crate::catalog::CatalogError),
     #[error("invalid auth configuration: {0}")]
     Auth(#[from] crate::auth::AuthConfigError),
+    #[error("invalid permission configuration: {0}")]
+    Permission(String),
     #[error(transparent)]
     Secrets(#[from] crate::secrets::SecretsError),
     #[error(transparent)]
@@ -80,6 +82,12 @@ impl Application {
 
     pub async fn build_with_store(settings: Settings, store: Store) -> Result<Application, StartupError> {
         let auth = Arc::new(crate::auth::Authenticator::from_settings(&settings)?);
+        let permissions = crate::auth::permissions::PermissionClient::from_settings(
+            &settings.permission,
+            settings.auth.backstage.as_ref().map(|b| b.base_url.as_str()),
+        )
+        .map_err(StartupError::Permission)?
+        .map(Arc::new);
         let keyring = Arc::new(crate::secrets::Keyring::from_settings(&settings.secrets)?);
         // Secrets stored before encryption existed are sealed now; a worker
         // never runs a task with plaintext secrets.
@@ -164,7 +172,8 @@ impl Application {
             settings: settings.clone(),
             tasks: TaskService::new(store.clone(), templates, renderer, keyring)
                 .with_catalog(deps.catalog.clone())
-                .with_reader(reader.clone()),
+                .with_reader(reader.clone())
+                .with_permissions(permissions),
             dry_run,
             events: EventHub::start(store.clone(), shutdown.clone()),
             actions,

@@ -7,6 +7,7 @@
 //! - `bridge`: the action bridge (Backstage modules in Node) as a real process
 //! - `cli`: the `scaffolder` command line as a real process
 //! - `engine`: `scaffolder serve` replicas, kills, the store's lifecycle
+//! - `governance`: approval gates and the audit trail
 //! - `gitops`: the GitOps actions against real bare repositories
 //! - `publish`: publishing against a fake GitHub and a fake catalog
 //! - `updates`: template versions and fleet updates against real git repositories
@@ -19,5 +20,6 @@ mod bridge;
 mod cli;
 mod engine;
 mod gitops;
+mod governance;
 mod publish;
 mod updates;

@@ -114,6 +114,9 @@ pub struct ActionContext {
     pub reader: Option<std::sync::Arc<crate::scm::reader::UrlReader>>,
     /// The template, iteration, step name and checkpoints of this run.
     pub run: RunInfo,
+    /// The decision on this step's approval gate, when its task comes back
+    /// from waiting (`approval:wait`); `None` the first time.
+    pub approval: Option<crate::model::approval::ApprovalDecision>,
 }
 
 /// The `limits` an action applies itself.

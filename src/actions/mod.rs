@@ -2,6 +2,7 @@
 //! Schema is derived from the type), examples and handler. Actions see only
 //! their `ActionContext`: no database, no HTTP.
 
+pub mod approval;
 pub mod bridge;
 pub mod catalog;
 mod context;
@@ -52,6 +53,11 @@ pub enum ActionError {
     /// (`InputError`, `NotFoundError`, …) when Backstage knows it.
     #[error("{message}")]
     Bridged { name: &'static str, message: String },
+
+    /// The step waits for a decision (`approval:wait`): the runner stops
+    /// here and the task waits without a worker until someone decides.
+    #[error("waiting for approval by {}", .0.approvers())]
+    AwaitApproval(Box<crate::model::approval::ApprovalGate>),
 }
 
 impl ActionError {
@@ -64,6 +70,7 @@ impl ActionError {
             ActionError::Fetch(_) => "FetchError",
             ActionError::Bridged { name, .. } => name,
             ActionError::Failed(_) | ActionError::Io { .. } | ActionError::Cancelled => "Error",
+            ActionError::AwaitApproval(_) => "ApprovalPending",
         }
     }
 
@@ -276,6 +283,7 @@ pub fn builtin_actions() -> Vec<Arc<dyn Action>> {
 /// The actions every installation has, wired to `deps`.
 pub fn builtin_actions_with(deps: &ActionDeps) -> Vec<Arc<dyn Action>> {
     let mut actions: Vec<Arc<dyn Action>> = vec![
+        Arc::new(approval::ApprovalWait),
         Arc::new(catalog::CatalogFetch::new(deps.catalog.clone())),
         Arc::new(catalog::CatalogRegister::new(deps.catalog.clone())),
         Arc::new(catalog::CatalogWrite),

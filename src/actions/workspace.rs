@@ -127,6 +127,7 @@ pub(crate) mod testing {
                 limits: Default::default(),
                 reader: None,
                 run: Default::default(),
+                approval: None,
             }
         }
 

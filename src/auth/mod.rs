@@ -5,6 +5,7 @@
 //! ownership rules with it.
 
 mod jwks;
+pub mod permissions;
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -63,6 +64,8 @@ pub struct Caller {
     /// Sees, cancels and retries every task (admins, `access: all` tokens,
     /// anonymous callers where they are allowed).
     pub sees_all: bool,
+    /// The id of the request being served (`x-request-id`), for the audit trail.
+    pub request_id: Option<String>,
 }
 
 impl std::fmt::Debug for Caller {
@@ -84,6 +87,7 @@ impl Caller {
         Caller {
             identity: Identity::Anonymous,
             sees_all: true,
+            request_id: None,
         }
     }
 
@@ -101,6 +105,15 @@ impl Caller {
         match &self.identity {
             Identity::User { token, .. } => Some(token),
             _ => None,
+        }
+    }
+
+    /// The ownership entity refs of a Backstage user token (`ent`): the user
+    /// and the groups it belongs to.
+    pub fn ownership(&self) -> &[String] {
+        match &self.identity {
+            Identity::User { ownership, .. } => ownership,
+            _ => &[],
         }
     }
 
@@ -316,6 +329,7 @@ impl Authenticator {
                     subject: t.subject.clone(),
                 },
                 sees_all: t.access == TokenAccess::All,
+                request_id: None,
             });
         }
         let Some(verifier) = &self.backstage else {
@@ -333,6 +347,7 @@ impl Authenticator {
                 token: token.to_owned(),
             },
             sees_all,
+            request_id: None,
         })
     }
 }

@@ -479,3 +479,88 @@ mod tests {
         );
     }
 }
+
+/// `scaffolder tasks approve|reject ID [--comment]`.
+pub async fn tasks_decide(
+    client: &Client,
+    id: &str,
+    approve: bool,
+    comment: Option<String>,
+) -> Result<Exit, ClientError> {
+    let verb = if approve { "approve" } else { "reject" };
+    let body = match comment {
+        Some(comment) => json!({ "comment": comment }),
+        None => json!({}),
+    };
+    let answer = client.post(&["v2", "tasks", id, verb], &body).await?;
+    let step = answer.get("stepId").and_then(Value::as_str).unwrap_or("-");
+    let decision = answer.get("decision").and_then(Value::as_str).unwrap_or(verb);
+    errln!("Task {id}: step {step} {decision}; the task goes on.");
+    Ok(Exit::Ok)
+}
+
+/// Filters of `scaffolder audit`.
+#[derive(Debug, Default)]
+pub struct AuditArgs {
+    pub actor: Option<String>,
+    pub events: Vec<String>,
+    pub task: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub before: Option<i64>,
+    pub limit: Option<u32>,
+    pub output: OutputFormat,
+}
+
+/// `scaffolder audit`: one page of the audit trail, newest first.
+pub async fn audit(client: &Client, args: AuditArgs) -> Result<Exit, ClientError> {
+    let mut query: Vec<(&str, String)> = args.events.iter().map(|e| ("event", e.clone())).collect();
+    let optional = [
+        ("actor", args.actor),
+        ("taskId", args.task),
+        ("since", args.since),
+        ("until", args.until),
+        ("before", args.before.map(|b| b.to_string())),
+        ("limit", args.limit.map(|l| l.to_string())),
+    ];
+    query.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
+    let answer = client.get(&["v2", "audit"], &query).await?;
+    if args.output == OutputFormat::Json {
+        outln!("{answer}");
+        return Ok(Exit::Ok);
+    }
+    let events = answer
+        .get("events")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    outln!(
+        "{:<8}  {:<24}  {:<28}  {:<9}  {:<30}  TASK / TARGET",
+        "ID",
+        "TIME",
+        "EVENT",
+        "STATUS",
+        "ACTOR"
+    );
+    for event in &events {
+        let field = |pointer: &str| event.pointer(pointer).and_then(Value::as_str).unwrap_or("-").to_owned();
+        let target = event
+            .get("taskId")
+            .or_else(|| event.get("target"))
+            .and_then(Value::as_str)
+            .unwrap_or("-");
+        outln!(
+            "{:<8}  {:<24}  {:<28}  {:<9}  {:<30}  {target}",
+            event.get("id").and_then(Value::as_i64).unwrap_or_default(),
+            field("/createdAt"),
+            field("/event"),
+            field("/status"),
+            field("/actor/actorId"),
+        );
+    }
+    match answer.get("next").and_then(Value::as_i64) {
+        Some(next) => errln!("{} events; older ones: --before {next}", events.len()),
+        None => errln!("{} events", events.len()),
+    }
+    Ok(Exit::Ok)
+}

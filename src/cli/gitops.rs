@@ -345,6 +345,7 @@ pub async fn run(
         limits: Default::default(),
         reader: None,
         run: Default::default(),
+        approval: None,
     };
     let action = GitopsInit::new(integrations.clone()).with_argocd_repo_url(configured_repo_url);
     action.run(&mut ctx, input).await?;

@@ -181,6 +181,32 @@ pub enum CliCommand {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
+    /// The server's audit trail, newest first (administrators only).
+    Audit {
+        /// Only events by this user entity ref or token subject.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only this event (`task:create`, `approval:approve`, …); repeatable.
+        #[arg(long = "event")]
+        events: Vec<String>,
+        /// Only events about this task.
+        #[arg(long)]
+        task: Option<String>,
+        /// Only events at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only events before this RFC 3339 time.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only events older than this id (the next page).
+        #[arg(long)]
+        before: Option<i64>,
+        /// At most this many events (default 100, at most 500).
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -210,6 +236,20 @@ pub enum TasksCommand {
     },
     /// Cancel a task.
     Cancel { id: String },
+    /// Approve the approval gate (`approval:wait`) a task waits at.
+    Approve {
+        id: String,
+        /// Why; goes to the task log and the audit trail.
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Reject the approval gate a task waits at: the step fails with the comment.
+    Reject {
+        id: String,
+        /// Why; the failed step's error.
+        #[arg(long)]
+        comment: Option<String>,
+    },
     /// Run a finished task again.
     Retry {
         id: String,
@@ -306,6 +346,8 @@ pub async fn dispatch(command: CliCommand, options: ClientOptions, config: Optio
             TasksCommand::Show { id, output } => commands::tasks_show(&client, &id, output).await,
             TasksCommand::Logs { id, follow } => commands::tasks_logs(&client, &id, follow).await,
             TasksCommand::Cancel { id } => commands::tasks_cancel(&client, &id).await,
+            TasksCommand::Approve { id, comment } => commands::tasks_decide(&client, &id, true, comment).await,
+            TasksCommand::Reject { id, comment } => commands::tasks_decide(&client, &id, false, comment).await,
             TasksCommand::Retry {
                 id,
                 follow,
@@ -339,6 +381,31 @@ pub async fn dispatch(command: CliCommand, options: ClientOptions, config: Optio
                     concurrency,
                     retry,
                     cancel,
+                    output,
+                },
+            )
+            .await
+        }
+        CliCommand::Audit {
+            actor,
+            events,
+            task,
+            since,
+            until,
+            before,
+            limit,
+            output,
+        } => {
+            commands::audit(
+                &client,
+                commands::AuditArgs {
+                    actor,
+                    events,
+                    task,
+                    since,
+                    until,
+                    before,
+                    limit,
                     output,
                 },
             )

@@ -393,6 +393,7 @@ async fn run_inner(args: RunArgs) -> Result<Exit, Refusal> {
                 deadline: Some(
                     tokio::time::Instant::now() + std::time::Duration::from_secs(settings.worker.task_timeout_seconds),
                 ),
+                approval: None,
             },
             sink.clone(),
         )
@@ -401,6 +402,14 @@ async fn run_inner(args: RunArgs) -> Result<Exit, Refusal> {
     let outcome = match outcome {
         RunOutcome::Finished(end) => end,
         RunOutcome::Aborted => RunEnd::failed("Error", "the run was aborted".into()),
+        RunOutcome::Waiting(gate) => RunEnd::failed(
+            "Error",
+            format!(
+                "step {} waits for approval by {}: a local run cannot wait; run the template on a server",
+                gate.step_id,
+                gate.approvers()
+            ),
+        ),
     };
     for event in &outcome.final_events {
         let mut body = event.body.clone();

@@ -14,6 +14,7 @@ use tracing::Instrument;
 use url::Url;
 
 use crate::actions::{ActionLimits, ActionRegistry};
+use crate::model::approval::{ApprovalDecision, ApprovalGate};
 use crate::model::{NewEvent, RunError, StepStatus, TaskId, TaskStatus};
 use crate::scm::reader::UrlReader;
 use crate::template::Step;
@@ -108,6 +109,9 @@ pub struct RunRequest {
     /// a versioned template: written into the workspace before every
     /// `publish:*` step that makes a repository, so the repository remembers where it came from.
     pub answers: Option<String>,
+    /// The decision on the approval gate the task waited at: `(step id,
+    /// decision)`, handed to that step's action.
+    pub approval: Option<(String, ApprovalDecision)>,
 }
 
 /// How a run ended.
@@ -118,6 +122,9 @@ pub enum RunOutcome {
     /// The run was aborted (shutdown, lost lease): nothing is final, the
     /// task must be released so another attempt resumes it.
     Aborted,
+    /// A step waits at an approval gate: the task is parked (no worker, no
+    /// lease) until a decision, and resumes at that step.
+    Waiting(ApprovalGate),
 }
 
 /// The statuses a run ends with.
@@ -412,6 +419,7 @@ impl Runner {
                     cancelled_step = Some((step_id.clone(), step_name.clone()));
                 }
                 StepEnd::Aborted => return RunOutcome::Aborted,
+                StepEnd::Waiting(gate) => return RunOutcome::Waiting(gate),
             }
         }
 
@@ -460,7 +468,7 @@ impl Runner {
             StepEnd::Skipped => StepStatus::Skipped,
             StepEnd::Failed { .. } => StepStatus::Failed,
             StepEnd::Cancelled => StepStatus::Cancelled,
-            StepEnd::Aborted => return,
+            StepEnd::Aborted | StepEnd::Waiting(_) => return,
         };
         span.record("result", result.as_str());
         if result == StepStatus::Failed {

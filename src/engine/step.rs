@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 use url::Url;
 
 use crate::actions::{ActionContext, ActionError, CheckpointJournal, LogSink, RunInfo, StepLogger};
+use crate::model::approval::ApprovalGate;
 use crate::model::{NewEvent, StepStatus};
 use crate::template::Step;
 
@@ -69,9 +70,14 @@ pub(super) struct StepCall<'a> {
 pub(super) enum StepEnd {
     Done,
     Skipped,
-    Failed { name: &'static str, message: String },
+    Failed {
+        name: &'static str,
+        message: String,
+    },
     Cancelled,
     Aborted,
+    /// The step waits at an approval gate.
+    Waiting(ApprovalGate),
 }
 
 pub(super) fn is_truthy(value: Option<&Value>) -> bool {
@@ -364,6 +370,11 @@ impl Runner {
                         }),
                     }
                 },
+                approval: request
+                    .approval
+                    .as_ref()
+                    .filter(|(waited_at, _)| waited_at == step_id && each.is_none())
+                    .map(|(_, decision)| decision.clone()),
             };
             if request.dry_run {
                 let mut shown = input.clone();
@@ -434,6 +445,18 @@ impl Runner {
                     collect(ctx.outputs, each.is_some(), &mut step_output);
                 }
                 Err(ActionError::Cancelled) => return StepEnd::Cancelled,
+                // A gate needs the task to stop and come back later: not
+                // possible halfway through a loop or while cleaning up.
+                Err(ActionError::AwaitApproval(_)) if each.is_some() || after_failure => {
+                    return StepEnd::Failed {
+                        name: "InputError",
+                        message: format!(
+                            "{} cannot wait for approval inside `each` or in a step that runs after a failure",
+                            step.action
+                        ),
+                    }
+                }
+                Err(ActionError::AwaitApproval(gate)) => return StepEnd::Waiting(*gate),
                 Err(e) => {
                     return StepEnd::Failed {
                         name: e.name(),

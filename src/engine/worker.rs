@@ -24,7 +24,9 @@ use super::runner::{JournalError, RunEnd, RunId, RunOutcome, RunRequest, RunSink
 use crate::backoff::{Backoff, Jitter};
 use crate::config::WorkerSettings;
 use crate::metrics::Metrics;
-use crate::model::{NewEvent, TaskId, TaskStatus};
+use crate::model::approval::{ApprovalGate, ApprovalState, Verdict};
+use crate::model::audit::{AuditEvent, AuditKind};
+use crate::model::{NewEvent, StepStatus, TaskId, TaskStatus};
 use crate::secrets::Keyring;
 use crate::store::{ClaimedTask, Store, StoreError, WorkspaceRecord, CANCEL_CHANNEL, TASKS_CHANNEL};
 
@@ -79,6 +81,43 @@ struct StoreSink {
     step_names: HashMap<String, String>,
     /// Saves the workspace with each journal entry (`worker.save_workspace`).
     saver: Option<Arc<WorkspaceSaver>>,
+    /// Outputs of the steps this attempt finished, for the audit events of
+    /// steps that change things outside (repositories, overlays).
+    outputs: Mutex<HashMap<String, Value>>,
+    /// Who the task runs for (the audit trail's actor of its changes).
+    created_by: Option<String>,
+}
+
+/// The audit event of a finished step whose action changes something
+/// outside: a repository created, an overlay registered. Only refs and
+/// URLs the step put out are kept.
+fn step_audit(action: &str, step_id: &str, output: Option<&Value>) -> Option<AuditEvent> {
+    let (kind, keys): (AuditKind, &[&str]) = match action {
+        "publish:github" | "publish:git" | "publish:github:pull-request" => (
+            AuditKind::RepositoryCreated,
+            &["remoteUrl", "repoContentsUrl", "pullRequestUrl"],
+        ),
+        "gitops:overlay:register" => (
+            AuditKind::OverlayRegistered,
+            &["commitUrl", "overlayPaths", "applications"],
+        ),
+        _ => return None,
+    };
+    let mut event = AuditEvent::succeeded(kind)
+        .meta("stepId", step_id)
+        .meta("action", action);
+    for key in keys {
+        if let Some(value) = output.and_then(|o| o.get(*key)) {
+            event = event.meta(key, value.clone());
+        }
+    }
+    if let Some(target) = keys
+        .iter()
+        .find_map(|k| output.and_then(|o| o.get(*k)).and_then(Value::as_str))
+    {
+        event = event.target(target);
+    }
+    Some(event)
 }
 
 impl StoreSink {
@@ -178,6 +217,11 @@ impl RunSink for StoreSink {
                 self.store.record_step(self.task_id, &self.owner, key, output, record)
             })
             .await;
+        if landed {
+            if let Ok(mut outputs) = self.outputs.lock() {
+                outputs.insert(key.to_owned(), output.clone());
+            }
+        }
         match (landed, prepared, &self.saver) {
             (true, Some(prepared), Some(saver)) => {
                 saver.commit(prepared).await;
@@ -220,6 +264,16 @@ impl RunSink for StoreSink {
             report.result.as_str(),
             report.elapsed,
         );
+        if report.result == StepStatus::Completed {
+            let output = self.outputs.lock().ok().and_then(|o| o.get(report.step_id).cloned());
+            if let Some(event) = step_audit(report.action, report.step_id, output.as_ref()) {
+                let event = event.actor(self.created_by.as_deref()).task(self.task_id);
+                self.with_retry("an audit event", || {
+                    self.store.record_run_audit(self.task_id, &self.owner, &event)
+                })
+                .await;
+            }
+        }
     }
 }
 
@@ -551,6 +605,10 @@ impl Worker {
                 self.release_if_leaving(id).await;
                 return;
             }
+            RunOutcome::Waiting(gate) => {
+                self.park(&claimed, gate).await;
+                return;
+            }
         };
         if self.record_outcome(id, &end).await {
             let status = TaskStatus::from(end.status);
@@ -562,6 +620,59 @@ impl Worker {
                 span.record("otel.status_code", "ERROR");
             }
         }
+    }
+
+    /// A run that stopped at an approval gate: the task waits in the store
+    /// without a lease, its step still `processing`, until a decision or its
+    /// timeout brings it back to a worker.
+    async fn park(&self, claimed: &ClaimedTask, gate: ApprovalGate) {
+        let id = claimed.task.id;
+        let deadline = gate
+            .timeout_seconds
+            .and_then(|s| chrono::Duration::try_seconds(i64::try_from(s).ok()?))
+            .map(|d| chrono::Utc::now() + d);
+        let mut line = format!("waiting for approval by {}", gate.approvers());
+        if let Some(deadline) = deadline {
+            line.push_str(&format!(
+                " until {}",
+                deadline.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ));
+        }
+        if let Some(message) = &gate.message {
+            line.push_str(&format!(": {message}"));
+        }
+        let events = [NewEvent::step_log(&gate.step_id, line)];
+        let audit = AuditEvent::succeeded(AuditKind::ApprovalRequested)
+            .actor(claimed.task.created_by.as_deref())
+            .task(id)
+            .meta("stepId", gate.step_id.clone())
+            .meta("approvers", gate.approvers());
+        let state = ApprovalState {
+            gate,
+            deadline,
+            decision: None,
+        };
+        for attempt in 0u32..RESULT_WRITE_ATTEMPTS {
+            match self
+                .store
+                .park_for_approval(id, &self.owner, &state, &events, &audit)
+                .await
+            {
+                Ok(true) => {
+                    tracing::info!(task_id = %id, step = %state.gate.step_id, "task waits for approval");
+                    return;
+                }
+                Ok(false) => {
+                    tracing::warn!(task_id = %id, "task reached an approval gate but its lease was taken over");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(task_id = %id, attempt, error = %e, "cannot park the task for approval, retrying");
+                    tokio::time::sleep(RESULT_WRITE_BACKOFF.delay(attempt)).await;
+                }
+            }
+        }
+        tracing::error!(task_id = %id, "could not park the task for approval; the lease will expire");
     }
 
     /// An aborted run: when this process is leaving (not when it lost the
@@ -653,6 +764,7 @@ impl Worker {
             resume,
             notes,
             deadline: Some(tokio::time::Instant::now() + Duration::from_secs(self.settings.task_timeout_seconds)),
+            approval: self.approval_decision(claimed).await,
         };
         let sink = Arc::new(StoreSink {
             store: self.store.clone(),
@@ -666,10 +778,31 @@ impl Worker {
             template: template_of(&claimed.task.spec).to_owned(),
             step_names: step_names(&claimed.task.spec),
             saver,
+            outputs: Mutex::new(HashMap::new()),
+            created_by: claimed.task.created_by.clone(),
         });
         let outcome = self.runner.run(request, sink).await;
         let _ = tokio::fs::remove_dir_all(&workspace).await;
         outcome
+    }
+
+    /// The decision the gate the task waited at hands its step; a gate
+    /// whose deadline passed undecided is a timeout, recorded here.
+    async fn approval_decision(
+        &self,
+        claimed: &ClaimedTask,
+    ) -> Option<(String, crate::model::approval::ApprovalDecision)> {
+        let state = claimed.approval.as_ref()?;
+        let decision = state.effective_decision(chrono::Utc::now())?;
+        if decision.verdict == Verdict::TimedOut && state.decision.is_none() {
+            let audit = AuditEvent::failed(AuditKind::ApprovalTimedOut, "no decision before the gate's timeout")
+                .task(claimed.task.id)
+                .meta("stepId", state.gate.step_id.clone());
+            if let Err(e) = self.store.record_run_audit(claimed.task.id, &self.owner, &audit).await {
+                tracing::warn!(task_id = %claimed.task.id, error = %e, "cannot record the approval timeout");
+            }
+        }
+        Some((state.gate.step_id.clone(), decision))
     }
 
     /// Lays out the workspace the finished steps of an earlier attempt left.

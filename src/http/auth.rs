@@ -16,7 +16,10 @@ use crate::auth::Caller;
 
 /// Routes anyone may call: health checks and the API description.
 fn is_open(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz") || path == format!("{MOUNT}/openapi.json") || !path.starts_with(MOUNT)
+    matches!(path, "/healthz" | "/readyz")
+        || path == format!("{MOUNT}/openapi.json")
+        || path == format!("{MOUNT}/.well-known/backstage/permissions/apply-conditions")
+        || !path.starts_with(MOUNT)
 }
 
 /// Middleware: 401 for missing or invalid credentials, 403 for an anonymous
@@ -47,7 +50,11 @@ pub async fn authenticate(
         .get(AUTHORIZATION)
         .map(|v| v.to_str().map(str::to_owned).unwrap_or_else(|_| "invalid".into()));
     match state.auth.authenticate(header.as_deref()).await {
-        Ok(caller) => {
+        Ok(mut caller) => {
+            caller.request_id = req
+                .extensions()
+                .get::<super::observe::RequestId>()
+                .map(|id| id.0.clone());
             if caller.is_anonymous() {
                 if let Err(e) = check_anonymous_host(&req, &state) {
                     return Ok(req.error_response(e).map_into_right_body());

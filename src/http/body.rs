@@ -128,8 +128,10 @@ mod tests {
         assert_eq!(
             names,
             [
+                "ApplyConditionsRequest",
                 "AutocompleteRequest",
                 "CreateTaskRequest",
+                "DecisionRequest",
                 "DryRunRequest",
                 "RetryRequest",
                 "StartUpdateRequest"

@@ -20,8 +20,12 @@ use super::AppState;
         (status = 500, description = "A step failed", body = ErrorBody),
     )
 )]
-pub async fn dry_run(state: web::Data<AppState>, body: Body<DryRunRequestSchema>) -> Result<HttpResponse, ApiError> {
-    match state.dry_run.run(body.0.try_into()?).await? {
+pub async fn dry_run(
+    state: web::Data<AppState>,
+    caller: crate::auth::Caller,
+    body: Body<DryRunRequestSchema>,
+) -> Result<HttpResponse, ApiError> {
+    match state.dry_run.run_for(&caller, &state.tasks, body.0.try_into()?).await? {
         Ok(result) => Ok(HttpResponse::Ok().json(result)),
         Err(failure) => Err(ApiError::Step {
             name: failure.name,

@@ -143,6 +143,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Forbidden(m) => ApiError::Forbidden(m),
             ServiceError::TooManyRequests(m) => ApiError::TooManyRequests(m),
             ServiceError::Upstream { status, message } => ApiError::Upstream { status, message },
+            ServiceError::Internal(m) => ApiError::Internal(m),
             e @ (ServiceError::Store(_)
             | ServiceError::TemplateSource(_)
             | ServiceError::Secrets(_)

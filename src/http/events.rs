@@ -12,6 +12,7 @@ use super::error::ApiError;
 use super::schemas::{ErrorBody, EventSchema, TaskEventFrame};
 use super::AppState;
 use crate::auth::Caller;
+use crate::model::audit::AuditKind;
 use crate::model::TaskEvent;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -50,7 +51,7 @@ pub async fn events(
     query: web::Query<AfterQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let after = parse_after(query.after.as_deref())?;
-    let task = state.tasks.get(&caller, &path).await?;
+    let task = state.tasks.get_as(&caller, &path, AuditKind::TaskEvents).await?;
     let mut watch = state.events.watch(task.id, after);
     let _waiting = state.metrics.recorder().long_poll_watcher();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(state.settings.server.long_poll_seconds);
@@ -104,7 +105,7 @@ pub async fn eventstream(
         Some(id) => parse_after(Some(&id))?,
         None => parse_after(query.after.as_deref())?,
     };
-    let task = state.tasks.get(&caller, &path).await?;
+    let task = state.tasks.get_as(&caller, &path, AuditKind::TaskStream).await?;
     let client = match caller.subject() {
         Some(subject) => subject.to_owned(),
         None => req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),

@@ -44,8 +44,9 @@ pub async fn parameter_schema(
     get, path = "/v2/actions", tag = "actions", operation_id = "listActions",
     responses((status = 200, description = "Installed actions", body = Vec<ActionSchemaEntry>))
 )]
-pub async fn actions(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(state.actions.list())
+pub async fn actions(state: web::Data<AppState>, caller: crate::auth::Caller) -> Result<HttpResponse, ApiError> {
+    let actions = state.tasks.actions(&caller, &state.actions).await?;
+    Ok(HttpResponse::Ok().json(actions))
 }
 
 /// Filters and globals available in templates.

@@ -7,6 +7,7 @@ pub mod content_type;
 mod dry_run;
 pub mod error;
 mod events;
+mod governance;
 mod health;
 mod meta;
 mod metrics;
@@ -103,6 +104,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
             .route("/v2/tasks/{taskId}", web::get().to(tasks::get))
             .route("/v2/tasks/{taskId}/cancel", web::post().to(tasks::cancel))
             .route("/v2/tasks/{taskId}/retry", web::post().to(tasks::retry))
+            .route("/v2/tasks/{taskId}/approve", web::post().to(governance::approve))
+            .route("/v2/tasks/{taskId}/reject", web::post().to(governance::reject))
+            .route("/v2/audit", web::get().to(governance::audit))
+            .route(
+                "/.well-known/backstage/permissions/apply-conditions",
+                web::post().to(governance::apply_conditions),
+            )
             .route("/v2/tasks/{taskId}/events", web::get().to(events::events))
             .route("/v2/tasks/{taskId}/eventstream", web::get().to(events::eventstream))
             .route(

@@ -4,7 +4,7 @@
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
-use super::{dry_run, events, health, meta, metrics, schemas, tasks, updates};
+use super::{dry_run, events, governance, health, meta, metrics, schemas, tasks, updates};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,6 +17,7 @@ use super::{dry_run, events, health, meta, metrics, schemas, tasks, updates};
     servers((url = "/api/scaffolder", description = "Scaffolder plugin mount")),
     paths(
         tasks::create, tasks::list, tasks::get, tasks::cancel, tasks::retry,
+        governance::approve, governance::reject, governance::audit, governance::apply_conditions,
         events::events, events::eventstream,
         dry_run::dry_run, meta::parameter_schema, meta::actions, meta::templating_extensions, meta::autocomplete,
         updates::start, updates::get, updates::cancel, updates::retry,
@@ -30,6 +31,8 @@ use super::{dry_run, events, health, meta, metrics, schemas, tasks, updates};
         schemas::AutocompleteResponse, schemas::AutocompleteSuggestion,
         schemas::StartUpdateRequest, schemas::UpdateRunSchema, schemas::UpdateItemSchema,
         schemas::UpdateProgressSchema, crate::model::UpdateStatus, crate::model::UpdateRunStatus,
+        schemas::AutocompleteResponse, schemas::AutocompleteSuggestion, schemas::DecisionRequest,
+        schemas::DecisionResponse, schemas::AuditList, schemas::ApplyConditionsRequest, schemas::ApplyConditionsItem,
     )),
     tags(
         (name = "tasks", description = "Scaffolder tasks and their events"),
@@ -37,6 +40,9 @@ use super::{dry_run, events, health, meta, metrics, schemas, tasks, updates};
         (name = "actions", description = "Installed actions"),
         (name = "autocomplete", description = "Form autocompletion"),
         (name = "updates", description = "Template updates of generated repositories"),
+        (name = "approvals", description = "Approval gates (`approval:wait`)"),
+        (name = "audit", description = "The audit trail (administrators only)"),
+        (name = "permissions", description = "Backstage's permission integration for the scaffolder's resource types"),
     )
 )]
 struct ApiDoc;

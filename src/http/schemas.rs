@@ -541,3 +541,58 @@ impl From<UpdateRun> for UpdateRunSchema {
         }
     }
 }
+
+/// `POST /v2/tasks/{taskId}/approve` and `/reject` body; optional.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    /// Why; written to the task log and the audit trail. A rejection fails
+    /// the waiting step with it.
+    #[schema(max_length = 2000, required = false)]
+    pub comment: Option<String>,
+}
+
+/// The answer to an approval decision.
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionResponse {
+    #[schema(format = Uuid)]
+    pub id: String,
+    /// The step that waited.
+    pub step_id: String,
+    /// `approved` or `rejected`.
+    pub decision: String,
+}
+
+/// A page of the audit trail, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct AuditList {
+    pub events: Vec<crate::model::audit::AuditRecord>,
+    /// Pass as `before` for the next (older) page; absent on the last page.
+    #[schema(required = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<i64>,
+}
+
+/// One conditional decision Backstage's permission backend asks this
+/// service (the owner of the `scaffolder-*` resource types) to apply.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyConditionsItem {
+    pub id: String,
+    /// A `scaffolder-resource:` ref this service sent (a string), or several (an array).
+    #[schema(value_type = serde_json::Value)]
+    pub resource_ref: Value,
+    pub resource_type: String,
+    #[schema(required = false)]
+    pub plugin_id: Option<String>,
+    /// The policy's criteria (`rule`/`allOf`/`anyOf`/`not`).
+    #[schema(value_type = Object)]
+    pub conditions: Value,
+}
+
+/// `POST /.well-known/backstage/permissions/apply-conditions` body.
+#[derive(Deserialize, ToSchema)]
+pub struct ApplyConditionsRequest {
+    pub items: Vec<ApplyConditionsItem>,
+}

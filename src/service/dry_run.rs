@@ -209,6 +209,44 @@ impl DryRunService {
         Ok(())
     }
 
+    /// [`DryRunService::run`] as `caller`, recorded in the audit trail
+    /// (`task:dry-run`; a failed step is still a dry-run that ran).
+    pub async fn run_for(
+        &self,
+        caller: &crate::auth::Caller,
+        tasks: &super::TaskService,
+        request: DryRunRequest,
+    ) -> Result<Result<DryRunResult, DryRunFailure>, ServiceError> {
+        let audit = tasks.audit();
+        let template = request
+            .template
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let result = match tasks
+            .require(caller, crate::auth::permissions::Permission::TemplateDryRun)
+            .await
+        {
+            Ok(()) => self.run(request).await,
+            Err(e) => Err(e),
+        };
+        let failed_step = matches!(result, Ok(Err(_)));
+        audit
+            .outcome(
+                caller,
+                crate::model::audit::AuditKind::TaskDryRun,
+                |e| {
+                    let e = e.meta("stepFailed", failed_step);
+                    match template {
+                        Some(name) => e.target(name),
+                        None => e,
+                    }
+                },
+                result,
+            )
+            .await
+    }
+
     pub async fn run(&self, request: DryRunRequest) -> Result<Result<DryRunResult, DryRunFailure>, ServiceError> {
         self.check_upload(&request.files)?;
         let template = &request.template;
@@ -323,6 +361,7 @@ impl DryRunService {
                     notes: Vec::new(),
                     deadline: Some(tokio::time::Instant::now() + self.timeout),
                     answers: None,
+                    approval: None,
                 },
                 sink.clone(),
             )
@@ -331,6 +370,11 @@ impl DryRunService {
         let outcome = match outcome {
             RunOutcome::Finished(end) => end,
             RunOutcome::Aborted => RunEnd::failed("Error", "the dry-run was stopped".into()),
+            // `approval:wait` passes in a dry-run; only a real run waits.
+            RunOutcome::Waiting(gate) => RunEnd::failed(
+                "Error",
+                format!("step {} cannot wait for approval in a dry-run", gate.step_id),
+            ),
         };
         if outcome.status != FinalStatus::Completed {
             let error = outcome

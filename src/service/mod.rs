@@ -1,10 +1,13 @@
 //! Application services: what the API does, independent of HTTP. Handlers
 //! parse requests, call one function here, and map the result.
 
+mod approvals;
+mod audit;
 mod autocomplete;
 mod dry_run;
 mod events;
 mod metrics;
+mod permissions;
 mod secrets;
 mod streams;
 mod tasks;
@@ -13,6 +16,8 @@ mod updates;
 pub use crate::store::UpdateItemRecord;
 /// The task list's query and cancel's answer, as the service speaks them.
 pub use crate::store::{CancelOutcome, ListQuery, SortField};
+pub use approvals::ApprovalAnswer;
+pub use audit::{AuditFilter, AuditPage, AuditTrail, MAX_AUDIT_PAGE};
 pub use autocomplete::{AutocompleteRequest, AutocompleteService, Suggestion};
 pub use dry_run::{DryRunFailure, DryRunRequest, DryRunResult, DryRunService, InlineFile};
 pub use events::{EventHub, EventWatch};
@@ -56,4 +61,7 @@ pub enum ServiceError {
     /// A template version could not be taken or read back.
     #[error(transparent)]
     Version(#[from] crate::template::version::VersionError),
+    /// A bug or an impossible state (500).
+    #[error("{0}")]
+    Internal(String),
 }

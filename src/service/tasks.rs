@@ -1,8 +1,12 @@
 use serde_json::{json, Map, Value};
 
+use super::audit::{event_of, failed_of, AuditTrail};
 use super::ServiceError;
+use crate::actions::{ActionInfo, ActionRegistry};
+use crate::auth::permissions::{Permission, PermissionClient};
 use crate::auth::Caller;
 use crate::catalog::CatalogClient;
+use crate::model::audit::AuditKind;
 use crate::model::{Task, TaskId};
 use crate::secrets::Keyring;
 use crate::store::{CancelOutcome, ListQuery, NewAnswers, RetryOutcome, Store};
@@ -22,14 +26,17 @@ pub(crate) fn check_secrets(
 
 /// Backstage's `parameter-schema` body for `template` (absent keys are
 /// left out, as `JSON.stringify` drops `undefined`).
-fn form_of(template: &LoadedTemplate) -> Value {
+/// Pages `visible` marks false (hidden by the permission policy) are left out.
+fn form_of(template: &LoadedTemplate, visible: &[bool]) -> Value {
     let metadata = template.metadata();
     let spec = template.entity.get("spec");
     let steps: Vec<Value> = template
         .spec
         .parameter_pages()
         .into_iter()
-        .map(|page| {
+        .enumerate()
+        .filter(|(i, _)| visible.get(*i).copied().unwrap_or(true))
+        .map(|(_, page)| {
             let mut schema = page.as_object().cloned().unwrap_or_default();
             let when = schema.remove("when");
             let mut step = Map::new();
@@ -102,15 +109,18 @@ pub struct CreateTask {
 
 #[derive(Clone)]
 pub struct TaskService {
-    store: Store,
+    pub(super) store: Store,
     templates: Templates,
-    renderer: std::sync::Arc<Renderer>,
+    pub(super) renderer: std::sync::Arc<Renderer>,
     /// Where `spec.user.entity` comes from, when configured.
     catalog: Option<std::sync::Arc<CatalogClient>>,
     /// Seals secrets before they are stored.
     keyring: std::sync::Arc<Keyring>,
     /// Reads git templates' directories, to store their versions.
     reader: Option<std::sync::Arc<crate::scm::reader::UrlReader>>,
+    pub(super) audit: AuditTrail,
+    /// Backstage's permission backend (`permission.enabled`).
+    pub(super) permissions: Option<std::sync::Arc<PermissionClient>>,
 }
 
 impl TaskService {
@@ -121,18 +131,26 @@ impl TaskService {
         keyring: std::sync::Arc<Keyring>,
     ) -> TaskService {
         TaskService {
-            store,
             templates,
             renderer,
             catalog: None,
             keyring,
             reader: None,
+            audit: AuditTrail::new(store.clone()),
+            permissions: None,
+            store,
         }
     }
 
     /// Versions of git templates (`templates.urls`) are read through it.
     pub fn with_reader(mut self, reader: std::sync::Arc<crate::scm::reader::UrlReader>) -> TaskService {
         self.reader = Some(reader);
+        self
+    }
+
+    /// Asks this permission backend for the scaffolder's permissions.
+    pub fn with_permissions(mut self, permissions: Option<std::sync::Arc<PermissionClient>>) -> TaskService {
+        self.permissions = permissions;
         self
     }
 
@@ -144,6 +162,20 @@ impl TaskService {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The audit trail this service writes to.
+    pub fn audit(&self) -> &AuditTrail {
+        &self.audit
+    }
+
+    /// The installed actions (`GET /v2/actions`), recorded as `action-fetch`.
+    pub async fn actions(&self, caller: &Caller, registry: &ActionRegistry) -> Result<Vec<ActionInfo>, ServiceError> {
+        let actions = registry.list();
+        let count = actions.len();
+        self.audit
+            .outcome(caller, AuditKind::ActionList, |e| e.meta("count", count), Ok(actions))
+            .await
     }
 
     /// Finds a template by a (possibly short) reference.
@@ -172,8 +204,16 @@ impl TaskService {
     /// description?, when?, schema}], formDecorators?}`, each page's `when`
     /// lifted out of its schema.
     pub async fn parameter_schema(&self, caller: &Caller, raw_ref: &str) -> Result<Value, ServiceError> {
-        let template = self.template_for(caller, raw_ref).await?;
-        Ok(form_of(&template))
+        let result = match self.template_for(caller, raw_ref).await {
+            Ok(template) => self
+                .visible_pages(caller, &template)
+                .await
+                .map(|visible| form_of(&template, &visible)),
+            Err(e) => Err(e),
+        };
+        self.audit
+            .outcome(caller, AuditKind::ParameterSchemaRead, |e| e.target(raw_ref), result)
+            .await
     }
 
     /// Values checked against every visible parameter page.
@@ -194,12 +234,26 @@ impl TaskService {
     /// Starts a task as `caller`: `createdBy` and `spec.user.ref` are the
     /// caller's, and a user's Backstage token travels along as
     /// `secrets.backstageToken` (as Backstage's scaffolder does).
-    pub async fn create(&self, caller: &Caller, mut request: CreateTask) -> Result<TaskId, ServiceError> {
+    pub async fn create(&self, caller: &Caller, request: CreateTask) -> Result<TaskId, ServiceError> {
+        let template_ref = request.template_ref.clone();
+        match self.create_recorded(caller, request).await {
+            Ok(id) => Ok(id),
+            // A created task's event is written with it; a refusal on its own.
+            Err(e) => {
+                self.audit
+                    .outcome(caller, AuditKind::TaskCreate, |ev| ev.target(template_ref), Err(e))
+                    .await
+            }
+        }
+    }
+
+    async fn create_recorded(&self, caller: &Caller, mut request: CreateTask) -> Result<TaskId, ServiceError> {
         if let Some(subject) = caller.subject() {
             request.created_by = Some(subject.to_owned());
         }
         let template = self.template_for(caller, &request.template_ref).await?;
         let values = self.validate_values(&template, &request.values)?;
+        self.authorize_creation(caller, &template, &values).await?;
         check_secrets(&template, request.secrets.as_ref())?;
         let mut user = Map::new();
         if let Some(user_ref) = &request.created_by {
@@ -247,6 +301,9 @@ impl TaskService {
             repo_url,
             answers: text,
         });
+        let audit = event_of(caller, AuditKind::TaskCreate)
+            .task(id)
+            .target(template.entity_ref.to_string());
         self.store
             .create_task_with_answers(
                 id,
@@ -254,6 +311,7 @@ impl TaskService {
                 sealed.as_deref(),
                 request.created_by.as_deref(),
                 new_answers.as_ref(),
+                Some(&audit),
             )
             .await?;
         tracing::info!(task_id = %id, template = %template.entity_ref, created_by = ?request.created_by, "task created");
@@ -277,19 +335,71 @@ impl TaskService {
     /// A task the caller may see; a task hidden from the caller is reported
     /// exactly like a missing one.
     pub async fn get(&self, caller: &Caller, id: &str) -> Result<Task, ServiceError> {
+        self.get_as(caller, id, AuditKind::TaskGet).await
+    }
+
+    /// [`TaskService::get`] recorded as `kind` (`task:events`, `task:stream`
+    /// for the routes that follow a task).
+    pub async fn get_as(&self, caller: &Caller, id: &str, kind: AuditKind) -> Result<Task, ServiceError> {
+        let result = self.find(caller, id).await;
+        let task_id = TaskId::parse(id);
+        self.audit
+            .outcome(
+                caller,
+                kind,
+                |e| match task_id {
+                    Some(t) => e.task(t),
+                    None => e.target(id),
+                },
+                result,
+            )
+            .await
+    }
+
+    /// A task the caller may see, without an audit event (the operation
+    /// that looks it up records its own).
+    async fn find(&self, caller: &Caller, id: &str) -> Result<Task, ServiceError> {
         let not_found = || ServiceError::NotFound(format!("No task with id '{id}' found"));
         let task_id = TaskId::parse(id).ok_or_else(not_found)?;
         let task = self.store.get_task(task_id).await?.ok_or_else(not_found)?;
-        if !caller.may_see(task.created_by.as_deref()) {
+        if !caller.may_see(task.created_by.as_deref()) && !self.approver_of(caller, &task).await? {
             return Err(not_found());
         }
+        self.require_on_task(caller, Permission::TaskRead, &task).await?;
         Ok(task)
+    }
+
+    /// Whether `task` waits at an approval gate `caller` may decide: its
+    /// approvers see the task (and its log) they are asked about.
+    async fn approver_of(&self, caller: &Caller, task: &Task) -> Result<bool, ServiceError> {
+        if task.status != crate::model::TaskStatus::Processing {
+            return Ok(false);
+        }
+        Ok(match self.store.waiting_task(task.id).await? {
+            Some(waiting) => {
+                super::approvals::may_decide(caller, &waiting.approval.gate, task.created_by.as_deref()).is_ok()
+            }
+            None => false,
+        })
     }
 
     /// Tasks the caller may see: for callers limited to their own tasks the
     /// `createdBy` filter is forced to them in SQL; asking for someone
     /// else's tasks is refused.
     pub async fn list(&self, caller: &Caller, query: &ListQuery) -> Result<(Vec<Task>, i64), ServiceError> {
+        let result = self.list_unrecorded(caller, query).await;
+        let count = result.as_ref().map(|(tasks, _)| tasks.len()).unwrap_or(0);
+        self.audit
+            .outcome(
+                caller,
+                AuditKind::TaskList,
+                |e| e.meta("count", count).meta("createdBy", query.created_by.clone()),
+                result,
+            )
+            .await
+    }
+
+    async fn list_unrecorded(&self, caller: &Caller, query: &ListQuery) -> Result<(Vec<Task>, i64), ServiceError> {
         match caller.list_restriction() {
             None => Ok(self.store.list_tasks(query).await?),
             Some(own) => {
@@ -307,8 +417,23 @@ impl TaskService {
 
     /// Cancels a task. A finished task is left as it is and the answer says so.
     pub async fn cancel(&self, caller: &Caller, id: &str) -> Result<CancelOutcome, ServiceError> {
-        let task = self.get(caller, id).await?;
-        match self.store.cancel_task(task.id).await? {
+        let task = match self.find(caller, id).await {
+            Ok(task) => task,
+            Err(e) => {
+                return self
+                    .audit
+                    .outcome(caller, AuditKind::TaskCancel, |ev| ev.target(id), Err(e))
+                    .await
+            }
+        };
+        if let Err(e) = self.require_on_task(caller, Permission::TaskCancel, &task).await {
+            return self
+                .audit
+                .outcome(caller, AuditKind::TaskCancel, |ev| ev.task(task.id), Err(e))
+                .await;
+        }
+        let audit = event_of(caller, AuditKind::TaskCancel).task(task.id);
+        match self.store.cancel_task(task.id, Some(&audit)).await? {
             CancelOutcome::NotFound => Err(ServiceError::NotFound(format!("No task with id '{id}' found"))),
             outcome => Ok(outcome),
         }
@@ -320,7 +445,27 @@ impl TaskService {
         id: &str,
         secrets: Option<Map<String, Value>>,
     ) -> Result<TaskId, ServiceError> {
-        let task = self.get(caller, id).await?;
+        match self.retry_recorded(caller, id, secrets).await {
+            Ok(id) => Ok(id),
+            Err(e) => {
+                let event = failed_of(caller, AuditKind::TaskRetry, &e);
+                let event = match TaskId::parse(id) {
+                    Some(t) => event.task(t),
+                    None => event.target(id),
+                };
+                self.audit.record(&event).await?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn retry_recorded(
+        &self,
+        caller: &Caller,
+        id: &str,
+        secrets: Option<Map<String, Value>>,
+    ) -> Result<TaskId, ServiceError> {
+        let task = self.find(caller, id).await?;
         // As Backstage: the secrets of a retry are checked against the
         // template the task was created from (which must still exist).
         if let Some(template_ref) = task.spec.pointer("/templateInfo/entityRef").and_then(Value::as_str) {
@@ -335,7 +480,8 @@ impl TaskService {
                 .or_insert_with(|| json!(token));
         }
         let sealed = secrets.map(|s| self.keyring.seal(task.id, &s)).transpose()?;
-        match self.store.retry_task(task.id, sealed.as_deref()).await? {
+        let audit = event_of(caller, AuditKind::TaskRetry).task(task.id);
+        match self.store.retry_task(task.id, sealed.as_deref(), Some(&audit)).await? {
             RetryOutcome::Retried => Ok(task.id),
             RetryOutcome::NotFinished(status) => Err(ServiceError::Conflict(format!(
                 "Task {id} cannot be retried while it is {status}; only finished tasks can be retried"

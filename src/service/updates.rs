@@ -722,6 +722,7 @@ impl UpdateService {
             .runner
             .run(
                 RunRequest {
+                    approval: None,
                     task_id: RunId::Task(TaskId::new()),
                     spec,
                     secrets: Map::new(),
@@ -781,6 +782,7 @@ impl UpdateService {
             .runner
             .run(
                 RunRequest {
+                    approval: None,
                     task_id: RunId::Task(TaskId::new()),
                     spec,
                     secrets: Map::new(),
@@ -831,6 +833,8 @@ fn finished(outcome: RunOutcome) -> Result<Value, String> {
             })
             .unwrap_or_else(|| "the run was cancelled".into())),
         RunOutcome::Aborted => Err("the run was stopped".into()),
+        // Updates run only fetch:* and fs:* steps; a gate cannot stop them.
+        RunOutcome::Waiting(gate) => Err(format!("an update cannot wait for approval (by {})", gate.approvers())),
     }
 }
 

@@ -1,6 +1,8 @@
 //! Every SQL statement of the service. Nothing outside this module talks to
 //! PostgreSQL; callers get domain types (`Task`, `TaskEvent`) back.
 
+mod approvals;
+mod audit;
 mod events;
 mod journal;
 mod metrics;
@@ -13,9 +15,10 @@ use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool, Postgres};
 
+pub use audit::AuditQuery;
 pub use journal::{SavedManifest, WorkspaceRecord};
 pub use metrics::QueueStats;
-pub use tasks::{CancelOutcome, ClaimedTask, ListQuery, RetryOutcome, SortField};
+pub use tasks::{CancelOutcome, ClaimedTask, ListQuery, RetryOutcome, SortField, WaitingTask};
 pub use updates::{NewAnswers, UpdateItemRecord, UpdateRunRecord};
 
 use crate::config::DatabaseSettings;

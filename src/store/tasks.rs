@@ -5,8 +5,11 @@ use serde_json::Value;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
+use super::audit::Committed;
 use super::events::{insert_event, notify};
 use super::{Store, StoreError, CANCEL_CHANNEL, TASKS_CHANNEL};
+use crate::model::approval::ApprovalState;
+use crate::model::audit::AuditEvent;
 use crate::model::{NewEvent, RecoverStrategy, RunError, Task, TaskId, TaskStatus};
 
 const TASK_COLUMNS: &str = "id, spec::text AS spec, status, created_at, created_by, last_heartbeat_at";
@@ -45,6 +48,16 @@ struct ClaimRow {
     secrets: Option<String>,
     attempts: i32,
     previous: String,
+    previous_owner: Option<String>,
+    approval: Option<String>,
+}
+
+fn parse_approval(id: Uuid, raw: Option<String>) -> Result<Option<ApprovalState>, StoreError> {
+    raw.map(|raw| {
+        serde_json::from_str(&raw)
+            .map_err(|e| StoreError::Corrupt(format!("task {id} has an unreadable approval state: {e}")))
+    })
+    .transpose()
 }
 
 /// Columns the task list can be ordered by.
@@ -99,6 +112,16 @@ pub struct ClaimedTask {
     pub attempts: i32,
     /// Taken over from a replica whose lease expired.
     pub took_over: bool,
+    /// The approval gate the task waited at, with its decision once made
+    /// (or its deadline passed).
+    pub approval: Option<ApprovalState>,
+}
+
+/// A task waiting at an approval gate, as a decision sees it.
+#[derive(Debug, Clone)]
+pub struct WaitingTask {
+    pub task: Task,
+    pub approval: ApprovalState,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,8 +165,9 @@ impl Store {
         spec: &Value,
         sealed_secrets: Option<&str>,
         created_by: Option<&str>,
+        audit: Option<&AuditEvent>,
     ) -> Result<TaskId, StoreError> {
-        self.create_task_with_answers(id, spec, sealed_secrets, created_by, None)
+        self.create_task_with_answers(id, spec, sealed_secrets, created_by, None, audit)
             .await
     }
 
@@ -157,8 +181,10 @@ impl Store {
         sealed_secrets: Option<&str>,
         created_by: Option<&str>,
         answers: Option<&super::updates::NewAnswers<'_>>,
+        audit: Option<&AuditEvent>,
     ) -> Result<TaskId, StoreError> {
         let mut tx = self.pool.begin().await?;
+        let mut audits = Committed::default();
         sqlx::query("INSERT INTO tasks (id, spec, secrets, created_by) VALUES ($1, $2::json, $3, $4)")
             .bind(id.0)
             .bind(spec.to_string())
@@ -170,7 +196,9 @@ impl Store {
             super::updates::insert_answers(&mut tx, id, answers).await?;
         }
         notify(&mut tx, TASKS_CHANNEL, &id.to_string()).await?;
+        audits.add(&mut tx, audit).await?;
         tx.commit().await?;
+        audits.log();
         Ok(id)
     }
 
@@ -242,8 +270,20 @@ impl Store {
                 return Ok(Some(claimed));
             }
         }
-        self.claim_where(owner, lease, "status = 'open' AND $3::int IS NOT NULL", max_attempts)
-            .await
+        if let Some(claimed) = self
+            .claim_where(owner, lease, "status = 'open' AND $3::int IS NOT NULL", max_attempts)
+            .await?
+        {
+            return Ok(Some(claimed));
+        }
+        // A gate whose timeout passed: the step runs again and fails.
+        self.claim_where(
+            owner,
+            lease,
+            "status = 'processing' AND lease_owner IS NULL AND approval_deadline < now() AND $3::int IS NOT NULL",
+            max_attempts,
+        )
+        .await
     }
 
     async fn claim_where(
@@ -257,14 +297,14 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let sql = format!(
             "WITH next AS ( \
-                 SELECT id, status AS previous FROM tasks WHERE {predicate} \
+                 SELECT id, status AS previous, lease_owner AS previous_owner FROM tasks WHERE {predicate} \
                  ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) \
              UPDATE tasks t SET status = 'processing', lease_owner = $1, \
                  lease_expires_at = now() + make_interval(secs => $2::double precision / 1000), \
                  last_heartbeat_at = now(), attempts = t.attempts + 1 \
              FROM next WHERE t.id = next.id \
              RETURNING t.id, t.spec::text AS spec, t.status, t.created_at, t.created_by, t.last_heartbeat_at, \
-                 t.secrets, t.attempts, next.previous"
+                 t.secrets, t.attempts, next.previous, next.previous_owner, t.approval::text AS approval"
         );
         let row: Option<ClaimRow> = sqlx::query_as(&sql)
             .bind(owner)
@@ -281,10 +321,19 @@ impl Store {
             secrets,
             attempts,
             previous,
+            previous_owner,
+            approval,
         } = row;
+        let approval = parse_approval(task.id, approval)?;
         let task = task.into_task()?;
-        let took_over = previous == "processing";
-        let resumed = took_over || attempts > 1;
+        let took_over = previous == "processing" && previous_owner.is_some();
+        // A task coming back from an approval gate continues where it
+        // waited: the decision is already in its log.
+        let from_gate = !took_over
+            && approval
+                .as_ref()
+                .is_some_and(|a| a.decision.is_some() || previous == "processing");
+        let resumed = !from_gate && (took_over || attempts > 1);
         let start_over = task
             .spec
             .pointer("/EXPERIMENTAL_recovery/EXPERIMENTAL_strategy")
@@ -331,6 +380,7 @@ impl Store {
             secrets,
             attempts,
             took_over,
+            approval,
         }))
     }
 
@@ -464,13 +514,15 @@ impl Store {
         Ok(true)
     }
 
-    pub async fn cancel_task(&self, id: TaskId) -> Result<CancelOutcome, StoreError> {
+    pub async fn cancel_task(&self, id: TaskId, audit: Option<&AuditEvent>) -> Result<CancelOutcome, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let row: Option<(String,)> = sqlx::query_as("SELECT status FROM tasks WHERE id = $1 FOR UPDATE")
-            .bind(id.0)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some((status,)) = row else {
+        let row: Option<(String, bool)> = sqlx::query_as(
+            "SELECT status, (lease_owner IS NULL AND approval IS NOT NULL) AS waiting FROM tasks WHERE id = $1 FOR UPDATE",
+        )
+        .bind(id.0)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((status, waiting)) = row else {
             return Ok(CancelOutcome::NotFound);
         };
         let status = TaskStatus::parse(&status)
@@ -486,6 +538,20 @@ impl Store {
                 insert_event(&mut tx, id, &NewEvent::completion(TaskStatus::Cancelled, None, None)).await?;
                 CancelOutcome::CancelledBeforeStart
             }
+            // Nobody runs a task waiting for approval: it ends here.
+            TaskStatus::Processing if waiting => {
+                sqlx::query(
+                    "UPDATE tasks SET status = 'cancelled', secrets = NULL, approval_deadline = NULL, \
+                         last_heartbeat_at = now() WHERE id = $1",
+                )
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?;
+                let message = format!("Task {id} was cancelled while it waited for approval.");
+                insert_event(&mut tx, id, &NewEvent::cancelled(message)).await?;
+                insert_event(&mut tx, id, &NewEvent::completion(TaskStatus::Cancelled, None, None)).await?;
+                CancelOutcome::CancelledBeforeStart
+            }
             TaskStatus::Processing => {
                 sqlx::query("UPDATE tasks SET cancel_requested = true WHERE id = $1")
                     .bind(id.0)
@@ -496,14 +562,28 @@ impl Store {
             }
             finished => CancelOutcome::AlreadyFinished(finished),
         };
+        let mut audits = Committed::default();
+        if let Some(audit) = audit {
+            let audit = match &outcome {
+                CancelOutcome::AlreadyFinished(status) => audit.clone().meta("alreadyFinished", status.as_str()),
+                _ => audit.clone(),
+            };
+            audits.add(&mut tx, Some(&audit)).await?;
+        }
         tx.commit().await?;
+        audits.log();
         Ok(outcome)
     }
 
     /// Re-opens a finished task: the previous run's `completion` and
     /// `cancelled` events are removed and a `recovered` event starts the new
     /// run, as Backstage does.
-    pub async fn retry_task(&self, id: TaskId, sealed_secrets: Option<&str>) -> Result<RetryOutcome, StoreError> {
+    pub async fn retry_task(
+        &self,
+        id: TaskId,
+        sealed_secrets: Option<&str>,
+        audit: Option<&AuditEvent>,
+    ) -> Result<RetryOutcome, StoreError> {
         let mut tx = self.pool.begin().await?;
         let row: Option<(String,)> = sqlx::query_as("SELECT status FROM tasks WHERE id = $1 FOR UPDATE")
             .bind(id.0)
@@ -538,8 +618,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "UPDATE tasks SET status = 'open', secrets = $2, cancel_requested = false, \
-                 lease_owner = NULL, lease_expires_at = NULL, last_heartbeat_at = now(), attempts = 0 \
+            "UPDATE tasks SET status = 'open', secrets = $2, cancel_requested = false, approval = NULL, \
+                 approval_deadline = NULL, lease_owner = NULL, lease_expires_at = NULL, last_heartbeat_at = now(), \
+                 attempts = 0 \
              WHERE id = $1",
         )
         .bind(id.0)
@@ -554,7 +635,10 @@ impl Store {
         )
         .await?;
         notify(&mut tx, TASKS_CHANNEL, &id.to_string()).await?;
+        let mut audits = Committed::default();
+        audits.add(&mut tx, audit).await?;
         tx.commit().await?;
+        audits.log();
         Ok(RetryOutcome::Retried)
     }
 }

@@ -57,6 +57,20 @@ impl TestKey {
         self.token_with_kid(sub, ttl, &self.kid)
     }
 
+    /// A token for `sub` whose ownership refs (`ent`) are `sub` and `groups`.
+    pub fn token_in_groups(&self, sub: &str, groups: &[&str]) -> String {
+        let now = chrono::Utc::now().timestamp();
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        header.typ = Some("vnd.backstage.user".into());
+        let ent: Vec<&str> = std::iter::once(sub).chain(groups.iter().copied()).collect();
+        let claims = json!({
+            "iss": "http://backstage.test/api/auth", "aud": "backstage", "sub": sub,
+            "ent": ent, "iat": now, "exp": now + 600,
+        });
+        jsonwebtoken::encode(&header, &claims, &self.encoding_key()).expect("token")
+    }
+
     pub fn token_with_kid(&self, sub: &str, ttl: i64, kid: &str) -> String {
         let now = chrono::Utc::now().timestamp();
         let mut header = Header::new(Algorithm::ES256);

@@ -76,7 +76,7 @@ async fn a_panicking_action_fails_its_step_and_the_task_goes_on() {
         "templateInfo": {"entityRef": "template:default/panics"},
     });
     let mut listener = store.listener(&[EVENTS_CHANNEL]).await.expect("listen");
-    store.create_task(id, &spec, None, None).await.expect("task");
+    store.create_task(id, &spec, None, None, None).await.expect("task");
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(worker.run(shutdown.clone()));
 

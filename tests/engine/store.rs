@@ -26,7 +26,7 @@ fn spec() -> Value {
 
 async fn task(store: &Store) -> TaskId {
     store
-        .create_task(TaskId::new(), &spec(), None, None)
+        .create_task(TaskId::new(), &spec(), None, None, None)
         .await
         .expect("task")
 }
@@ -159,7 +159,7 @@ async fn finishing_writes_status_and_events_together_and_drops_the_saved_workspa
 
     // ...which resumes from its journal: the retry keeps both.
     assert!(matches!(
-        store.retry_task(id, None).await.unwrap(),
+        store.retry_task(id, None, None).await.unwrap(),
         RetryOutcome::Retried
     ));
     let retried = store.list_events(id, None).await.unwrap();

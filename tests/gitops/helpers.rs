@@ -106,6 +106,7 @@ impl Task {
             limits: Default::default(),
             reader: None,
             run: Default::default(),
+            approval: None,
         };
         action.run(&mut ctx, input).await?;
         Ok(ctx.into_outputs())

@@ -81,6 +81,7 @@ impl Harness {
             limits: Default::default(),
             reader: None,
             run: Default::default(),
+            approval: None,
         };
         action.run(&mut ctx, input).await?;
         Ok(ctx.into_outputs())

@@ -111,6 +111,7 @@ async fn run(
         notes: Vec::new(),
         deadline: None,
         answers: None,
+        approval: None,
     };
     let RunOutcome::Finished(end) = runner.run(request, events.clone()).await else {
         panic!("the run was aborted: {}", events.messages());
