@@ -139,6 +139,7 @@ fn context(template_dir: &Path, workspace: PathBuf) -> ActionContext {
         dry_run: false,
         cancel: CancellationToken::new(),
         integrations: Default::default(),
+        extensions: Default::default(),
         outputs: Map::new(),
         limits: Default::default(),
         reader: None,

@@ -105,6 +105,9 @@ pub struct ActionContext {
     pub cancel: CancellationToken,
     /// The SCM hosts templates know (`parseRepoUrl` in rendered files).
     pub integrations: crate::templating::Integrations,
+    /// Template filters and globals beyond the built-in ones (the action
+    /// bridges'), for the renderers of actions that render files.
+    pub extensions: crate::templating::Extensions,
     /// Outputs set so far (`steps.<id>.output`).
     pub outputs: Map<String, Value>,
     /// Bounds on skeletons and renders (`limits.*`).

@@ -123,6 +123,7 @@ pub(crate) mod testing {
                 dry_run: false,
                 cancel: CancellationToken::new(),
                 integrations: Default::default(),
+                extensions: Default::default(),
                 outputs: Map::new(),
                 limits: Default::default(),
                 reader: None,

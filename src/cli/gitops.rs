@@ -341,6 +341,7 @@ pub async fn run(
         dry_run,
         cancel,
         integrations: integrations.templating(),
+        extensions: Default::default(),
         outputs: Map::new(),
         limits: Default::default(),
         reader: None,

@@ -352,6 +352,7 @@ impl Runner {
                 dry_run: request.dry_run,
                 cancel: request.cancel.child_token(),
                 integrations: self.renderer.integrations().clone(),
+                extensions: self.renderer.extensions().clone(),
                 outputs: Map::new(),
                 limits: self.limits,
                 reader: self.reader.clone(),

@@ -105,11 +105,43 @@ pub type GlobalFn = dyn Fn(&[serde_json::Value]) -> Result<Option<serde_json::Va
 pub struct RendererBuilder {
     options: RenderOptions,
     integrations: Integrations,
+    extensions: Extensions,
+    fuel: u64,
+    output_limit: usize,
+}
+
+/// Filters and globals added to the built-in ones (those of the action
+/// bridges' modules). The renderer of template expressions keeps its set,
+/// and the actions that render files (`fetch:template`) build theirs with
+/// the same one, as Backstage hands its templating extensions to both.
+#[derive(Clone, Default)]
+pub struct Extensions {
     filters: Vec<(String, Arc<FilterFn>, Option<serde_json::Value>)>,
     global_values: Vec<(String, serde_json::Value)>,
     global_functions: Vec<(String, Arc<GlobalFn>)>,
-    fuel: u64,
-    output_limit: usize,
+}
+
+impl Extensions {
+    /// No filter and no global.
+    pub fn is_empty(&self) -> bool {
+        self.filters.is_empty() && self.global_values.is_empty() && self.global_functions.is_empty()
+    }
+}
+
+impl fmt::Debug for Extensions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Extensions")
+            .field("filters", &self.filters.iter().map(|(n, _, _)| n).collect::<Vec<_>>())
+            .field(
+                "global_values",
+                &self.global_values.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field(
+                "global_functions",
+                &self.global_functions.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
 }
 
 impl Default for RendererBuilder {
@@ -117,9 +149,7 @@ impl Default for RendererBuilder {
         RendererBuilder {
             options: RenderOptions::default(),
             integrations: Integrations::default(),
-            filters: Vec::new(),
-            global_values: Vec::new(),
-            global_functions: Vec::new(),
+            extensions: Extensions::default(),
             fuel: DEFAULT_FUEL,
             output_limit: DEFAULT_OUTPUT_LIMIT,
         }
@@ -163,14 +193,25 @@ impl RendererBuilder {
     }
 
     fn filter_entry(mut self, name: String, f: Arc<FilterFn>, metadata: Option<serde_json::Value>) -> Self {
-        self.filters.retain(|(n, _, _)| *n != name);
-        self.filters.push((name, f, metadata));
+        self.extensions.filters.retain(|(n, _, _)| *n != name);
+        self.extensions.filters.push((name, f, metadata));
+        self
+    }
+
+    /// Adds every filter and global of `extensions` (another renderer's,
+    /// [`Renderer::extensions`]); a filter of the same name is replaced.
+    pub fn extensions(mut self, extensions: Extensions) -> Self {
+        for (name, f, metadata) in extensions.filters {
+            self = self.filter_entry(name, f, metadata);
+        }
+        self.extensions.global_values.extend(extensions.global_values);
+        self.extensions.global_functions.extend(extensions.global_functions);
         self
     }
 
     /// Adds a global value.
     pub fn global_value(mut self, name: impl Into<String>, value: serde_json::Value) -> Self {
-        self.global_values.push((name.into(), value));
+        self.extensions.global_values.push((name.into(), value));
         self
     }
 
@@ -179,7 +220,7 @@ impl RendererBuilder {
     where
         F: Fn(&[serde_json::Value]) -> Result<Option<serde_json::Value>, ExtensionError> + Send + Sync + 'static,
     {
-        self.global_functions.push((name.into(), Arc::new(f)));
+        self.extensions.global_functions.push((name.into(), Arc::new(f)));
         self
     }
 
@@ -228,11 +269,12 @@ impl RendererBuilder {
         filters::register(&mut env);
 
         let mut documented = Vec::new();
+        let extensions = self.extensions.clone();
         if self.options.cookiecutter_compat {
             filters::register_jsonify(&mut env);
         } else {
             backstage::register(&mut env, Arc::new(self.integrations.clone()));
-            for (name, f, metadata) in self.filters {
+            for (name, f, metadata) in self.extensions.filters {
                 if let Some(meta) = metadata {
                     documented.push((name.clone(), meta));
                 }
@@ -250,10 +292,10 @@ impl RendererBuilder {
                     }
                 });
             }
-            for (name, value) in self.global_values {
+            for (name, value) in self.extensions.global_values {
                 env.add_global(name, values::from_json(&value));
             }
-            for (name, f) in self.global_functions {
+            for (name, f) in self.extensions.global_functions {
                 env.add_function(name, move |args: Rest<Value>| {
                     let args: Vec<serde_json::Value> = args
                         .iter()
@@ -277,6 +319,7 @@ impl RendererBuilder {
             documented,
             single_expr: SINGLE_EXPR.clone(),
             integrations: self.integrations,
+            extensions,
         }
     }
 }
@@ -294,6 +337,9 @@ pub struct Renderer {
     /// The SCM hosts `parseRepoUrl` knows; actions that render files build
     /// their renderers with the same ones.
     integrations: Integrations,
+    /// The filters and globals added to the built-in ones; actions that
+    /// render files build their renderers with the same ones.
+    extensions: Extensions,
 }
 
 impl fmt::Debug for Renderer {
@@ -348,6 +394,11 @@ impl Renderer {
     /// The SCM hosts this renderer's `parseRepoUrl` knows.
     pub fn integrations(&self) -> &Integrations {
         &self.integrations
+    }
+
+    /// The filters and globals added to the built-in ones.
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
     }
 
     /// Starts a renderer with extra filters, globals or integrations.

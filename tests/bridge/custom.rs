@@ -5,6 +5,9 @@
 
 use std::path::Path;
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -346,18 +349,35 @@ async fn template_filters_and_globals_of_bridge_modules_render_in_our_templates(
         "metadata": {"name": "extensions"},
         "spec": {
             "parameters": [{"properties": {"name": {"type": "string"}}}],
-            "steps": [{"id": "say", "action": "debug:log", "input": {
-                "message": "${{ parameters.name | shout }} ${{ parameters.name | shout('?') }} ${{ greet(parameters.name) }} ${{ teamName }}"
-            }}],
+            "steps": [
+                {"id": "say", "action": "debug:log", "input": {
+                    "message": "${{ parameters.name | shout }} ${{ parameters.name | shout('?') }} ${{ greet(parameters.name) }} ${{ teamName }}"
+                }},
+                // Files rendered by fetch:template see them too, as in Backstage.
+                {"id": "files", "action": "fetch:template", "input": {
+                    "url": "./skeleton",
+                    "values": {"name": "${{ parameters.name }}"},
+                }},
+            ],
         },
     });
+    let skeleton = "${{ values.name | shout }} by ${{ teamName }}: ${{ greet(values.name) }}\n";
     let (code, body) = app
         .post_json(
             "/v2/dry-run",
-            &json!({"template": template, "values": {"name": "svc"}, "directoryContents": []}),
+            &json!({"template": template, "values": {"name": "svc"}, "directoryContents": [
+                {"path": "skeleton/README.md", "base64Content": BASE64.encode(skeleton)},
+            ]}),
         )
         .await;
     assert_eq!(code, StatusCode::OK, "{body}");
     let log = body["log"].to_string();
     assert!(log.contains("SVC! SVC? hello svc platform"), "{log}");
+    let readme = body["directoryContents"]
+        .as_array()
+        .and_then(|files| files.iter().find(|f| f["path"] == "README.md"))
+        .and_then(|f| f["base64Content"].as_str())
+        .and_then(|b| BASE64.decode(b).ok())
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+    assert_eq!(readme.as_deref(), Some("SVC! by platform: hello svc\n"), "{body}");
 }

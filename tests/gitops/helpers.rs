@@ -102,6 +102,7 @@ impl Task {
             dry_run,
             cancel: CancellationToken::new(),
             integrations: ScmIntegrations::default().templating(),
+            extensions: Default::default(),
             outputs: Map::new(),
             limits: Default::default(),
             reader: None,

@@ -77,6 +77,7 @@ impl Harness {
             dry_run,
             cancel: CancellationToken::new(),
             integrations: Default::default(),
+            extensions: Default::default(),
             outputs: Map::new(),
             limits: Default::default(),
             reader: None,

@@ -75,6 +75,7 @@ fn renderer(ctx: &ActionContext, cookiecutter_compat: bool, trim_blocks: bool, l
             lstrip_blocks,
         })
         .integrations(ctx.integrations.clone())
+        .extensions(ctx.extensions.clone())
         .fuel(ctx.limits.template_fuel)
         .output_limit(ctx.limits.template_output_bytes)
         .build()
