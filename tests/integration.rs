@@ -7,6 +7,7 @@
 //! - `cli`: the `scaffolder` command line as a real process
 //! - `engine`: `scaffolder serve` replicas, kills, the store's lifecycle
 //! - `gitops`: the GitOps actions against real bare repositories
+//! - `promotion`: signed image digests promoted through infra-gitops (a real registry)
 //! - `publish`: publishing against a fake GitHub and a fake catalog
 
 mod common;
@@ -16,4 +17,5 @@ mod auth;
 mod cli;
 mod engine;
 mod gitops;
+mod promotion;
 mod publish;

@@ -1,0 +1,6 @@
+//! Promotion of signed image digests: the registry and cosign checks
+//! against a real `docker-registry` with images pushed by `skopeo`.
+
+mod ca;
+mod registry;
+mod verify;
