@@ -240,6 +240,9 @@ pub struct AuthSettings {
     pub allow_anonymous: Option<bool>,
     /// Verify Backstage user tokens (ES256) against the auth backend's JWKS.
     pub backstage: Option<BackstageAuthSettings>,
+    /// Accept GitHub Actions OIDC ID tokens (RS256) as CI callers: the
+    /// workflow's repository, ref and workflow file become the caller.
+    pub github_actions: Option<GithubActionsAuthSettings>,
     /// Static bearer tokens for services and scripts.
     pub tokens: Vec<StaticTokenSettings>,
     /// User entity refs that see, cancel and retry every task.
@@ -271,6 +274,37 @@ pub struct BackstageAuthSettings {
 
 fn default_jwks_refresh() -> u64 {
     30
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GithubActionsAuthSettings {
+    /// Required `iss` claim; its `/.well-known/openid-configuration` names
+    /// the JWKS unless `jwks_url` is set. Default GitHub.com's
+    /// `https://token.actions.githubusercontent.com`.
+    #[serde(default = "default_github_actions_issuer")]
+    pub issuer: String,
+    /// Required `aud` claim: what the workflow asks its token for
+    /// (`core.getIDToken(audience)` / `&audience=` on the request URL).
+    pub audience: String,
+    /// The JWKS, when it is not the one the issuer's discovery document names.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// The GitHub host of the repositories (`repository:<host>/<owner>/<repo>`
+    /// is the caller's subject and the owner a promotion is checked against).
+    #[serde(default = "default_github_host")]
+    pub host: String,
+    /// Least time between two JWKS downloads triggered by unknown key ids.
+    #[serde(default = "default_jwks_refresh")]
+    pub jwks_min_refresh_seconds: u64,
+}
+
+fn default_github_actions_issuer() -> String {
+    "https://token.actions.githubusercontent.com".into()
+}
+
+fn default_github_host() -> String {
+    "github.com".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]

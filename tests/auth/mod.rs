@@ -2,7 +2,7 @@
 //! task ownership, catalog and git template sources, and CORS.
 
 mod cors;
-mod helpers;
+pub mod helpers;
 mod jwt;
 mod ownership;
 mod sources;

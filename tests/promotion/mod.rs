@@ -2,5 +2,7 @@
 //! against a real `docker-registry` with images pushed by `skopeo`.
 
 mod ca;
+mod issuer;
+mod oidc;
 mod registry;
 mod verify;
