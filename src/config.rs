@@ -38,6 +38,55 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     pub default_environment: DefaultEnvironmentSettings,
     pub gitops: GitopsSettings,
+    pub promotion: PromotionSettings,
+}
+
+/// Promotion of built images through the GitOps repository
+/// (`POST /v2/promotions`; docs/gitops.md, "Promotion").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PromotionSettings {
+    /// The GitOps repository promotions write to, as a `repoUrl`
+    /// (`github.com?owner=acme&repo=infra-gitops`, `git.local?…`). Unset:
+    /// promotions are refused.
+    pub repo_url: Option<String>,
+    /// The branch Argo CD follows.
+    pub branch: String,
+    /// Git refs a CI caller may promote from.
+    pub allowed_refs: Vec<String>,
+    /// Workflow files a CI caller may promote from.
+    pub allowed_workflows: Vec<String>,
+    /// Registries spoken to over plain HTTP (`host:port`; development only).
+    pub insecure_registries: Vec<String>,
+    /// PEM public keys (`cosign.pub`) whose signatures are trusted.
+    pub public_key_files: Vec<PathBuf>,
+    /// PEM root certificates keyless (Fulcio) certificates must chain to.
+    pub keyless_roots_file: Option<PathBuf>,
+    /// The OIDC issuer keyless certificates must name.
+    pub keyless_issuer: String,
+    /// Argo CD's API, for stages that wait until the previous stage is Synced and Healthy.
+    pub argocd_url: Option<String>,
+    pub argocd_token: Option<Secret>,
+    /// How long such a stage waits.
+    pub health_timeout_seconds: u64,
+}
+
+impl Default for PromotionSettings {
+    fn default() -> Self {
+        PromotionSettings {
+            repo_url: None,
+            branch: "main".into(),
+            allowed_refs: vec!["refs/heads/main".into()],
+            allowed_workflows: vec![".github/workflows/ci.yml".into()],
+            insecure_registries: Vec::new(),
+            public_key_files: Vec::new(),
+            keyless_roots_file: None,
+            keyless_issuer: "https://token.actions.githubusercontent.com".into(),
+            argocd_url: None,
+            argocd_token: None,
+            health_timeout_seconds: 600,
+        }
+    }
 }
 
 /// The GitOps repository as the clusters see it.

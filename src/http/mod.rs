@@ -12,6 +12,7 @@ mod meta;
 mod metrics;
 pub mod observe;
 pub mod openapi;
+mod promotions;
 pub mod schemas;
 mod tasks;
 
@@ -42,6 +43,8 @@ pub struct AppState {
     pub metrics: MetricsService,
     /// `POST /v2/autocomplete/{provider}/{resource}`.
     pub autocomplete: crate::service::AutocompleteService,
+    /// `/v2/promotions`.
+    pub promotions: crate::service::PromotionService,
 }
 
 /// The CORS middleware for `server.cors` (Backstage's `backend.cors`):
@@ -106,6 +109,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
                 "/v2/templates/{namespace}/{kind}/{name}/parameter-schema",
                 web::get().to(meta::parameter_schema),
             )
+            .route("/v2/promotions", web::post().to(promotions::create))
+            .route("/v2/promotions", web::get().to(promotions::list))
             .route("/v2/dry-run", web::post().to(dry_run::dry_run))
             .route("/v2/actions", web::get().to(meta::actions))
             .route("/v2/templating-extensions", web::get().to(meta::templating_extensions))

@@ -4,7 +4,7 @@
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
-use super::{dry_run, events, health, meta, metrics, schemas, tasks};
+use super::{dry_run, events, health, meta, metrics, promotions, schemas, tasks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,6 +19,7 @@ use super::{dry_run, events, health, meta, metrics, schemas, tasks};
         tasks::create, tasks::list, tasks::get, tasks::cancel, tasks::retry,
         events::events, events::eventstream,
         dry_run::dry_run, meta::parameter_schema, meta::actions, meta::templating_extensions, meta::autocomplete,
+        promotions::create, promotions::list,
     ),
     components(schemas(
         schemas::TaskIdResponse, schemas::CreateTaskRequest, schemas::RetryRequest, schemas::TaskSchema,
@@ -27,12 +28,15 @@ use super::{dry_run, events, health, meta, metrics, schemas, tasks};
         schemas::TemplatingExtensions, schemas::HealthStatus, schemas::DryRunRequestSchema,
         schemas::DryRunResponse, schemas::TaskEventFrame, schemas::AutocompleteRequestSchema,
         schemas::AutocompleteResponse, schemas::AutocompleteSuggestion,
+        schemas::CreatePromotionRequest, schemas::PromotionBundle, schemas::PromotionImage, schemas::PromotionStage,
+        schemas::PromotionList, crate::service::PromotionRecord,
     )),
     tags(
         (name = "tasks", description = "Scaffolder tasks and their events"),
         (name = "templates", description = "Templates and templating"),
         (name = "actions", description = "Installed actions"),
         (name = "autocomplete", description = "Form autocompletion"),
+        (name = "promotions", description = "Signed images promoted through infra-gitops"),
     )
 )]
 struct ApiDoc;

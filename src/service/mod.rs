@@ -5,16 +5,21 @@ mod autocomplete;
 mod dry_run;
 mod events;
 mod metrics;
+mod promotions;
 mod secrets;
 mod streams;
 mod tasks;
 
+pub use crate::promotion::plan::BundleImage;
 /// The task list's query and cancel's answer, as the service speaks them.
 pub use crate::store::{CancelOutcome, ListQuery, SortField};
 pub use autocomplete::{AutocompleteRequest, AutocompleteService, Suggestion};
 pub use dry_run::{DryRunFailure, DryRunRequest, DryRunResult, DryRunService, InlineFile};
 pub use events::{EventHub, EventWatch};
 pub use metrics::MetricsService;
+pub use promotions::{
+    promotion_templates, BundleRequest, PromotionRecord, PromotionRequest, PromotionService, PROMOTION_TEMPLATE_REF,
+};
 pub use secrets::{reseal_stored, ResealError};
 pub use streams::{StreamLimiter, StreamPermit};
 pub use tasks::{CreateTask, TaskService};

@@ -4,6 +4,7 @@
 mod events;
 mod journal;
 mod metrics;
+mod promotions;
 mod tasks;
 
 use std::time::Duration;

@@ -2,6 +2,7 @@
 //! layout of `crate::gitops`, written through `crate::gitops::repo` to a
 //! GitHub host or the local git host.
 
+mod image;
 mod init;
 mod register;
 mod unregister;
@@ -10,6 +11,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+pub use image::{GitopsImagePromote, GitopsImageVerify};
 pub use init::GitopsInit;
 pub use register::GitopsOverlayRegister;
 pub use unregister::GitopsOverlayUnregister;
