@@ -2,6 +2,7 @@
 //! against a real `docker-registry` with images pushed by `skopeo`.
 
 mod ca;
+mod e2e;
 mod issuer;
 mod oidc;
 mod registry;
