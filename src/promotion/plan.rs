@@ -147,8 +147,9 @@ impl Stages {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Planned {
     pub clusters: Vec<String>,
-    /// The stage whose bundle was required, if any.
+    /// The stage before this one, if any, and its clusters.
     pub previous_stage: Option<Stage>,
+    pub previous_clusters: Vec<String>,
     /// The bundle replaced an older one with a newer run: `false`; with an
     /// older run (or the same) on purpose: `true`.
     pub rollback: bool,
@@ -344,6 +345,9 @@ pub fn plan_promotion(view: &dyn RepoView, promotion: &Promotion) -> Result<(Pla
         Planned {
             clusters: clusters.iter().map(|c| c.cluster.clone()).collect(),
             previous_stage: previous.map(|(s, _)| s),
+            previous_clusters: previous
+                .map(|(_, clusters)| clusters.iter().map(|c| c.cluster.clone()).collect())
+                .unwrap_or_default(),
             rollback: rollback || (promotion.rollback && !unchanged),
             unchanged,
             wait_for_healthy: clusters.iter().any(|c| settings(c).wait_for_healthy),

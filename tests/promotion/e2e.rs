@@ -67,6 +67,14 @@ fn infra_gitops(root: &Path, services: &[String], image: &dyn Fn(&str) -> String
 
 impl Fixture {
     pub async fn start(services: &[String], image: &dyn Fn(&str, &str) -> String) -> Fixture {
+        Fixture::start_with(services, image, |_| {}).await
+    }
+
+    pub async fn start_with(
+        services: &[String],
+        image: &dyn Fn(&str, &str) -> String,
+        configure: impl FnOnce(&mut scaffolder::config::Settings) + 'static,
+    ) -> Fixture {
         let registry = Registry::start().await;
         let issuer = Issuer::start();
         let key = SigningKey::random(&mut rand::rngs::OsRng);
@@ -95,7 +103,9 @@ impl Fixture {
             s.promotion.repo_url = Some("git.local?owner=acme&repo=infra-gitops".into());
             s.promotion.public_key_files = vec![key_file];
             s.promotion.insecure_registries = vec![registry_host];
-            s.worker.concurrency = 8;
+            s.worker.concurrency = 4;
+            s.database.max_connections = 20;
+            configure(s);
         })
         .await;
         Fixture {
@@ -152,6 +162,19 @@ impl Fixture {
             .collect::<Vec<_>>()
             .join("\n");
         (task["status"].as_str().unwrap_or_default().to_owned(), log)
+    }
+
+    /// Commits `contents` at `path` on main, as an operator would.
+    pub fn commit_file(&self, path: &str, contents: &str) {
+        let work = tempfile::tempdir().expect("tempdir");
+        git(work.path(), &["clone", "-q", &self.repo.to_string_lossy(), "tree"]);
+        let tree = work.path().join("tree");
+        let file = tree.join(path);
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("dir");
+        std::fs::write(&file, contents).expect("write");
+        git(&tree, &["add", "-A"]);
+        git(&tree, &["commit", "-q", "-m", &format!("edit {path}")]);
+        git(&tree, &["push", "-q", "origin", "HEAD:main"]);
     }
 
     /// The overlay of `service` on `cluster` at `rev`.
@@ -425,5 +448,61 @@ async fn fifty_services_promoted_at_once_all_land_and_one_service_keeps_its_newe
     assert_eq!(
         overlay["metadata"]["annotations"]["promotion.soft-yt.dev/workflow-run"],
         "2001"
+    );
+}
+
+#[tokio::test]
+async fn stage_settings_gate_production_on_approval_and_on_argo_cd_health() {
+    use scaffolder::gitops::cluster::{ClusterConfig, ClusterInput, PromotionSettings};
+
+    if !(super::registry::available() && super::issuer::available()) {
+        return;
+    }
+    let argocd = crate::auth::helpers::FakeServer::start(Default::default());
+    let argocd_url = argocd.url.clone();
+    let f = Fixture::start_with(&["web".to_owned()], &backend, move |s| {
+        s.promotion.argocd_url = Some(argocd_url);
+        s.promotion.health_timeout_seconds = 1;
+    })
+    .await;
+    let image = backend(&f.registry.host, "web");
+    let v1 = f.build("acme/web-backend", "v1").await;
+    let token = f.token("acme/web", 300);
+    let id = f.promote(Some(&token), &f.body("web", "dev", &image, &v1, "c1")).await;
+    assert_eq!(f.finish(&id).await.0, "completed");
+
+    let mut prod = ClusterConfig::build("onprem-prod", &ClusterInput::default(), "argocd").expect("settings");
+    prod.promotion = Some(PromotionSettings {
+        order: None,
+        requires_approval: true,
+        wait_for_healthy: false,
+    });
+    f.commit_file("clusters/onprem-prod/cluster.yaml", &prod.render().expect("yaml"));
+    let id = f.promote(Some(&token), &f.body("web", "prod", &image, &v1, "c1")).await;
+    let (status, log) = f.finish(&id).await;
+    assert_eq!(status, "failed", "{log}");
+    assert!(log.contains("Stage prod needs an approval"), "{log}");
+
+    prod.promotion = Some(PromotionSettings {
+        order: None,
+        requires_approval: false,
+        wait_for_healthy: true,
+    });
+    f.commit_file("clusters/onprem-prod/cluster.yaml", &prod.render().expect("yaml"));
+    let app = "/api/v1/applications/web-onprem-dev";
+    argocd.set(app, json!({"metadata": {"name": "web-onprem-dev"}, "status": {"sync": {"status": "OutOfSync"}, "health": {"status": "Progressing"}}}));
+    let id = f.promote(Some(&token), &f.body("web", "prod", &image, &v1, "c1")).await;
+    let (status, log) = f.finish(&id).await;
+    assert_eq!(status, "failed", "{log}");
+    assert!(log.contains("web-onprem-dev in dev is OutOfSync/Progressing"), "{log}");
+
+    argocd.set(app, json!({"metadata": {"name": "web-onprem-dev"}, "status": {"sync": {"status": "Synced"}, "health": {"status": "Healthy"}}}));
+    let id = f.promote(Some(&token), &f.body("web", "prod", &image, &v1, "c1")).await;
+    let (status, log) = f.finish(&id).await;
+    assert_eq!(status, "completed", "{log}");
+    assert!(log.contains("web-onprem-dev is Synced and Healthy"), "{log}");
+    assert_eq!(
+        f.overlay("promote/web-prod", "web", "onprem-prod")["images"][0]["digest"],
+        v1
     );
 }

@@ -222,14 +222,18 @@ impl ActionHandler for GitopsImagePromote {
         let author = signature(input.git_author_name.as_deref(), input.git_author_email.as_deref());
         let stage = input.stage.as_str();
 
-        // First look: which stage comes before, and must it be healthy?
+        // The first stage is committed directly; a planner that finds a
+        // stage before this one writes nothing on the followed branch, and
+        // the change goes to a promotion branch instead (after the previous
+        // stage is healthy, where the stage asks for it).
         let planned: Mutex<Option<Planned>> = Mutex::new(None);
-        let look = |view: &dyn RepoView| -> Result<Plan, GitopsError> {
-            let (_, info) = plan_promotion(view, &promotion)?;
+        let direct = |view: &dyn RepoView| -> Result<Plan, GitopsError> {
+            let (plan, info) = plan_promotion(view, &promotion)?;
+            let later_stage = info.previous_stage.is_some();
             if let Ok(mut p) = planned.lock() {
                 *p = Some(info);
             }
-            Ok(Plan::default())
+            Ok(if later_stage { Plan::default() } else { plan })
         };
         let message = commit_message(
             None,
@@ -259,14 +263,14 @@ impl ActionHandler for GitopsImagePromote {
             unchanged_path: None,
             guard_path: None,
         };
-        commit_plan(
+        let mut outcome = commit_plan(
             &repo.git,
             &ctx.cancel,
             &self.locks,
             &request,
             &self.retry,
             &|_| Ok(()),
-            look,
+            direct,
         )
         .await?;
         let first = planned
@@ -274,33 +278,35 @@ impl ActionHandler for GitopsImagePromote {
             .ok()
             .and_then(|p| p.clone())
             .ok_or_else(|| ActionError::Failed("the promotion was not planned".into()))?;
-        if let (Some(previous), true) = (first.previous_stage, first.wait_for_healthy) {
-            self.wait_for_previous(ctx, &repo, &input, previous).await?;
-        }
-
         let pr_branch = format!("promote/{}-{stage}", input.service);
         let later_stage = first.previous_stage.is_some();
-        let request = CommitRequest {
-            push_branch: later_stage.then_some(pr_branch.as_str()),
-            ..request
-        };
-        let planner = |view: &dyn RepoView| -> Result<Plan, GitopsError> {
-            let (plan, info) = plan_promotion(view, &promotion)?;
-            if let Ok(mut p) = planned.lock() {
-                *p = Some(info);
+        if let Some(previous) = first.previous_stage {
+            if first.wait_for_healthy {
+                self.wait_for_previous(ctx, &input, previous, &first.previous_clusters)
+                    .await?;
             }
-            Ok(plan)
-        };
-        let outcome = commit_plan(
-            &repo.git,
-            &ctx.cancel,
-            &self.locks,
-            &request,
-            &self.retry,
-            &|_| Ok(()),
-            planner,
-        )
-        .await?;
+            let request = CommitRequest {
+                push_branch: Some(pr_branch.as_str()),
+                ..request
+            };
+            let planner = |view: &dyn RepoView| -> Result<Plan, GitopsError> {
+                let (plan, info) = plan_promotion(view, &promotion)?;
+                if let Ok(mut p) = planned.lock() {
+                    *p = Some(info);
+                }
+                Ok(plan)
+            };
+            outcome = commit_plan(
+                &repo.git,
+                &ctx.cancel,
+                &self.locks,
+                &request,
+                &self.retry,
+                &|_| Ok(()),
+                planner,
+            )
+            .await?;
+        }
         let info = planned
             .into_inner()
             .ok()
@@ -401,9 +407,9 @@ impl GitopsImagePromote {
     async fn wait_for_previous(
         &self,
         ctx: &ActionContext,
-        _repo: &super::GitopsRepo,
         input: &PromoteInput,
         previous: Stage,
+        clusters: &[String],
     ) -> Result<(), ActionError> {
         let deps = self.deps.as_ref().ok_or_else(not_configured)?;
         let argocd = deps.argocd.as_ref().ok_or_else(|| {
@@ -413,7 +419,7 @@ impl GitopsImagePromote {
                 previous.as_str()
             ))
         })?;
-        let apps = self.previous_apps(ctx, input, previous).await?;
+        let apps = clusters.iter().map(|c| layout::app_name(&input.service, c));
         let deadline = Instant::now() + deps.health_timeout;
         let backoff = Backoff::doubling(std::time::Duration::from_millis(200))
             .capped(std::time::Duration::from_secs(10))
@@ -455,50 +461,5 @@ impl GitopsImagePromote {
             }
         }
         Ok(())
-    }
-
-    /// The Argo CD applications of the previous stage: `<service>-<cluster>`.
-    async fn previous_apps(
-        &self,
-        ctx: &ActionContext,
-        input: &PromoteInput,
-        previous: Stage,
-    ) -> Result<Vec<String>, ActionError> {
-        let repo = open_repo(&self.integrations, ctx, &input.repo_url, None, &input.branch, true).await?;
-        let apps: Mutex<Vec<String>> = Mutex::default();
-        let request = CommitRequest {
-            remote: &repo.remote,
-            base_branch: &input.branch,
-            push_branch: None,
-            message: "read",
-            author: &signature(None, None),
-            unchanged_path: None,
-            guard_path: None,
-        };
-        let service = input.service.clone();
-        let read = |view: &dyn RepoView| -> Result<Plan, GitopsError> {
-            let stages = crate::promotion::plan::Stages::read(view, &service)?;
-            let names = stages
-                .stages
-                .iter()
-                .filter(|(_, s, _)| *s == previous)
-                .flat_map(|(_, _, clusters)| clusters.iter().map(|c| layout::app_name(&service, &c.cluster)))
-                .collect();
-            if let Ok(mut a) = apps.lock() {
-                *a = names;
-            }
-            Ok(Plan::default())
-        };
-        commit_plan(
-            &repo.git,
-            &ctx.cancel,
-            &self.locks,
-            &request,
-            &self.retry,
-            &|_| Ok(()),
-            read,
-        )
-        .await?;
-        Ok(apps.into_inner().unwrap_or_default())
     }
 }
