@@ -228,6 +228,18 @@ async fn a_bundle_goes_from_dev_to_prod_and_back_and_the_history_says_so() {
     let (status, log) = f.finish(&id).await;
     assert_eq!(status, "completed", "{log}");
     assert!(log.contains("branch promote/web-prod"), "{log}");
+    if std::env::var_os("PROMOTION_TRANSCRIPT").is_some() {
+        eprintln!(
+            "--- prod promotion {id} ---\n{log}\n--- onprem-prod overlay on promote/web-prod ---\n{}",
+            git_bare(
+                &f.repo,
+                &[
+                    "show",
+                    "promote/web-prod:apps/web/overlays/onprem-prod/kustomization.yaml"
+                ]
+            )
+        );
+    }
     assert_eq!(f.overlay("main", "web", "onprem-prod")["images"][0]["newTag"], "latest");
     assert_eq!(
         f.overlay("promote/web-prod", "web", "onprem-prod")["images"][0]["digest"],
