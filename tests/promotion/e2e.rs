@@ -272,14 +272,46 @@ async fn a_bundle_goes_from_dev_to_prod_and_back_and_the_history_says_so() {
     assert!(log.contains("never replaces a newer one"), "{log}");
     assert_eq!(f.overlay("main", "web", "onprem-dev")["images"][0]["digest"], v2);
 
-    // ...but an operator rolls back on purpose.
-    let mut rollback = f.body("web", "dev", &image, &v1, "c0ffee1");
-    rollback["rollback"] = json!(true);
-    rollback["bundle"]["workflowRun"] = json!(100);
-    let id = f.promote(None, &rollback).await;
-    let (status, log) = f.finish(&id).await;
-    assert_eq!(status, "completed", "{log}");
-    assert!(log.contains("Rolled back web to dev"), "{log}");
+    // ...but an operator rolls back on purpose, with the command line: the
+    // bundle of the first dev promotion, promoted again.
+    let (_, history) = f.app.get("/v2/promotions?service=web&stage=dev", None).await;
+    let first_dev = history["promotions"]
+        .as_array()
+        .and_then(|l| l.last())
+        .and_then(|p| p["taskId"].as_str())
+        .expect("the first dev promotion")
+        .to_owned();
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_scaffolder"))
+            .args(args)
+            .args(["--server", &f.app.address])
+            .env_remove("SCAFFOLDER_TOKEN")
+            .output()
+            .expect("scaffolder runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = cli(&["promotions", "rollback", &first_dev, "--follow"]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("Rolling web back on dev"), "{stderr}");
+    let (code, stdout, _) = cli(&["promotions", "list", "--service", "web"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.contains("(rollback)") && l.contains("c0ffee1")),
+        "{stdout}"
+    );
+    let (code, stdout, _) = cli(&["promotions", "show", &first_dev]);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.contains("Source commit c0ffee1") && stdout.contains(&v1),
+        "{stdout}"
+    );
     let dev = f.overlay("main", "web", "onprem-dev");
     assert_eq!(dev["images"][0]["digest"], v1);
     assert_eq!(dev["metadata"]["annotations"]["promotion.soft-yt.dev/rollback"], "true");
