@@ -281,23 +281,29 @@ async fn a_bundle_goes_from_dev_to_prod_and_back_and_the_history_says_so() {
         .and_then(|p| p["taskId"].as_str())
         .expect("the first dev promotion")
         .to_owned();
-    let cli = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_scaffolder"))
-            .args(args)
-            .args(["--server", &f.app.address])
-            .env_remove("SCAFFOLDER_TOKEN")
-            .output()
-            .expect("scaffolder runs");
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+    // The server runs on this test's runtime: the binary is awaited, never blocked on.
+    let cli = |args: Vec<String>| {
+        let address = f.app.address.clone();
+        async move {
+            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_scaffolder"))
+                .args(&args)
+                .args(["--server", &address])
+                .env_remove("SCAFFOLDER_TOKEN")
+                .output()
+                .await
+                .expect("scaffolder runs");
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
     };
-    let (code, stdout, stderr) = cli(&["promotions", "rollback", &first_dev, "--follow"]);
+    let args = |list: &[&str]| list.iter().map(|a| (*a).to_owned()).collect::<Vec<_>>();
+    let (code, stdout, stderr) = cli(args(&["promotions", "rollback", &first_dev, "--follow"])).await;
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(stderr.contains("Rolling web back on dev"), "{stderr}");
-    let (code, stdout, _) = cli(&["promotions", "list", "--service", "web"]);
+    let (code, stdout, _) = cli(args(&["promotions", "list", "--service", "web"])).await;
     assert_eq!(code, Some(0));
     assert!(
         stdout
@@ -306,7 +312,7 @@ async fn a_bundle_goes_from_dev_to_prod_and_back_and_the_history_says_so() {
             .is_some_and(|l| l.contains("(rollback)") && l.contains("c0ffee1")),
         "{stdout}"
     );
-    let (code, stdout, _) = cli(&["promotions", "show", &first_dev]);
+    let (code, stdout, _) = cli(args(&["promotions", "show", &first_dev])).await;
     assert_eq!(code, Some(0));
     assert!(
         stdout.contains("Source commit c0ffee1") && stdout.contains(&v1),
