@@ -40,6 +40,7 @@ pub struct Settings {
     pub default_environment: DefaultEnvironmentSettings,
     pub gitops: GitopsSettings,
     pub actions: ActionsSettings,
+    pub promotion: PromotionSettings,
 }
 
 /// Where actions come from besides the built-in ones.
@@ -71,6 +72,54 @@ pub struct BridgeSettings {
 
 fn default_bridge_refresh() -> u64 {
     30
+}
+
+/// Promotion of built images through the GitOps repository
+/// (`POST /v2/promotions`; docs/gitops.md, "Promotion").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PromotionSettings {
+    /// The GitOps repository promotions write to, as a `repoUrl`
+    /// (`github.com?owner=acme&repo=infra-gitops`, `git.local?…`). Unset:
+    /// promotions are refused.
+    pub repo_url: Option<String>,
+    /// The branch Argo CD follows.
+    pub branch: String,
+    /// Git refs a CI caller may promote from.
+    pub allowed_refs: Vec<String>,
+    /// Workflow files a CI caller may promote from.
+    pub allowed_workflows: Vec<String>,
+    /// Registries spoken to over plain HTTP (`host:port`; development only).
+    pub insecure_registries: Vec<String>,
+    /// PEM public keys (`cosign.pub`) whose signatures are trusted.
+    pub public_key_files: Vec<PathBuf>,
+    /// PEM root certificates keyless (Fulcio) certificates must chain to.
+    pub keyless_roots_file: Option<PathBuf>,
+    /// The OIDC issuer keyless certificates must name.
+    pub keyless_issuer: String,
+    /// Argo CD's API, for stages that wait until the previous stage is Synced and Healthy.
+    pub argocd_url: Option<String>,
+    pub argocd_token: Option<Secret>,
+    /// How long such a stage waits.
+    pub health_timeout_seconds: u64,
+}
+
+impl Default for PromotionSettings {
+    fn default() -> Self {
+        PromotionSettings {
+            repo_url: None,
+            branch: "main".into(),
+            allowed_refs: vec!["refs/heads/main".into()],
+            allowed_workflows: vec![".github/workflows/ci.yml".into()],
+            insecure_registries: Vec::new(),
+            public_key_files: Vec::new(),
+            keyless_roots_file: None,
+            keyless_issuer: "https://token.actions.githubusercontent.com".into(),
+            argocd_url: None,
+            argocd_token: None,
+            health_timeout_seconds: 600,
+        }
+    }
 }
 
 /// The GitOps repository as the clusters see it.
@@ -303,6 +352,9 @@ pub struct AuthSettings {
     pub allow_anonymous: Option<bool>,
     /// Verify Backstage user tokens (ES256) against the auth backend's JWKS.
     pub backstage: Option<BackstageAuthSettings>,
+    /// Accept GitHub Actions OIDC ID tokens (RS256) as CI callers: the
+    /// workflow's repository, ref and workflow file become the caller.
+    pub github_actions: Option<GithubActionsAuthSettings>,
     /// Static bearer tokens for services and scripts.
     pub tokens: Vec<StaticTokenSettings>,
     /// User entity refs that see, cancel and retry every task.
@@ -334,6 +386,37 @@ pub struct BackstageAuthSettings {
 
 fn default_jwks_refresh() -> u64 {
     30
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GithubActionsAuthSettings {
+    /// Required `iss` claim; its `/.well-known/openid-configuration` names
+    /// the JWKS unless `jwks_url` is set. Default GitHub.com's
+    /// `https://token.actions.githubusercontent.com`.
+    #[serde(default = "default_github_actions_issuer")]
+    pub issuer: String,
+    /// Required `aud` claim: what the workflow asks its token for
+    /// (`core.getIDToken(audience)` / `&audience=` on the request URL).
+    pub audience: String,
+    /// The JWKS, when it is not the one the issuer's discovery document names.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// The GitHub host of the repositories (`repository:<host>/<owner>/<repo>`
+    /// is the caller's subject and the owner a promotion is checked against).
+    #[serde(default = "default_github_host")]
+    pub host: String,
+    /// Least time between two JWKS downloads triggered by unknown key ids.
+    #[serde(default = "default_jwks_refresh")]
+    pub jwks_min_refresh_seconds: u64,
+}
+
+fn default_github_actions_issuer() -> String {
+    "https://token.actions.githubusercontent.com".into()
+}
+
+fn default_github_host() -> String {
+    "github.com".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]

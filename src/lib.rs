@@ -12,6 +12,7 @@ pub mod gitops;
 pub mod http;
 pub mod metrics;
 pub mod model;
+pub mod promotion;
 pub mod scm;
 pub mod secrets;
 pub mod service;

@@ -46,6 +46,8 @@ pub enum StartupError {
     Reseal(#[from] crate::service::ResealError),
     #[error(transparent)]
     Bridge(#[from] crate::actions::bridge::BridgeError),
+    #[error(transparent)]
+    Promotion(#[from] crate::promotion::PromotionConfigError),
 }
 
 pub struct Application {
@@ -112,7 +114,10 @@ impl Application {
             deps.integrations.clone(),
             settings.templates.cache_dir(),
         ));
-        let mut sources: Vec<Arc<dyn TemplateSource>> = vec![Arc::new(dir_source)];
+        // The built-in promotion template first: no configured template shadows it.
+        let builtin = crate::service::promotion_templates()
+            .map_err(|e| std::io::Error::other(format!("the built-in promotion template: {e}")))?;
+        let mut sources: Vec<Arc<dyn TemplateSource>> = vec![Arc::new(builtin), Arc::new(dir_source)];
         if !settings.templates.urls.is_empty() {
             let git_source = GitTemplateSource::load(&settings.templates.urls, &reader).await;
             for (url, problem) in &git_source.problems {
@@ -168,12 +173,14 @@ impl Application {
                 .with_workspace_limit(limits.workspace_bytes)
                 .with_metrics(metrics.clone())
         });
+        let tasks = TaskService::new(store.clone(), templates, renderer, keyring)
+            .with_catalog(deps.catalog.clone())
+            .with_reader(reader.clone())
+            .with_permissions(permissions);
         let state = web::Data::new(AppState {
             settings: settings.clone(),
-            tasks: TaskService::new(store.clone(), templates, renderer, keyring)
-                .with_catalog(deps.catalog.clone())
-                .with_reader(reader.clone())
-                .with_permissions(permissions),
+            promotions: crate::service::PromotionService::new(tasks.clone(), settings.promotion.clone()),
+            tasks,
             dry_run,
             events: EventHub::start(store.clone(), shutdown.clone()),
             actions,
@@ -350,5 +357,6 @@ pub fn action_deps(settings: &Settings) -> Result<ActionDeps, StartupError> {
         catalog,
         repo_locks: Arc::default(),
         argocd_repo_url: settings.gitops.argocd_repo_url.clone(),
+        promotion: crate::promotion::PromotionDeps::from_settings(&settings.promotion)?.map(Arc::new),
     })
 }

@@ -9,6 +9,7 @@
 //! - `engine`: `scaffolder serve` replicas, kills, the store's lifecycle
 //! - `governance`: approval gates and the audit trail
 //! - `gitops`: the GitOps actions against real bare repositories
+//! - `promotion`: signed image digests promoted through infra-gitops (a real registry)
 //! - `publish`: publishing against a fake GitHub and a fake catalog
 //! - `updates`: template versions and fleet updates against real git repositories
 
@@ -21,5 +22,6 @@ mod cli;
 mod engine;
 mod gitops;
 mod governance;
+mod promotion;
 mod publish;
 mod updates;

@@ -272,6 +272,8 @@ pub struct ActionDeps {
     pub repo_locks: Arc<crate::gitops::repo::RepoLocks>,
     /// `gitops.argocd_repo_url`: the URL Argo CD clones the GitOps repository from.
     pub argocd_repo_url: Option<String>,
+    /// Registry, signature trust and Argo CD of the promotion actions.
+    pub promotion: Option<Arc<crate::promotion::PromotionDeps>>,
 }
 
 /// The actions every installation has, with the default integrations (the
@@ -307,6 +309,11 @@ pub fn builtin_actions_with(deps: &ActionDeps) -> Vec<Arc<dyn Action>> {
                 .with_argocd_repo_url(deps.argocd_repo_url.clone()),
         ),
         Arc::new(gitops::GitopsOverlayUnregister::new(deps.integrations.clone()).with_locks(deps.repo_locks.clone())),
+        Arc::new(gitops::GitopsImageVerify::new(deps.promotion.clone())),
+        Arc::new(
+            gitops::GitopsImagePromote::new(deps.integrations.clone(), deps.promotion.clone())
+                .with_locks(deps.repo_locks.clone()),
+        ),
         Arc::new(publish::PublishGit::new(deps.integrations.clone())),
         Arc::new(publish::PublishGithub::new(deps.integrations.clone())),
         Arc::new(publish::PublishGithubPullRequest::new(deps.integrations.clone())),

@@ -55,6 +55,60 @@ pub enum Identity {
     },
     /// A static token from `auth.tokens`.
     Service { subject: String },
+    /// A GitHub Actions workflow run (its OIDC ID token).
+    Ci(CiPrincipal),
+}
+
+/// Who a GitHub Actions OIDC ID token says is calling: one run of one
+/// workflow of one repository, at one commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CiPrincipal {
+    /// `repository:<host>/<owner>/<repo>`: the task's `createdBy`, and the
+    /// owner a service's marker in infra-gitops must name.
+    pub subject: String,
+    /// The GitHub host.
+    pub host: String,
+    /// `owner/repo`
+    pub repository: String,
+    /// `refs/heads/main`, `refs/tags/v1.2.0`, …
+    pub git_ref: String,
+    /// `owner/repo/.github/workflows/ci.yaml@refs/heads/main`
+    pub workflow_ref: String,
+    /// The commit the run built.
+    pub sha: String,
+    pub run_id: String,
+    pub run_attempt: Option<String>,
+}
+
+impl CiPrincipal {
+    /// The workflow file: `.github/workflows/ci.yaml` of `workflow_ref`.
+    pub fn workflow_path(&self) -> &str {
+        let without_ref = self
+            .workflow_ref
+            .split_once('@')
+            .map_or(self.workflow_ref.as_str(), |(p, _)| p);
+        without_ref
+            .strip_prefix(self.repository.as_str())
+            .map_or(without_ref, |rest| rest.trim_start_matches('/'))
+    }
+
+    /// The identity a keyless (Fulcio) certificate of this workflow names.
+    pub fn certificate_identity(&self) -> String {
+        format!("https://{}/{}", self.host, self.workflow_ref)
+    }
+}
+
+/// The claims of a GitHub Actions OIDC ID token this service reads.
+#[derive(Debug, serde::Deserialize)]
+struct ActionsClaims {
+    repository: String,
+    #[serde(rename = "ref")]
+    git_ref: String,
+    workflow_ref: String,
+    sha: String,
+    run_id: String,
+    #[serde(default)]
+    run_attempt: Option<String>,
 }
 
 /// The authenticated caller of one request.
@@ -74,6 +128,7 @@ impl std::fmt::Debug for Caller {
             Identity::Anonymous => write!(f, "Caller(anonymous)"),
             Identity::User { entity_ref, .. } => write!(f, "Caller(user {entity_ref}, all: {})", self.sees_all),
             Identity::Service { subject } => write!(f, "Caller(service {subject}, all: {})", self.sees_all),
+            Identity::Ci(ci) => write!(f, "Caller(ci {} run {})", ci.workflow_ref, ci.run_id),
         }
     }
 }
@@ -97,6 +152,15 @@ impl Caller {
             Identity::Anonymous => None,
             Identity::User { entity_ref, .. } => Some(entity_ref),
             Identity::Service { subject } => Some(subject),
+            Identity::Ci(ci) => Some(&ci.subject),
+        }
+    }
+
+    /// The workflow run behind a GitHub Actions token.
+    pub fn ci(&self) -> Option<&CiPrincipal> {
+        match &self.identity {
+            Identity::Ci(ci) => Some(ci),
+            _ => None,
         }
     }
 
@@ -149,6 +213,8 @@ pub struct Authenticator {
     /// Host names besides loopback ones that anonymous requests may address.
     anonymous_hosts: Vec<String>,
     backstage: Option<JwksVerifier>,
+    /// GitHub Actions ID tokens: the verifier, the issuer and the host.
+    github_actions: Option<(JwksVerifier, String, String)>,
     tokens: Vec<StaticToken>,
     admins: HashSet<String>,
 }
@@ -159,6 +225,10 @@ impl std::fmt::Debug for Authenticator {
             .field("allow_anonymous", &self.allow_anonymous)
             .field("anonymous_hosts", &self.anonymous_hosts)
             .field("backstage", &self.backstage.is_some())
+            .field(
+                "github_actions",
+                &self.github_actions.as_ref().map(|(_, issuer, _)| issuer),
+            )
             .field("tokens", &self.tokens.len())
             .field("admins", &self.admins)
             .finish()
@@ -244,7 +314,11 @@ impl Authenticator {
             Some(b) => Some(JwksVerifier::new(b)?),
             None => None,
         };
-        let has_mode = backstage.is_some() || !tokens.is_empty();
+        let github_actions = match &auth.github_actions {
+            Some(g) => Some((JwksVerifier::github_actions(g)?, g.issuer.clone(), g.host.clone())),
+            None => None,
+        };
+        let has_mode = backstage.is_some() || github_actions.is_some() || !tokens.is_empty();
         let loopback = is_loopback_bind(&settings.server.bind);
         let allow_anonymous = auth.allow_anonymous.unwrap_or(loopback && !has_mode);
         if !has_mode && !allow_anonymous {
@@ -270,6 +344,7 @@ impl Authenticator {
                 .map(|h| h.trim().to_ascii_lowercase())
                 .collect(),
             backstage,
+            github_actions,
             tokens,
             admins: auth.admins.iter().cloned().collect(),
         })
@@ -277,7 +352,7 @@ impl Authenticator {
 
     /// Whether any credentials are checked at all (else the header is ignored).
     pub fn enabled(&self) -> bool {
-        self.backstage.is_some() || !self.tokens.is_empty()
+        self.backstage.is_some() || self.github_actions.is_some() || !self.tokens.is_empty()
     }
 
     pub fn allows_anonymous(&self) -> bool {
@@ -332,12 +407,17 @@ impl Authenticator {
                 request_id: None,
             });
         }
-        let Some(verifier) = &self.backstage else {
-            return Err(AuthError::invalid("Illegal token"));
-        };
         if token.split('.').count() != 3 {
             return Err(AuthError::invalid("Illegal token"));
         }
+        if let Some((verifier, issuer, host)) = &self.github_actions {
+            if unverified_issuer(token).as_deref() == Some(issuer.as_str()) {
+                return github_actions_caller(verifier, host, token).await;
+            }
+        }
+        let Some(verifier) = &self.backstage else {
+            return Err(AuthError::invalid("Illegal token"));
+        };
         let claims = verifier.verify(token).await?;
         let sees_all = self.admins.contains(&claims.sub);
         Ok(Caller {
@@ -350,6 +430,45 @@ impl Authenticator {
             request_id: None,
         })
     }
+}
+
+/// The `iss` claim of a JWT, read before any check: it only picks the
+/// verifier, which then checks everything (the issuer included).
+fn unverified_issuer(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("iss")?.as_str().map(str::to_owned)
+}
+
+async fn github_actions_caller(verifier: &JwksVerifier, host: &str, token: &str) -> Result<Caller, AuthError> {
+    let claims: ActionsClaims = verifier.verify_claims(token).await?;
+    let repository_ok = claims
+        .repository
+        .split_once('/')
+        .is_some_and(|(owner, repo)| !owner.is_empty() && !repo.is_empty() && !repo.contains('/'));
+    if !repository_ok || claims.sha.is_empty() || claims.run_id.is_empty() || claims.workflow_ref.is_empty() {
+        return Err(AuthError::invalid(
+            "Illegal token: a GitHub Actions token needs 'repository' (owner/repo), 'ref', 'workflow_ref', 'sha' and 'run_id'",
+        ));
+    }
+    Ok(Caller {
+        identity: Identity::Ci(CiPrincipal {
+            subject: format!("repository:{host}/{}", claims.repository),
+            host: host.to_owned(),
+            repository: claims.repository,
+            git_ref: claims.git_ref,
+            workflow_ref: claims.workflow_ref,
+            sha: claims.sha,
+            run_id: claims.run_id,
+            run_attempt: claims.run_attempt,
+        }),
+        sees_all: false,
+        request_id: None,
+    })
 }
 
 /// Equality whose time does not depend on where the inputs differ.

@@ -41,7 +41,7 @@ fn exit_of_status(status: &str) -> Exit {
 
 /// Follows a task with the progress display; returns the exit code and
 /// prints the end (text or JSON).
-async fn follow_with_display(
+pub(crate) async fn follow_with_display(
     client: &Client,
     task_id: &str,
     after: Option<i64>,

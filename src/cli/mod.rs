@@ -11,6 +11,7 @@ pub mod dry_run;
 pub mod gitops;
 pub mod output;
 pub mod progress;
+pub mod promotions;
 pub mod run;
 pub mod update;
 pub mod values;
@@ -207,6 +208,47 @@ pub enum CliCommand {
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
+    /// Promotions of signed images through infra-gitops: history and rollback.
+    Promotions {
+        #[command(subcommand)]
+        command: PromotionsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PromotionsCommand {
+    /// Promotions, newest first: which bundle went where, from which commit and run, when.
+    List {
+        /// Only this service's.
+        #[arg(long)]
+        service: Option<String>,
+        /// Only promotions into this stage (dev, staging, prod).
+        #[arg(long)]
+        stage: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// One promotion (by its task id): bundle, commit, run, links.
+    Show {
+        task_id: String,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Promote the bundle of an earlier promotion again, as a rollback.
+    Rollback {
+        /// The earlier promotion's task id.
+        task_id: String,
+        /// The stage to roll back (default: the earlier promotion's).
+        #[arg(long)]
+        stage: Option<String>,
+        /// Follow the rollback task to its end.
+        #[arg(long, short)]
+        follow: bool,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -358,6 +400,21 @@ pub async fn dispatch(command: CliCommand, options: ClientOptions, config: Optio
         CliCommand::Templates {
             command: TemplatesCommand::Show { template_ref, output },
         } => commands::templates_show(&client, &template_ref, output).await,
+        CliCommand::Promotions { command } => match command {
+            PromotionsCommand::List {
+                service,
+                stage,
+                limit,
+                output,
+            } => promotions::list(&client, service.as_deref(), stage.as_deref(), limit, output).await,
+            PromotionsCommand::Show { task_id, output } => promotions::show(&client, &task_id, output).await,
+            PromotionsCommand::Rollback {
+                task_id,
+                stage,
+                follow,
+                output,
+            } => promotions::rollback(&client, &task_id, stage.as_deref(), follow, output).await,
+        },
         CliCommand::Actions {
             command: ActionsCommand::List { output },
         } => commands::actions_list(&client, output).await,

@@ -176,6 +176,42 @@ pub struct RegistryCredentials {
     pub vault_key: String,
 }
 
+/// How images are promoted into this cluster's stage (docs/gitops.md,
+/// "Promotion").
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PromotionSettings {
+    /// The stage's place in the promotion order (lower first); default by
+    /// stage: dev 0, staging 10, prod 20
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<u32>,
+    /// Promotions into this stage wait for an approval (`approval:wait`)
+    #[serde(default)]
+    pub requires_approval: bool,
+    /// Before promoting into this stage, wait until the previous stage's Argo CD applications are Synced and Healthy
+    #[serde(default)]
+    pub wait_for_healthy: bool,
+}
+
+impl Stage {
+    /// The default promotion order: dev, then staging, then prod.
+    pub fn default_order(self) -> u32 {
+        match self {
+            Stage::Dev => 0,
+            Stage::Staging => 10,
+            Stage::Prod => 20,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Dev => "dev",
+            Stage::Staging => "staging",
+            Stage::Prod => "prod",
+        }
+    }
+}
+
 /// Where Argo CD finds and deploys the cluster's services (written by init).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -235,6 +271,19 @@ pub struct ClusterConfig {
     pub external_dns: Option<ExternalDns>,
     pub workloads: WorkloadDefaults,
     pub argocd: ArgoCd,
+    /// Promotion into this cluster's stage; absent: the stage's default order, no approval, no health wait
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<PromotionSettings>,
+}
+
+impl ClusterConfig {
+    /// This cluster's place in the promotion order.
+    pub fn promotion_order(&self) -> u32 {
+        self.promotion
+            .as_ref()
+            .and_then(|p| p.order)
+            .unwrap_or_else(|| self.stage.default_order())
+    }
 }
 
 /// What `gitops:init` may say of a cluster; the rest is inferred from its
@@ -351,6 +400,7 @@ impl ClusterConfig {
                 destination_server: IN_CLUSTER.into(),
                 destination_namespace: DESTINATION_NAMESPACE.into(),
             },
+            promotion: None,
         };
         config.check()?;
         Ok(config)

@@ -121,6 +121,24 @@ mod tests {
     }
 
     #[test]
+    fn promotion_bodies_are_checked_by_their_schema() {
+        use crate::http::schemas::CreatePromotionRequest;
+        let body = |digest: &str| json!({"service": "web", "stage": "dev", "bundle": {"images": [{"name": "ghcr.io/acme/web", "digest": digest}]}});
+        assert_eq!(
+            message::<CreatePromotionRequest>(body(&format!("sha256:{}", "a".repeat(64)))),
+            "accepted"
+        );
+        let refused = message::<CreatePromotionRequest>(body("latest"));
+        assert!(
+            refused.contains("digest") && refused.contains("does not match"),
+            "{refused}"
+        );
+        let refused =
+            message::<CreatePromotionRequest>(json!({"service": "web", "stage": "qa", "bundle": {"images": []}}));
+        assert_ne!(refused, "accepted");
+    }
+
+    #[test]
     fn every_request_body_of_the_document_compiles() {
         let validators = validators().as_ref().expect("document's body schemas compile");
         let mut names: Vec<&str> = validators.keys().map(String::as_str).collect();
@@ -130,6 +148,7 @@ mod tests {
             [
                 "ApplyConditionsRequest",
                 "AutocompleteRequest",
+                "CreatePromotionRequest",
                 "CreateTaskRequest",
                 "DecisionRequest",
                 "DryRunRequest",

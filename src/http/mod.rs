@@ -13,6 +13,7 @@ mod meta;
 mod metrics;
 pub mod observe;
 pub mod openapi;
+mod promotions;
 pub mod schemas;
 mod tasks;
 pub mod updates;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub autocomplete: crate::service::AutocompleteService,
     /// `/v2/updates`: fleet updates of generated repositories.
     pub updates: crate::service::UpdateService,
+    /// `/v2/promotions`.
+    pub promotions: crate::service::PromotionService,
 }
 
 /// The CORS middleware for `server.cors` (Backstage's `backend.cors`):
@@ -117,6 +120,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
                 "/v2/templates/{namespace}/{kind}/{name}/parameter-schema",
                 web::get().to(meta::parameter_schema),
             )
+            .route("/v2/promotions", web::post().to(promotions::create))
+            .route("/v2/promotions", web::get().to(promotions::list))
             .route("/v2/dry-run", web::post().to(dry_run::dry_run))
             .route("/v2/updates", web::post().to(updates::start))
             .route("/v2/updates/{runId}", web::get().to(updates::get))

@@ -4,7 +4,7 @@
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
-use super::{dry_run, events, governance, health, meta, metrics, schemas, tasks, updates};
+use super::{dry_run, events, governance, health, meta, metrics, promotions, schemas, tasks, updates};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +21,7 @@ use super::{dry_run, events, governance, health, meta, metrics, schemas, tasks, 
         events::events, events::eventstream,
         dry_run::dry_run, meta::parameter_schema, meta::actions, meta::templating_extensions, meta::autocomplete,
         updates::start, updates::get, updates::cancel, updates::retry,
+        promotions::create, promotions::list,
     ),
     components(schemas(
         schemas::TaskIdResponse, schemas::CreateTaskRequest, schemas::RetryRequest, schemas::TaskSchema,
@@ -33,6 +34,8 @@ use super::{dry_run, events, governance, health, meta, metrics, schemas, tasks, 
         schemas::UpdateProgressSchema, crate::model::UpdateStatus, crate::model::UpdateRunStatus,
         schemas::AutocompleteResponse, schemas::AutocompleteSuggestion, schemas::DecisionRequest,
         schemas::DecisionResponse, schemas::AuditList, schemas::ApplyConditionsRequest, schemas::ApplyConditionsItem,
+        schemas::CreatePromotionRequest, schemas::PromotionBundle, schemas::PromotionImage, schemas::PromotionStage,
+        schemas::PromotionList, crate::service::PromotionRecord,
     )),
     tags(
         (name = "tasks", description = "Scaffolder tasks and their events"),
@@ -43,6 +46,7 @@ use super::{dry_run, events, governance, health, meta, metrics, schemas, tasks, 
         (name = "approvals", description = "Approval gates (`approval:wait`)"),
         (name = "audit", description = "The audit trail (administrators only)"),
         (name = "permissions", description = "Backstage's permission integration for the scaffolder's resource types"),
+        (name = "promotions", description = "Signed images promoted through infra-gitops"),
     )
 )]
 struct ApiDoc;

@@ -542,6 +542,89 @@ impl From<UpdateRun> for UpdateRunSchema {
     }
 }
 
+/// One image of a bundle.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PromotionImage {
+    /// The image in its registry, e.g. `ghcr.io/acme/web-backend` (the overlay's `newName`).
+    #[schema(min_length = 1)]
+    pub name: String,
+    /// Its manifest digest.
+    #[schema(pattern = "^sha256:[0-9a-f]{64}$")]
+    pub digest: String,
+}
+
+/// What CI built.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PromotionBundle {
+    #[schema(min_items = 1)]
+    pub images: Vec<PromotionImage>,
+    /// The commit built; default: the CI token's `sha`.
+    #[schema(required = false)]
+    pub source_commit: Option<String>,
+    /// The workflow run id; default: the CI token's `run_id`.
+    #[schema(required = false, minimum = 0)]
+    pub workflow_run: Option<u64>,
+    #[schema(required = false)]
+    pub workflow_run_url: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PromotionStage {
+    Dev,
+    Staging,
+    Prod,
+}
+
+/// `POST /v2/promotions`: promote a bundle of signed images into a stage.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreatePromotionRequest {
+    /// The service, as registered in infra-gitops.
+    #[schema(min_length = 1)]
+    pub service: String,
+    pub stage: PromotionStage,
+    pub bundle: PromotionBundle,
+    /// Promote an earlier bundle on purpose (recorded as a rollback).
+    #[schema(required = false)]
+    pub rollback: Option<bool>,
+    /// Operators only: the identity keyless signatures must name.
+    #[schema(required = false)]
+    pub identity: Option<String>,
+}
+
+impl From<CreatePromotionRequest> for crate::service::PromotionRequest {
+    fn from(request: CreatePromotionRequest) -> Self {
+        crate::service::PromotionRequest {
+            service: request.service,
+            stage: match request.stage {
+                PromotionStage::Dev => "dev",
+                PromotionStage::Staging => "staging",
+                PromotionStage::Prod => "prod",
+            }
+            .into(),
+            bundle: crate::service::BundleRequest {
+                images: request
+                    .bundle
+                    .images
+                    .into_iter()
+                    .map(|i| crate::service::BundleImage {
+                        name: i.name,
+                        digest: i.digest,
+                    })
+                    .collect(),
+                source_commit: request.bundle.source_commit,
+                workflow_run: request.bundle.workflow_run,
+                workflow_run_url: request.bundle.workflow_run_url,
+            },
+            rollback: request.rollback.unwrap_or(false),
+            identity: request.identity,
+        }
+    }
+}
+
 /// `POST /v2/tasks/{taskId}/approve` and `/reject` body; optional.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -595,4 +678,10 @@ pub struct ApplyConditionsItem {
 #[derive(Deserialize, ToSchema)]
 pub struct ApplyConditionsRequest {
     pub items: Vec<ApplyConditionsItem>,
+}
+
+/// `GET /v2/promotions`.
+#[derive(Serialize, ToSchema)]
+pub struct PromotionList {
+    pub promotions: Vec<crate::service::PromotionRecord>,
 }

@@ -8,11 +8,13 @@ mod dry_run;
 mod events;
 mod metrics;
 mod permissions;
+mod promotions;
 mod secrets;
 mod streams;
 mod tasks;
 mod updates;
 
+pub use crate::promotion::plan::BundleImage;
 pub use crate::store::UpdateItemRecord;
 /// The task list's query and cancel's answer, as the service speaks them.
 pub use crate::store::{CancelOutcome, ListQuery, SortField};
@@ -22,6 +24,9 @@ pub use autocomplete::{AutocompleteRequest, AutocompleteService, Suggestion};
 pub use dry_run::{DryRunFailure, DryRunRequest, DryRunResult, DryRunService, InlineFile};
 pub use events::{EventHub, EventWatch};
 pub use metrics::MetricsService;
+pub use promotions::{
+    promotion_templates, BundleRequest, PromotionRecord, PromotionRequest, PromotionService, PROMOTION_TEMPLATE_REF,
+};
 pub use secrets::{reseal_stored, ResealError};
 pub use streams::{StreamLimiter, StreamPermit};
 pub use tasks::{CreateTask, TaskService};

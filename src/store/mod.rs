@@ -6,6 +6,7 @@ mod audit;
 mod events;
 mod journal;
 mod metrics;
+mod promotions;
 mod tasks;
 mod updates;
 

@@ -12,10 +12,10 @@ use crate::model::approval::ApprovalState;
 use crate::model::audit::AuditEvent;
 use crate::model::{NewEvent, RecoverStrategy, RunError, Task, TaskId, TaskStatus};
 
-const TASK_COLUMNS: &str = "id, spec::text AS spec, status, created_at, created_by, last_heartbeat_at";
+pub(super) const TASK_COLUMNS: &str = "id, spec::text AS spec, status, created_at, created_by, last_heartbeat_at";
 
 #[derive(sqlx::FromRow)]
-struct TaskRow {
+pub(super) struct TaskRow {
     id: Uuid,
     spec: String,
     status: String,
@@ -25,7 +25,7 @@ struct TaskRow {
 }
 
 impl TaskRow {
-    fn into_task(self) -> Result<Task, StoreError> {
+    pub(super) fn into_task(self) -> Result<Task, StoreError> {
         let status = TaskStatus::parse(&self.status)
             .ok_or_else(|| StoreError::Corrupt(format!("task {} has status {:?}", self.id, self.status)))?;
         let spec = serde_json::from_str(&self.spec)

@@ -11,4 +11,4 @@ pub mod version;
 pub use crate::domain::entity_ref::{EntityRef, EntityRefError};
 pub use model::{LoadedTemplate, Step, TemplateError, TemplateSpec, API_VERSION};
 pub use params::{validate_parameters, validate_secrets, ParameterError};
-pub use source::{DirTemplateSource, TemplateSource, TemplateSourceError, Templates};
+pub use source::{DirTemplateSource, StaticTemplateSource, TemplateSource, TemplateSourceError, Templates};

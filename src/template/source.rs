@@ -147,6 +147,36 @@ impl TemplateSource for DirTemplateSource {
     }
 }
 
+/// Templates built into the binary (the promotion template).
+pub struct StaticTemplateSource {
+    by_ref: HashMap<String, LoadedTemplate>,
+}
+
+impl StaticTemplateSource {
+    /// The templates of `text`, a YAML file named `name` for messages.
+    pub fn from_yaml(name: &str, text: &str) -> Result<StaticTemplateSource, TemplateFileError> {
+        let base_url = Url::parse(&format!("https://scaffolder.invalid/builtin/{name}"))
+            .map_err(|e| TemplateFileError::Resolve(std::io::Error::new(std::io::ErrorKind::InvalidInput, e)))?;
+        let mut by_ref = HashMap::new();
+        for document in serde_norway::Deserializer::from_str(text) {
+            let value: Value = serde::Deserialize::deserialize(document).map_err(TemplateFileError::Yaml)?;
+            let template = LoadedTemplate::from_entity(value, base_url.clone(), None)?;
+            by_ref.insert(template.entity_ref.key(), template);
+        }
+        if by_ref.is_empty() {
+            return Err(TemplateFileError::NoTemplate);
+        }
+        Ok(StaticTemplateSource { by_ref })
+    }
+}
+
+#[async_trait]
+impl TemplateSource for StaticTemplateSource {
+    async fn find(&self, entity_ref: &EntityRef) -> Result<Option<LoadedTemplate>, TemplateSourceError> {
+        Ok(self.by_ref.get(&entity_ref.key()).cloned())
+    }
+}
+
 /// All configured sources, asked in order.
 #[derive(Clone, Default)]
 pub struct Templates {

@@ -2,6 +2,7 @@
 //! layout of `crate::gitops`, written through `crate::gitops::repo` to a
 //! GitHub host or the local git host.
 
+mod image;
 mod init;
 mod register;
 mod unregister;
@@ -12,6 +13,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+pub use image::{GitopsImagePromote, GitopsImageVerify};
 pub use init::GitopsInit;
 pub use register::GitopsOverlayRegister;
 pub use unregister::GitopsOverlayUnregister;
