@@ -89,7 +89,7 @@ struct StoreSink {
 }
 
 /// The audit event of a finished step whose action changes something
-/// outside: a repository created, an overlay registered. Only refs and
+/// outside: a repository created, an overlay registered, a promotion. Only refs and
 /// URLs the step put out are kept.
 fn step_audit(action: &str, step_id: &str, output: Option<&Value>) -> Option<AuditEvent> {
     let (kind, keys): (AuditKind, &[&str]) = match action {
@@ -100,6 +100,10 @@ fn step_audit(action: &str, step_id: &str, output: Option<&Value>) -> Option<Aud
         "gitops:overlay:register" => (
             AuditKind::OverlayRegistered,
             &["commitUrl", "overlayPaths", "applications"],
+        ),
+        "gitops:image:promote" => (
+            AuditKind::PromotionMade,
+            &["commitUrl", "branch", "pullRequestUrl", "clusters", "rollback"],
         ),
         _ => return None,
     };

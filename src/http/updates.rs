@@ -66,6 +66,7 @@ pub struct WaitQuery {
     params(("runId" = String, Path, description = "Update run id"), WaitQuery),
     responses(
         (status = 200, description = "The run", body = UpdateRunSchema),
+        (status = 400, description = "Malformed query (`wait` is a whole number of seconds)", body = ErrorBody),
         (status = 404, description = "No such run", body = ErrorBody),
     )
 )]

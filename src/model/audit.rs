@@ -93,11 +93,13 @@ pub enum AuditKind {
     ApprovalTimedOut,
     RepositoryCreated,
     OverlayRegistered,
+    /// Image digests pinned in a stage's overlays (`gitops:image:promote`).
+    PromotionMade,
     AuditRead,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 18] = [
+    pub const ALL: [AuditKind; 19] = [
         AuditKind::TaskCreate,
         AuditKind::TaskGet,
         AuditKind::TaskEvents,
@@ -115,6 +117,7 @@ impl AuditKind {
         AuditKind::ApprovalTimedOut,
         AuditKind::RepositoryCreated,
         AuditKind::OverlayRegistered,
+        AuditKind::PromotionMade,
         AuditKind::AuditRead,
     ];
 
@@ -138,6 +141,7 @@ impl AuditKind {
             AuditKind::ApprovalTimedOut => ("approval", Some("timeout")),
             AuditKind::RepositoryCreated => ("repository", Some("create")),
             AuditKind::OverlayRegistered => ("overlay", Some("register")),
+            AuditKind::PromotionMade => ("promotion", Some("create")),
             AuditKind::AuditRead => ("audit", Some("list")),
         }
     }
@@ -177,7 +181,8 @@ impl AuditKind {
             AuditKind::ApprovalGiven
             | AuditKind::ApprovalRefused
             | AuditKind::RepositoryCreated
-            | AuditKind::OverlayRegistered => AuditSeverity::High,
+            | AuditKind::OverlayRegistered
+            | AuditKind::PromotionMade => AuditSeverity::High,
         }
     }
 }

@@ -356,6 +356,27 @@ async fn a_bundle_goes_from_dev_to_prod_and_back_and_the_history_says_so() {
     // A workflow sees only its repository's promotions.
     let (_, own) = f.app.get("/v2/promotions", Some(&f.token("acme/other", 1))).await;
     assert_eq!(own["promotions"], json!([]));
+
+    // Every promotion that landed is in the audit trail (newest first), with
+    // where it went; the refused ones wrote none.
+    let (status, audit) = f.app.get("/v2/audit?event=promotion:create", None).await;
+    assert_eq!(status, StatusCode::OK, "{audit}");
+    let events = audit["events"].as_array().expect("events");
+    let landed: Vec<(Value, Value)> = events
+        .iter()
+        .map(|e| (e["meta"]["branch"].clone(), e["meta"]["rollback"].clone()))
+        .collect();
+    assert_eq!(
+        landed,
+        vec![
+            (json!("main"), json!(true)),
+            (json!("main"), json!(false)),
+            (json!("promote/web-prod"), json!(false)),
+            (json!("main"), json!(false)),
+        ],
+        "{audit}"
+    );
+    assert!(events.iter().all(|e| e["severityLevel"] == "high"), "{audit}");
 }
 
 #[tokio::test]
