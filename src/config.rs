@@ -102,6 +102,28 @@ pub struct PromotionSettings {
     pub argocd_token: Option<Secret>,
     /// How long such a stage waits.
     pub health_timeout_seconds: u64,
+    /// Who may approve a promotion into a stage whose clusters ask for it
+    /// (`promotion.requiresApproval` in `clusters/<c>/cluster.yaml`).
+    pub approvers: PromotionApprovers,
+    /// How long such a promotion waits for a decision before it fails.
+    pub approval_timeout_seconds: u64,
+}
+
+/// Approvers of gated promotions: user and group entity refs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PromotionApprovers {
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+impl Default for PromotionApprovers {
+    fn default() -> Self {
+        PromotionApprovers {
+            users: Vec::new(),
+            groups: vec!["group:default/platform".into()],
+        }
+    }
 }
 
 impl Default for PromotionSettings {
@@ -118,6 +140,8 @@ impl Default for PromotionSettings {
             argocd_url: None,
             argocd_token: None,
             health_timeout_seconds: 600,
+            approvers: PromotionApprovers::default(),
+            approval_timeout_seconds: 72 * 3600,
         }
     }
 }

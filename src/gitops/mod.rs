@@ -38,4 +38,8 @@ pub enum GitopsError {
     /// The repository holds something this change may not overwrite.
     #[error("{0}")]
     Conflict(String),
+    /// A promotion into a stage whose clusters ask for an approval
+    /// (`promotion.requiresApproval`) that it does not carry.
+    #[error("Stage {stage} needs an approval before {service} is promoted into it (clusters/<cluster>/cluster.yaml: promotion.requiresApproval), and this promotion has none")]
+    NeedsApproval { service: String, stage: String },
 }

@@ -22,6 +22,11 @@ pub struct PromotionDeps {
     pub argocd: Option<argocd::ArgoClient>,
     /// How long a stage waits for the previous stage's applications.
     pub health_timeout: Duration,
+    /// Who may approve a promotion into a gated stage (entity refs).
+    pub approver_users: Vec<String>,
+    pub approver_groups: Vec<String>,
+    /// How long a gated promotion waits for its decision.
+    pub approval_timeout_seconds: u64,
 }
 
 impl PromotionDeps {
@@ -76,6 +81,9 @@ impl PromotionDeps {
             trust,
             argocd,
             health_timeout: Duration::from_secs(settings.health_timeout_seconds),
+            approver_users: settings.approvers.users.clone(),
+            approver_groups: settings.approvers.groups.clone(),
+            approval_timeout_seconds: settings.approval_timeout_seconds,
         }))
     }
 }

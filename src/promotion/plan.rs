@@ -263,10 +263,10 @@ pub fn plan_promotion(view: &dyn RepoView, promotion: &Promotion) -> Result<(Pla
     };
     let settings = |c: &StageCluster| c.config.promotion.clone().unwrap_or_default();
     if clusters.iter().any(|c| settings(c).requires_approval) && promotion.approved_by.is_none() {
-        return Err(GitopsError::NotAllowed(format!(
-            "Stage {} needs an approval before {service} is promoted into it (clusters/<cluster>/cluster.yaml: promotion.requiresApproval), and this promotion has none",
-            stage.as_str()
-        )));
+        return Err(GitopsError::NeedsApproval {
+            service: service.clone(),
+            stage: stage.as_str().to_owned(),
+        });
     }
     let bundle = &promotion.bundle;
     if !promotion.rollback {

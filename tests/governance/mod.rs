@@ -54,6 +54,11 @@ pub fn messages(events: &Value) -> Vec<String> {
 
 /// Long-polls the task's events (as `token`) until one message contains `needle`.
 pub async fn wait_for_message(app: &TestApp, id: &str, token: &str, needle: &str) -> Vec<String> {
+    wait_for_message_as(app, id, Some(token), needle).await
+}
+
+/// [`wait_for_message`] as any caller (`None`: anonymous).
+pub async fn wait_for_message_as(app: &TestApp, id: &str, token: Option<&str>, needle: &str) -> Vec<String> {
     let deadline = tokio::time::Instant::now() + crate::common::PATIENCE;
     let mut after: Option<i64> = None;
     let mut seen = Vec::new();
@@ -62,7 +67,7 @@ pub async fn wait_for_message(app: &TestApp, id: &str, token: &str, needle: &str
             Some(a) => format!("/v2/tasks/{id}/events?after={a}"),
             None => format!("/v2/tasks/{id}/events"),
         };
-        let (status, events) = app.get(&path, Some(token)).await;
+        let (status, events) = app.get(&path, token).await;
         assert_eq!(status, StatusCode::OK, "{events}");
         if let Some(last) = events
             .as_array()

@@ -531,11 +531,24 @@ async fn stage_settings_gate_production_on_approval_and_on_argo_cd_health() {
     }
     let argocd = crate::auth::helpers::FakeServer::start(Default::default());
     let argocd_url = argocd.url.clone();
+    // Approvers sign in with Backstage tokens.
+    let key = crate::auth::helpers::TestKey::new("k1");
+    let jwks = crate::auth::helpers::jwks_server(&[&key]);
+    let jwks_url = jwks.url.clone();
     let f = Fixture::start_with(&["web".to_owned()], &backend, move |s| {
         s.promotion.argocd_url = Some(argocd_url);
         s.promotion.health_timeout_seconds = 1;
+        s.auth.backstage = Some(scaffolder::config::BackstageAuthSettings {
+            base_url: jwks_url,
+            jwks_url: None,
+            issuer: None,
+            audience: None,
+            jwks_min_refresh_seconds: 30,
+        });
     })
     .await;
+    let lead = key.token_in_groups("user:default/lead", &["group:default/platform"]);
+    let dev = key.token_in_groups("user:default/dev", &["group:default/web"]);
     let image = backend(&f.registry.host, "web");
     let v1 = f.build("acme/web-backend", "v1").await;
     let token = f.token("acme/web", 300);
@@ -549,10 +562,56 @@ async fn stage_settings_gate_production_on_approval_and_on_argo_cd_health() {
         wait_for_healthy: false,
     });
     f.commit_file("clusters/onprem-prod/cluster.yaml", &prod.render().expect("yaml"));
+    // The promotion waits at a gate for the configured approvers
+    // (promotion.approvers: group:default/platform by default), holding no
+    // worker, and nothing reaches prod meanwhile.
     let id = f.promote(Some(&token), &f.body("web", "prod", &image, &v1, "c1")).await;
+    let seen =
+        crate::governance::wait_for_message_as(&f.app, &id, None, "waiting for approval by group:default/platform")
+            .await;
+    assert!(seen.iter().any(|m| m.contains("Promote web to prod")), "{seen:?}");
+    let (_, task) = f.app.get(&format!("/v2/tasks/{id}"), Some(&lead)).await;
+    assert_eq!(task["status"], "processing", "{task}");
+    // The workflow that asked cannot approve it, nor can someone outside the group.
+    for who in [&token, &dev] {
+        let (status, body) = f
+            .app
+            .post(&format!("/v2/tasks/{id}/approve"), Some(who), &json!({}))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    }
+    let (status, body) = f
+        .app
+        .post(
+            &format!("/v2/tasks/{id}/approve"),
+            Some(&lead),
+            &json!({"comment": "release window"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, log) = f.finish(&id).await;
+    assert_eq!(status, "completed", "{log}");
+    assert!(log.contains("Approved by user:default/lead: release window"), "{log}");
+    assert!(log.contains("Promoted web to prod"), "{log}");
+
+    // A rejected one fails with the approver's word.
+    let v2 = f.build("acme/web-backend", "v2").await;
+    let id = f.promote(Some(&token), &f.body("web", "dev", &image, &v2, "c2")).await;
+    assert_eq!(f.finish(&id).await.0, "completed");
+    let id = f.promote(Some(&token), &f.body("web", "prod", &image, &v2, "c2")).await;
+    crate::governance::wait_for_message_as(&f.app, &id, None, "waiting for approval").await;
+    let (status, body) = f
+        .app
+        .post(
+            &format!("/v2/tasks/{id}/reject"),
+            Some(&lead),
+            &json!({"comment": "freeze"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let (status, log) = f.finish(&id).await;
     assert_eq!(status, "failed", "{log}");
-    assert!(log.contains("Stage prod needs an approval"), "{log}");
+    assert!(log.contains("Rejected by user:default/lead: freeze"), "{log}");
 
     prod.promotion = Some(PromotionSettings {
         order: None,
@@ -562,18 +621,18 @@ async fn stage_settings_gate_production_on_approval_and_on_argo_cd_health() {
     f.commit_file("clusters/onprem-prod/cluster.yaml", &prod.render().expect("yaml"));
     let app = "/api/v1/applications/web-onprem-dev";
     argocd.set(app, json!({"metadata": {"name": "web-onprem-dev"}, "status": {"sync": {"status": "OutOfSync"}, "health": {"status": "Progressing"}}}));
-    let id = f.promote(Some(&token), &f.body("web", "prod", &image, &v1, "c1")).await;
+    let id = f.promote(Some(&token), &f.body("web", "prod", &image, &v2, "c2")).await;
     let (status, log) = f.finish(&id).await;
     assert_eq!(status, "failed", "{log}");
     assert!(log.contains("web-onprem-dev in dev is OutOfSync/Progressing"), "{log}");
 
     argocd.set(app, json!({"metadata": {"name": "web-onprem-dev"}, "status": {"sync": {"status": "Synced"}, "health": {"status": "Healthy"}}}));
-    let id = f.promote(Some(&token), &f.body("web", "prod", &image, &v1, "c1")).await;
+    let id = f.promote(Some(&token), &f.body("web", "prod", &image, &v2, "c2")).await;
     let (status, log) = f.finish(&id).await;
     assert_eq!(status, "completed", "{log}");
     assert!(log.contains("web-onprem-dev is Synced and Healthy"), "{log}");
     assert_eq!(
         f.overlay("promote/web-prod", "web", "onprem-prod")["images"][0]["digest"],
-        v1
+        v2
     );
 }

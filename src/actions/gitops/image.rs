@@ -19,6 +19,7 @@ use crate::gitops::layout;
 use crate::gitops::plan::{Plan, RepoView};
 use crate::gitops::repo::{commit_plan, CommitRequest, PushRetry, RepoLocks};
 use crate::gitops::GitopsError;
+use crate::model::approval::{ApprovalGate, Verdict};
 use crate::promotion::cosign::verify_image;
 use crate::promotion::oci::{ImageDigest, ImageName};
 use crate::promotion::plan::{plan_promotion, Bundle, BundleImage, Planned, Promotion};
@@ -117,6 +118,40 @@ pub struct GitopsImagePromote {
 }
 
 impl GitopsImagePromote {
+    /// The gate a promotion into a stage that asks for approval waits at:
+    /// the configured approvers (`promotion.approvers`), never the requester.
+    fn gate(&self, ctx: &ActionContext, input: &PromoteInput) -> ApprovalGate {
+        let (users, groups, timeout) = match &self.deps {
+            Some(deps) => (
+                deps.approver_users.clone(),
+                deps.approver_groups.clone(),
+                deps.approval_timeout_seconds,
+            ),
+            None => (Vec::new(), vec!["group:default/platform".to_owned()], 72 * 3600),
+        };
+        ApprovalGate {
+            step_id: ctx.step_id.clone(),
+            users: users.iter().map(|u| u.to_ascii_lowercase()).collect(),
+            groups: groups.iter().map(|g| g.to_ascii_lowercase()).collect(),
+            permission: None,
+            message: Some(format!(
+                "Promote {} to {}: {} (commit {}, run {})",
+                input.service,
+                input.stage.as_str(),
+                input
+                    .images
+                    .iter()
+                    .map(|i| format!("{}@{}", i.name, short(&i.digest)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                input.source_commit,
+                input.workflow_run
+            )),
+            timeout_seconds: Some(timeout),
+            allow_self_approval: false,
+        }
+    }
+
     pub fn new(integrations: Arc<ScmIntegrations>, deps: Option<Arc<PromotionDeps>>) -> GitopsImagePromote {
         GitopsImagePromote {
             integrations,
@@ -204,6 +239,38 @@ impl ActionHandler for GitopsImagePromote {
             ImageName::parse(&image.name).map_err(|e| ActionError::InvalidInput(e.to_string()))?;
             ImageDigest::parse(&image.digest).map_err(|e| ActionError::InvalidInput(e.to_string()))?;
         }
+        // A stage that asks for approval: the step waits at a gate
+        // (`approval:wait`'s mechanism, no worker held) and runs again with
+        // the decision.
+        let approved_by = match ctx.approval.take() {
+            Some(decision) => match decision.verdict {
+                Verdict::Approved => {
+                    let by = decision.by.unwrap_or_else(|| "an approver".into());
+                    ctx.logger
+                        .info(match &decision.comment {
+                            Some(comment) if !comment.is_empty() => format!("Approved by {by}: {comment}"),
+                            _ => format!("Approved by {by}"),
+                        })
+                        .await;
+                    Some(by)
+                }
+                Verdict::Rejected => {
+                    return Err(ActionError::NotAllowed(format!(
+                        "Rejected by {}: {}",
+                        decision.by.as_deref().unwrap_or("an approver"),
+                        decision.comment.as_deref().unwrap_or("no comment")
+                    )))
+                }
+                Verdict::TimedOut => {
+                    return Err(ActionError::NotAllowed(format!(
+                        "No approval to promote {} to {} came in time",
+                        input.service,
+                        input.stage.as_str()
+                    )))
+                }
+            },
+            None => input.approved_by.clone().filter(|a| !a.trim().is_empty()),
+        };
         let repo = open_repo(&self.integrations, ctx, &input.repo_url, None, &input.branch, true).await?;
         let promotion = Promotion {
             service: input.service.clone(),
@@ -215,7 +282,7 @@ impl ActionHandler for GitopsImagePromote {
             },
             owner: input.owner.clone().filter(|o| !o.trim().is_empty()),
             rollback: input.rollback,
-            approved_by: input.approved_by.clone().filter(|a| !a.trim().is_empty()),
+            approved_by,
             promoted_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             task_id: ctx.task_id.clone(),
         };
@@ -227,8 +294,13 @@ impl ActionHandler for GitopsImagePromote {
         // the change goes to a promotion branch instead (after the previous
         // stage is healthy, where the stage asks for it).
         let planned: Mutex<Option<Planned>> = Mutex::new(None);
+        let needs_approval = std::sync::atomic::AtomicBool::new(false);
         let direct = |view: &dyn RepoView| -> Result<Plan, GitopsError> {
-            let (plan, info) = plan_promotion(view, &promotion)?;
+            let (plan, info) = plan_promotion(view, &promotion).inspect_err(|e| {
+                if matches!(e, GitopsError::NeedsApproval { .. }) {
+                    needs_approval.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            })?;
             let later_stage = info.previous_stage.is_some();
             if let Ok(mut p) = planned.lock() {
                 *p = Some(info);
@@ -263,7 +335,7 @@ impl ActionHandler for GitopsImagePromote {
             unchanged_path: None,
             guard_path: None,
         };
-        let mut outcome = commit_plan(
+        let first_pass = commit_plan(
             &repo.git,
             &ctx.cancel,
             &self.locks,
@@ -272,7 +344,13 @@ impl ActionHandler for GitopsImagePromote {
             &|_| Ok(()),
             direct,
         )
-        .await?;
+        .await;
+        let mut outcome = match first_pass {
+            Err(_) if needs_approval.load(std::sync::atomic::Ordering::Relaxed) && promotion.approved_by.is_none() => {
+                return Err(ActionError::AwaitApproval(Box::new(self.gate(ctx, &input))));
+            }
+            other => other?,
+        };
         let first = planned
             .lock()
             .ok()

@@ -35,6 +35,7 @@ impl From<GitopsError> for ActionError {
         match e {
             GitopsError::Invalid(m) => ActionError::InvalidInput(m),
             GitopsError::NotAllowed(m) => ActionError::NotAllowed(m),
+            e @ GitopsError::NeedsApproval { .. } => ActionError::NotAllowed(e.to_string()),
             GitopsError::Conflict(m) => ActionError::Failed(m),
         }
     }
