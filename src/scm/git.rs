@@ -198,10 +198,11 @@ impl Git {
             .collect())
     }
 
-    /// A scratch repository in a temporary directory.
-    pub async fn scratch(&self) -> Result<Scratch, GitError> {
+    /// An empty repository in a new temporary directory (`prefix…/work`):
+    /// the directory, removed when dropped, and the work tree.
+    pub(crate) async fn init_temporary(&self, prefix: &str) -> Result<(tempfile::TempDir, PathBuf), GitError> {
         let dir = tempfile::Builder::new()
-            .prefix("scaffolder-git-")
+            .prefix(prefix)
             .tempdir()
             .map_err(|source| GitError::Io {
                 context: "cannot create a temporary directory".into(),
@@ -213,6 +214,12 @@ impl Git {
             source,
         })?;
         self.run(&work, ["init", "--quiet"]).await?;
+        Ok((dir, work))
+    }
+
+    /// A scratch repository in a temporary directory.
+    pub async fn scratch(&self) -> Result<Scratch, GitError> {
+        let (dir, work) = self.init_temporary("scaffolder-git-").await?;
         Ok(Scratch {
             git: self.clone(),
             _dir: dir,

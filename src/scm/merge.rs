@@ -54,19 +54,7 @@ pub struct UpdateRepo {
 impl UpdateRepo {
     /// Fetches the default branch (the remote's `HEAD`) of `remote`.
     pub async fn fetch(git: &Git, remote: &str) -> Result<UpdateRepo, GitError> {
-        let dir = tempfile::Builder::new()
-            .prefix("scaffolder-update-")
-            .tempdir()
-            .map_err(|source| GitError::Io {
-                context: "cannot create a temporary directory".into(),
-                source,
-            })?;
-        let work = dir.path().join("work");
-        std::fs::create_dir_all(&work).map_err(|source| GitError::Io {
-            context: "cannot create a temporary directory".into(),
-            source,
-        })?;
-        git.exec(&work, ["init", "--quiet"], &[], &[]).await?;
+        let (dir, work) = git.init_temporary("scaffolder-update-").await?;
         let (_, symref) = git
             .exec(&work, ["ls-remote", "--symref", "--", remote, "HEAD"], &[], &[])
             .await?;

@@ -720,23 +720,7 @@ impl UpdateService {
         let spec = template.task_spec(values, &json!({}));
         let outcome = self
             .runner
-            .run(
-                RunRequest {
-                    approval: None,
-                    task_id: RunId::Task(TaskId::new()),
-                    spec,
-                    secrets: Map::new(),
-                    workspace: workspace.to_path_buf(),
-                    dry_run: false,
-                    cancel: cancel.clone(),
-                    abort: CancellationToken::new(),
-                    resume: HashMap::new(),
-                    notes: Vec::new(),
-                    deadline: None,
-                    answers: None,
-                },
-                Arc::new(QuietSink),
-            )
+            .run(quiet_request(spec, workspace, cancel), Arc::new(QuietSink))
             .await;
         finished(outcome).map(|_| ())
     }
@@ -780,23 +764,7 @@ impl UpdateService {
         });
         let outcome = self
             .runner
-            .run(
-                RunRequest {
-                    approval: None,
-                    task_id: RunId::Task(TaskId::new()),
-                    spec,
-                    secrets: Map::new(),
-                    workspace: tree.to_path_buf(),
-                    dry_run: false,
-                    cancel: cancel.clone(),
-                    abort: CancellationToken::new(),
-                    resume: HashMap::new(),
-                    notes: Vec::new(),
-                    deadline: None,
-                    answers: None,
-                },
-                Arc::new(QuietSink),
-            )
+            .run(quiet_request(spec, tree, cancel), Arc::new(QuietSink))
             .await;
         let output = finished(outcome).map_err(|e| format!("cannot propose the update: {e}"))?;
         Ok(output["remoteUrl"]
@@ -817,6 +785,25 @@ struct QuietSink;
 #[async_trait]
 impl RunSink for QuietSink {
     async fn emit(&self, _event: NewEvent) {}
+}
+
+/// A run of an update's own: no secrets, no journal, nothing resumed; only
+/// `cancel` stops it.
+fn quiet_request(spec: Value, workspace: &Path, cancel: &CancellationToken) -> RunRequest {
+    RunRequest {
+        approval: None,
+        task_id: RunId::Task(TaskId::new()),
+        spec,
+        secrets: Map::new(),
+        workspace: workspace.to_path_buf(),
+        dry_run: false,
+        cancel: cancel.clone(),
+        abort: CancellationToken::new(),
+        resume: HashMap::new(),
+        notes: Vec::new(),
+        deadline: None,
+        answers: None,
+    }
 }
 
 fn finished(outcome: RunOutcome) -> Result<Value, String> {
