@@ -24,6 +24,8 @@
 #   OURS_PORT       default 7007;  BACKSTAGE_PORT  default 7107
 #   PG_URL          PostgreSQL server (default postgres://postgres@127.0.0.1:5432)
 #   OUT_JSON        also write the figures as JSON there (default /tmp/scaffolder-load.json)
+#   BACKSTAGE_DB    postgres (default: the workload's figures compare the two
+#                   servers on the same PostgreSQL) or sqlite (in-memory)
 #   SKIP_BUILD=1    use the binaries already in target/release
 set -euo pipefail
 
@@ -36,6 +38,7 @@ PG_URL="${PG_URL:-postgres://postgres@127.0.0.1:5432}"
 OUT_JSON="${OUT_JSON:-/tmp/scaffolder-load.json}"
 DB="scaffolder_bench_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
 TEMPLATES="$SHARED/fixtures/compat-templates"
+BACKSTAGE_DB="${BACKSTAGE_DB:-postgres}"
 
 cd "$ROOT"
 if [[ -z "${SKIP_BUILD:-}" ]]; then
@@ -48,9 +51,18 @@ if [[ ! -d "$BREF" ]]; then
   cp -r "$SHARED/bench/backstage-ref" "$BREF"
   chmod -R u+w "$BREF"
 fi
+# Backstage keeps one database per plugin between starts (DB=postgres); each
+# run starts it on empty ones, as ours starts on an empty database.
+drop_backstage_databases() {
+  local db
+  for db in $(psql "$PG_URL/postgres" -qAtc "SELECT datname FROM pg_database WHERE datname LIKE 'backstage_plugin_%'"); do
+    psql "$PG_URL/postgres" -qAtc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+  done
+}
 # The first start installs the dependencies; the harness starts it again to time it.
-PORT="$BACKSTAGE_PORT" "$BREF/run.sh" start >/dev/null
+PORT="$BACKSTAGE_PORT" DB="$BACKSTAGE_DB" "$BREF/run.sh" start >/dev/null
 PORT="$BACKSTAGE_PORT" "$BREF/run.sh" stop >/dev/null
+if [[ "$BACKSTAGE_DB" == postgres ]]; then drop_backstage_databases; fi
 sleep 5 # let the machine settle before the timed starts
 
 cleanup() {
@@ -65,7 +77,7 @@ psql "$PG_URL/postgres" -qAtc "CREATE DATABASE $DB" >/dev/null
   --target "ours=http://127.0.0.1:$OURS_PORT,db=$DB,ready=/readyz" \
   --spawn "ours=DATABASE_URL=$PG_URL/$DB exec $ROOT/target/release/scaffolder serve --bind 127.0.0.1:$OURS_PORT --templates $TEMPLATES" \
   --target "backstage=http://127.0.0.1:$BACKSTAGE_PORT" \
-  --spawn "backstage=cd $BREF && PORT=$BACKSTAGE_PORT DB=sqlite exec node index.js" \
+  --spawn "backstage=cd $BREF && PORT=$BACKSTAGE_PORT DB=$BACKSTAGE_DB DATABASE_URL=${PG_URL/postgres:/postgresql:}/postgres exec node index.js" \
   --ref-demo "$TEMPLATES/ref-demo" \
   --json "$OUT_JSON" \
   "$@"

@@ -518,6 +518,12 @@ pub struct WorkerSettings {
     pub poll_seconds: u64,
     /// Where task workspaces are created (default: the system temp dir).
     pub work_dir: Option<PathBuf>,
+    /// Where dry-runs lay out their uploads and workspace. Default: a
+    /// RAM-backed directory when the machine has one (`/dev/shm` mounted as
+    /// tmpfs; a dry-run holds at most `limits.dry_run_bytes` of uploads and
+    /// is deleted when it answers), else `work_dir`. An action bridge that
+    /// shares the workspace keeps dry-runs in `work_dir`, where it sees them.
+    pub dry_run_dir: Option<PathBuf>,
     /// Take over tasks whose worker died and resume them from their first
     /// unfinished step (a template may ask to start over instead).
     pub recover: bool,
@@ -681,6 +687,7 @@ impl Default for WorkerSettings {
             heartbeat_seconds: 5,
             poll_seconds: 10,
             work_dir: None,
+            dry_run_dir: None,
             recover: true,
             max_attempts: 5,
             abandoned_after_seconds: 3600,

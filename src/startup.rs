@@ -151,7 +151,13 @@ impl Application {
             .with_limits(limits)
             .with_reader(reader.clone())
             .with_environment(&settings.default_environment);
-        let dry_run = DryRunService::new(runner.clone(), settings.worker.work_dir.clone()).with_limits(limits);
+        let dry_run_dir = crate::service::dry_run_dir(
+            settings.worker.dry_run_dir.as_deref(),
+            settings.worker.work_dir.as_deref(),
+            settings.actions.bridges.iter().any(|b| b.shared_workspace),
+        );
+        tracing::debug!(dir = %dry_run_dir.display(), "dry-runs lay out their files here");
+        let dry_run = DryRunService::new(runner.clone(), Some(dry_run_dir)).with_limits(limits);
         let shutdown = CancellationToken::new();
         if !bridges.is_empty() {
             tokio::spawn(bridges.clone().keep_fresh(shutdown.clone()));

@@ -61,10 +61,91 @@ impl WorkerHealth {
     }
 }
 
+/// Writes a running task's log events in batches (group commit): `push`
+/// queues an event and returns at once; a flush takes everything queued and
+/// writes it in one statement, so the lines a step logs while the previous
+/// batch is on its way to PostgreSQL travel together. Batches are written in
+/// the order their events were queued (the queue is emptied under the
+/// writer lock). The step journal, a checkpoint and the task's end `drain`
+/// first, so none of them ever gets ahead of the log it follows.
+struct EventWriter {
+    store: Store,
+    task_id: TaskId,
+    owner: String,
+    /// Fired when a write finds the lease gone.
+    lost: CancellationToken,
+    queue: Mutex<Vec<NewEvent>>,
+    /// Held while a batch is taken from the queue and written.
+    writing: tokio::sync::Mutex<()>,
+}
+
+/// Queued events beyond which `push` waits for a flush (a step logging in a
+/// tight loop is held to the database's pace).
+const EVENT_QUEUE_LIMIT: usize = 512;
+
+impl EventWriter {
+    /// Queues `event`; a flush is started when the queue was empty (one is
+    /// running or about to run otherwise).
+    async fn push(self: &Arc<Self>, event: NewEvent) {
+        let queued = match self.queue.lock() {
+            Ok(mut queue) => {
+                queue.push(event);
+                queue.len()
+            }
+            Err(_) => return,
+        };
+        if queued >= EVENT_QUEUE_LIMIT {
+            self.drain().await;
+        } else if queued == 1 {
+            let writer = self.clone();
+            tokio::spawn(async move { writer.drain().await }.instrument(tracing::Span::current()));
+        }
+    }
+
+    /// Writes everything queued so far; returns when it landed (or was given
+    /// up after repeated database errors, or the lease was lost).
+    async fn drain(&self) {
+        let _writing = self.writing.lock().await;
+        loop {
+            let batch = match self.queue.lock() {
+                Ok(mut queue) => std::mem::take(&mut *queue),
+                Err(_) => return,
+            };
+            if batch.is_empty() {
+                return;
+            }
+            self.write(&batch).await;
+        }
+    }
+
+    async fn write(&self, batch: &[NewEvent]) {
+        for attempt in 0u32.. {
+            match self.store.append_events_as(self.task_id, &self.owner, batch).await {
+                Ok(Some(_)) => return,
+                Ok(None) => {
+                    tracing::warn!(task_id = %self.task_id, events = batch.len(), "lease lost; task events discarded");
+                    self.lost.cancel();
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(task_id = %self.task_id, attempt, error = %e, "cannot write task events, retrying");
+                    if attempt + 1 >= STORE_WRITE_ATTEMPTS {
+                        break;
+                    }
+                    tokio::time::sleep(STORE_WRITE_BACKOFF.delay(attempt)).await;
+                }
+            }
+        }
+        tracing::error!(task_id = %self.task_id, events = batch.len(), "gave up writing task events after repeated database errors");
+    }
+}
+
 /// Writes a running task's events and journal, fenced by the lease: once
 /// another replica owns the task, nothing from this one lands.
 struct StoreSink {
     store: Store,
+    /// The log events, batched.
+    events: Arc<EventWriter>,
     task_id: TaskId,
     owner: String,
     /// Fired when a write finds the lease gone.
@@ -177,17 +258,11 @@ impl RunSink for StoreSink {
         } else {
             return;
         };
-        self.with_retry("a task event", || async {
-            Ok(self
-                .store
-                .append_event_as(self.task_id, &self.owner, &event)
-                .await?
-                .is_some())
-        })
-        .await;
+        self.events.push(event).await;
     }
 
     async fn step_finished(&self, key: &str, output: &Value) -> Result<(), JournalError> {
+        self.events.drain().await;
         let prepared = match &self.saver {
             None => None,
             Some(saver) => {
@@ -241,6 +316,7 @@ impl RunSink for StoreSink {
     }
 
     async fn checkpoint(&self, key: &str, state: &Value) -> Result<(), JournalError> {
+        self.events.drain().await;
         let landed = self
             .with_retry("a checkpoint", || {
                 self.store.record_step(self.task_id, &self.owner, key, state, None)
@@ -770,8 +846,17 @@ impl Worker {
             deadline: Some(tokio::time::Instant::now() + Duration::from_secs(self.settings.task_timeout_seconds)),
             approval: self.approval_decision(claimed).await,
         };
+        let events = Arc::new(EventWriter {
+            store: self.store.clone(),
+            task_id: id,
+            owner: self.owner.clone(),
+            lost: abort.clone(),
+            queue: Mutex::new(Vec::new()),
+            writing: tokio::sync::Mutex::new(()),
+        });
         let sink = Arc::new(StoreSink {
             store: self.store.clone(),
+            events: events.clone(),
             task_id: id,
             owner: self.owner.clone(),
             lost: abort,
@@ -786,6 +871,9 @@ impl Worker {
             created_by: claimed.task.created_by.clone(),
         });
         let outcome = self.runner.run(request, sink).await;
+        // The result, a parked gate or a release comes after every line the
+        // run logged.
+        events.drain().await;
         let _ = tokio::fs::remove_dir_all(&workspace).await;
         outcome
     }

@@ -170,6 +170,46 @@ fn serialize_workspace(root: &Path, redactor: &Redactor) -> Result<Vec<OutputFil
     Ok(files)
 }
 
+/// The RAM-backed directory dry-runs use when nothing else is configured.
+const SHM_DIR: &str = "/dev/shm";
+
+/// Whether `dir` is a mount point of a tmpfs, by `/proc/self/mounts`
+/// (fields: device, mount point, type; spaces in paths are escaped there as
+/// `\040`, which `/dev/shm` has none of).
+fn is_tmpfs_mount(mounts: &str, dir: &str) -> bool {
+    mounts.lines().any(|line| {
+        let mut fields = line.split_whitespace();
+        let (_, point, kind) = (fields.next(), fields.next(), fields.next());
+        point == Some(dir) && kind == Some("tmpfs")
+    })
+}
+
+/// Where dry-runs lay out their files (`worker.dry_run_dir`): the configured
+/// directory; else `/dev/shm` when it is a writable tmpfs and no action
+/// bridge shares the workspace (a sidecar sees `work_dir`, not this
+/// machine's memory), so that a dry-run's dozens of file creations and
+/// deletions cost no disk work; else `work_dir` or the system temp dir.
+pub fn dry_run_dir(configured: Option<&Path>, work_dir: Option<&Path>, shared_with_bridge: bool) -> PathBuf {
+    if let Some(dir) = configured {
+        return dir.to_path_buf();
+    }
+    let fallback = || work_dir.map(Path::to_path_buf).unwrap_or_else(std::env::temp_dir);
+    if shared_with_bridge {
+        return fallback();
+    }
+    let on_tmpfs = std::fs::read_to_string("/proc/self/mounts").is_ok_and(|m| is_tmpfs_mount(&m, SHM_DIR));
+    let writable = on_tmpfs
+        && tempfile::Builder::new()
+            .prefix("scaffolder-probe-")
+            .tempdir_in(SHM_DIR)
+            .is_ok();
+    if writable {
+        PathBuf::from(SHM_DIR)
+    } else {
+        fallback()
+    }
+}
+
 impl DryRunService {
     pub fn new(runner: Runner, work_dir: Option<PathBuf>) -> DryRunService {
         let defaults = crate::config::LimitsSettings::default();
@@ -402,6 +442,23 @@ impl DryRunService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_tmpfs_mount_point_counts_as_ram_backed() {
+        let mounts = "/dev/vda / ext4 rw 0 0\nshm /dev/shm tmpfs rw,nosuid 0 0\ntmpfs /run tmpfs rw 0 0\n";
+        assert!(is_tmpfs_mount(mounts, "/dev/shm"));
+        assert!(!is_tmpfs_mount(mounts, "/"));
+        assert!(!is_tmpfs_mount("/dev/vda /dev/shm ext4 rw 0 0\n", "/dev/shm"));
+        assert!(!is_tmpfs_mount("", "/dev/shm"));
+    }
+
+    #[test]
+    fn a_configured_dry_run_dir_or_a_shared_workspace_wins_over_memory() {
+        let configured = Path::new("/srv/dry");
+        assert_eq!(dry_run_dir(Some(configured), None, true), configured);
+        let work = Path::new("/srv/work");
+        assert_eq!(dry_run_dir(None, Some(work), true), work);
+    }
 
     #[test]
     fn uploads_outside_the_template_directory_are_not_allowed() {

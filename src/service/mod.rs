@@ -21,7 +21,7 @@ pub use crate::store::{CancelOutcome, ListQuery, SortField};
 pub use approvals::ApprovalAnswer;
 pub use audit::{AuditFilter, AuditPage, AuditTrail, MAX_AUDIT_PAGE};
 pub use autocomplete::{AutocompleteRequest, AutocompleteService, Suggestion};
-pub use dry_run::{DryRunFailure, DryRunRequest, DryRunResult, DryRunService, InlineFile};
+pub use dry_run::{dry_run_dir, DryRunFailure, DryRunRequest, DryRunResult, DryRunService, InlineFile};
 pub use events::{EventHub, EventWatch};
 pub use metrics::MetricsService;
 pub use promotions::{

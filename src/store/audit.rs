@@ -70,12 +70,12 @@ impl AuditRow {
 const AUDIT_COLUMNS: &str = "id, event_id, action_type, severity, status, actor, task_id, target, request_id, \
                              meta::text AS meta, error, created_at";
 
-/// Inserts `event` in `tx`; the caller logs the returned record after commit
-/// (see [`Store::record_audit`]).
-pub(super) async fn insert_audit(
-    tx: &mut Transaction<'_, Postgres>,
+/// The insert of one event, with its values bound (`sql`: one of the two
+/// statements below).
+fn audit_insert<'q>(
+    sql: &'q str,
     event: &AuditEvent,
-) -> Result<AuditRecord, StoreError> {
+) -> sqlx::query::QueryAs<'q, Postgres, AuditRow, sqlx::postgres::PgArguments> {
     let (event_id, action_type) = event.kind.ids();
     // PostgreSQL text holds no NUL; a refused request may carry one (a task
     // id of `%00`): it is recorded as U+FFFD rather than lost.
@@ -83,22 +83,43 @@ pub(super) async fn insert_audit(
     let meta = Value::Object(event.full_meta())
         .to_string()
         .replace("\\u0000", "\\ufffd");
-    let row: AuditRow = sqlx::query_as(&format!(
-        "INSERT INTO audit_events (event_id, action_type, severity, status, actor, task_id, target, request_id, meta, error) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::json, $10) RETURNING {AUDIT_COLUMNS}"
-    ))
-    .bind(event_id)
-    .bind(action_type)
-    .bind(event.kind.severity().as_str())
-    .bind(event.status.as_str())
-    .bind(clean(event.actor.as_deref()))
-    .bind(event.task_id.map(|id| id.0))
-    .bind(clean(event.target.as_deref()))
-    .bind(clean(event.request_id.as_deref()))
-    .bind(meta)
-    .bind(clean(event.error.as_deref()))
-    .fetch_one(&mut **tx)
-    .await?;
+    sqlx::query_as(sql)
+        .bind(event_id)
+        .bind(action_type)
+        .bind(event.kind.severity().as_str())
+        .bind(event.status.as_str())
+        .bind(clean(event.actor.as_deref()))
+        .bind(event.task_id.map(|id| id.0))
+        .bind(clean(event.target.as_deref()))
+        .bind(clean(event.request_id.as_deref()))
+        .bind(meta)
+        .bind(clean(event.error.as_deref()))
+}
+
+const AUDIT_VALUES: &str = "INSERT INTO audit_events (event_id, action_type, severity, status, actor, task_id, \
+                            target, request_id, meta, error) \
+                            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::json, $10)";
+
+/// In the transaction of the change it records.
+static INSERT_IN_TX: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{AUDIT_VALUES} RETURNING {AUDIT_COLUMNS}"));
+
+/// On its own: one statement, committed without waiting for the WAL flush
+/// (the event records a read or a refusal; nothing else depends on it).
+static INSERT_ALONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH ins AS ({AUDIT_VALUES} RETURNING {AUDIT_COLUMNS}) \
+         SELECT ins.* FROM ins, LATERAL (SELECT set_config('synchronous_commit', 'off', true)) AS side"
+    )
+});
+
+/// Inserts `event` in `tx`; the caller logs the returned record after commit
+/// (see [`Store::record_audit`]).
+pub(super) async fn insert_audit(
+    tx: &mut Transaction<'_, Postgres>,
+    event: &AuditEvent,
+) -> Result<AuditRecord, StoreError> {
+    let row = audit_insert(&INSERT_IN_TX, event).fetch_one(&mut **tx).await?;
     row.into_record()
 }
 
@@ -127,11 +148,18 @@ impl Committed {
 }
 
 impl Store {
-    /// Records an event on its own (reads, refusals: nothing else changed).
+    /// Records an event on its own (reads, refusals, dry-runs: nothing else
+    /// changed). One round trip, committed without waiting for the WAL flush:
+    /// such an event is on the path of every read and dry-run, and a flush
+    /// per request cost more than the request. A PostgreSQL crash can lose
+    /// the last fraction of a second of such events, never an event of a
+    /// change (those commit with the change); the auditor log line is
+    /// written either way.
     pub async fn record_audit(&self, event: &AuditEvent) -> Result<AuditRecord, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let record = insert_audit(&mut tx, event).await?;
-        tx.commit().await?;
+        let record = audit_insert(&INSERT_ALONE, event)
+            .fetch_one(&self.pool)
+            .await?
+            .into_record()?;
         event.log(&record);
         Ok(record)
     }

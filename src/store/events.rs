@@ -81,6 +81,43 @@ impl Store {
         Ok(row.map(|(id,)| id))
     }
 
+    /// [`Store::append_event_as`] for several events at once, in their
+    /// order: one statement, one notification, one asynchronous commit.
+    /// `Ok(None)` when `owner` no longer holds the lease (nothing landed).
+    pub async fn append_events_as(
+        &self,
+        task_id: TaskId,
+        owner: &str,
+        events: &[NewEvent],
+    ) -> Result<Option<u64>, StoreError> {
+        if events.is_empty() {
+            return Ok(Some(0));
+        }
+        let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+        let bodies: Vec<String> = events.iter().map(|e| e.body.to_string()).collect();
+        let row: Option<(i64,)> = sqlx::query_as(
+            "WITH ins AS ( \
+                 INSERT INTO task_events (task_id, event_type, body) \
+                 SELECT $1, e.event_type, e.body::json \
+                 FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS e(event_type, body, ord) \
+                 WHERE EXISTS ( \
+                     SELECT 1 FROM tasks WHERE id = $1 AND lease_owner = $4 AND status = 'processing') \
+                 ORDER BY e.ord \
+                 RETURNING id) \
+             SELECT c.n FROM (SELECT count(*) AS n FROM ins) c, \
+                 LATERAL (SELECT pg_notify($5, $1::text), set_config('synchronous_commit', 'off', true)) AS side \
+             WHERE c.n > 0",
+        )
+        .bind(task_id.0)
+        .bind(&types)
+        .bind(&bodies)
+        .bind(owner)
+        .bind(EVENTS_CHANNEL)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(n,)| u64::try_from(n).unwrap_or(0)))
+    }
+
     /// Events of a task with `id > after`; the `completion` event is always
     /// included so that a watcher of a finished task never waits (Backstage's rule).
     pub async fn list_events(&self, task_id: TaskId, after: Option<i64>) -> Result<Vec<TaskEvent>, StoreError> {

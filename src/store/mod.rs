@@ -83,6 +83,9 @@ fn describe(options: &PgConnectOptions) -> String {
     format!("{server}, database \"{database}\", user \"{}\"", options.get_username())
 }
 
+/// A pooled connection idle at least this long is pinged before use.
+const PING_WHEN_IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 impl Store {
@@ -115,6 +118,19 @@ impl Store {
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(CONNECT_TIMEOUT)
+            // sqlx pings every connection it hands out; under load that
+            // doubled the round trips of every query. A connection that sat
+            // idle for a while is still checked (a restarted server, a
+            // proxy's idle timeout); a dead one is dropped for a new one.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for < PING_WHEN_IDLE_FOR {
+                        return Ok(true);
+                    }
+                    Ok(sqlx::Connection::ping(conn).await.is_ok())
+                })
+            })
             .connect_with(options)
             .await?;
         Ok(Store { pool })
