@@ -376,10 +376,14 @@ pub struct Worker {
     metrics: Arc<Metrics>,
     /// When saved workspaces past their retention were last purged.
     last_purge: Arc<Mutex<Option<Instant>>>,
+    /// When abandoned tasks were last looked for.
+    last_abandoned_check: Arc<Mutex<Option<Instant>>>,
 }
 
 /// Saved workspaces past their retention are looked for this often.
 const PURGE_EVERY: Duration = Duration::from_secs(60);
+/// Abandoned tasks are looked for at most this often.
+const ABANDONED_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Event and journal writes: 6 attempts, 0.1 s doubling between them.
 const STORE_WRITE_ATTEMPTS: u32 = 6;
@@ -430,6 +434,7 @@ impl Worker {
             workspace_bytes: crate::config::LimitsSettings::default().workspace_bytes,
             metrics: Arc::new(Metrics::new()),
             last_purge: Arc::new(Mutex::new(None)),
+            last_abandoned_check: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -562,7 +567,71 @@ impl Worker {
 
     /// One round: fail abandoned tasks, then claim while there is capacity.
     async fn tick(&self, permits: &Arc<Semaphore>, tasks: &mut tokio::task::JoinSet<()>) -> Result<(), StoreError> {
-        let abandoned = self
+        let abandoned = self.fail_abandoned_tasks().await?;
+        for id in abandoned {
+            tracing::warn!(task_id = %id, "abandoned task failed");
+        }
+        self.purge_saved_workspaces().await?;
+        loop {
+            let room = permits.available_permits();
+            if room == 0 {
+                return Ok(());
+            }
+            // As many as there is room for, in one round trip.
+            let claimed = self
+                .store
+                .claim_tasks(
+                    &self.owner,
+                    self.lease(),
+                    self.settings.recover,
+                    self.settings.max_attempts,
+                    room,
+                )
+                .await?;
+            if claimed.is_empty() {
+                return Ok(());
+            }
+            let full = claimed.len() == room;
+            for claimed in claimed {
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    // Only this loop takes permits: there is room for every
+                    // task it claimed. Should that ever fail, the task goes
+                    // back at once rather than wait for its lease.
+                    if let Err(e) = self.store.release_task(claimed.task.id, &self.owner).await {
+                        tracing::warn!(task_id = %claimed.task.id, error = %e, "cannot release a task claimed without room");
+                    }
+                    continue;
+                };
+                let worker = self.clone();
+                let span = task_span(&claimed);
+                tasks.spawn(
+                    async move {
+                        worker.run_claimed(claimed).await;
+                        drop(permit);
+                        worker.task_finished.notify_one();
+                    }
+                    .instrument(span),
+                );
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Fails tasks nobody will finish, at most once a second: a burst of
+    /// notifications (every new and finished task wakes the loop) would
+    /// otherwise run the search once per task.
+    async fn fail_abandoned_tasks(&self) -> Result<Vec<TaskId>, StoreError> {
+        let due = self
+            .last_abandoned_check
+            .lock()
+            .map(|last| last.map_or(true, |at| at.elapsed() >= ABANDONED_CHECK_EVERY))
+            .unwrap_or(true);
+        if !due {
+            return Ok(Vec::new());
+        }
+        let failed = self
             .store
             .fail_abandoned_tasks(
                 self.settings.recover,
@@ -570,37 +639,10 @@ impl Worker {
                 Duration::from_secs(self.settings.abandoned_after_seconds),
             )
             .await?;
-        for id in abandoned {
-            tracing::warn!(task_id = %id, "abandoned task failed");
+        if let Ok(mut last) = self.last_abandoned_check.lock() {
+            *last = Some(Instant::now());
         }
-        self.purge_saved_workspaces().await?;
-        loop {
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                return Ok(());
-            };
-            let claimed = self
-                .store
-                .claim_task(
-                    &self.owner,
-                    self.lease(),
-                    self.settings.recover,
-                    self.settings.max_attempts,
-                )
-                .await?;
-            let Some(claimed) = claimed else {
-                return Ok(());
-            };
-            let worker = self.clone();
-            let span = task_span(&claimed);
-            tasks.spawn(
-                async move {
-                    worker.run_claimed(claimed).await;
-                    drop(permit);
-                    worker.task_finished.notify_one();
-                }
-                .instrument(span),
-            );
-        }
+        Ok(failed)
     }
 
     /// Drops saved workspaces nobody will resume, at most once a minute.
@@ -780,9 +822,14 @@ impl Worker {
 
     async fn execute(&self, claimed: &ClaimedTask, cancel: CancellationToken, abort: CancellationToken) -> RunOutcome {
         let id = claimed.task.id;
-        let resume = match self.store.step_journal(id).await {
-            Ok(journal) => journal,
-            Err(e) => return failure(format!("cannot read the step journal: {e}")),
+        // A task no attempt journaled has nothing to resume (the claim says so).
+        let resume = if claimed.journaled {
+            match self.store.step_journal(id).await {
+                Ok(journal) => journal,
+                Err(e) => return failure(format!("cannot read the step journal: {e}")),
+            }
+        } else {
+            Default::default()
         };
         // Opened here and kept only in this run's memory; the column is
         // wiped when the task ends. No key, no run: never a plaintext fallback.
@@ -797,10 +844,7 @@ impl Worker {
             },
             (Some(_), None) => return failure("cannot read the task's secrets: no key is configured".into()),
         };
-        let written = match self.store.count_events(id).await {
-            Ok(n) => n,
-            Err(e) => return failure(format!("cannot count the task's events: {e}")),
-        };
+        let written = claimed.events;
         let workspace = self.workspace_for(id);
         // A previous attempt on this machine may have left files behind.
         let _ = tokio::fs::remove_dir_all(&workspace).await;

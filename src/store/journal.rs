@@ -40,38 +40,35 @@ impl Store {
         output: &Value,
         workspace: Option<WorkspaceRecord<'_>>,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let written = sqlx::query(&format!(
-            "INSERT INTO task_steps (task_id, step_key, output) \
-             SELECT $1, $3, $4::json WHERE {LEASE_HELD} \
-             ON CONFLICT (task_id, step_key) DO UPDATE SET output = EXCLUDED.output, finished_at = now()"
+        // One statement (its own transaction): the entry, and the manifest
+        // only when the entry landed.
+        let (manifest, bytes, files) = match workspace {
+            Some(w) => (Some(w.manifest), Some(w.bytes), Some(w.files)),
+            None => (None, None, None),
+        };
+        let (written,): (i64,) = sqlx::query_as(&format!(
+            "WITH step AS ( \
+                 INSERT INTO task_steps (task_id, step_key, output) \
+                 SELECT $1, $3, $4::json WHERE {LEASE_HELD} \
+                 ON CONFLICT (task_id, step_key) DO UPDATE SET output = EXCLUDED.output, finished_at = now() \
+                 RETURNING 1), \
+             ws AS ( \
+                 INSERT INTO task_workspaces (task_id, manifest, bytes, files) \
+                 SELECT $1, $5, $6, $7 WHERE $5::bytea IS NOT NULL AND EXISTS (SELECT 1 FROM step) \
+                 ON CONFLICT (task_id) DO UPDATE SET manifest = EXCLUDED.manifest, bytes = EXCLUDED.bytes, \
+                     files = EXCLUDED.files, saved_at = now()) \
+             SELECT count(*) FROM step"
         ))
         .bind(id.0)
         .bind(owner)
         .bind(key)
         .bind(output.to_string())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if written == 0 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        if let Some(workspace) = workspace {
-            sqlx::query(
-                "INSERT INTO task_workspaces (task_id, manifest, bytes, files) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (task_id) DO UPDATE SET manifest = EXCLUDED.manifest, bytes = EXCLUDED.bytes, \
-                     files = EXCLUDED.files, saved_at = now()",
-            )
-            .bind(id.0)
-            .bind(workspace.manifest)
-            .bind(workspace.bytes)
-            .bind(workspace.files)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+        .bind(manifest)
+        .bind(bytes)
+        .bind(files)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(written > 0)
     }
 
     /// Outputs of the steps a previous attempt finished.

@@ -50,6 +50,43 @@ struct ClaimRow {
     previous: String,
     previous_owner: Option<String>,
     approval: Option<String>,
+    events: i64,
+    journaled: bool,
+}
+
+impl ClaimRow {
+    fn took_over(&self) -> bool {
+        self.previous == "processing" && self.previous_owner.is_some()
+    }
+
+    /// Ran before and comes back other than from an approval gate (a gate
+    /// continues where it waited: the decision is already in its log).
+    fn resumed(&self) -> bool {
+        let took_over = self.took_over();
+        let from_gate = !took_over
+            && self.approval.is_some()
+            && (self.previous == "processing" || self.approval.as_deref().is_some_and(has_decision));
+        !from_gate && (took_over || self.attempts > 1)
+    }
+
+    fn into_claimed(self) -> Result<ClaimedTask, StoreError> {
+        let took_over = self.took_over();
+        let approval = parse_approval(self.task.id, self.approval)?;
+        Ok(ClaimedTask {
+            task: self.task.into_task()?,
+            secrets: self.secrets,
+            attempts: self.attempts,
+            took_over,
+            approval,
+            events: u64::try_from(self.events).unwrap_or(0),
+            journaled: self.journaled,
+        })
+    }
+}
+
+/// Whether a stored approval state holds a decision.
+fn has_decision(raw: &str) -> bool {
+    serde_json::from_str::<ApprovalState>(raw).is_ok_and(|a| a.decision.is_some())
 }
 
 fn parse_approval(id: Uuid, raw: Option<String>) -> Result<Option<ApprovalState>, StoreError> {
@@ -115,6 +152,11 @@ pub struct ClaimedTask {
     /// The approval gate the task waited at, with its decision once made
     /// (or its deadline passed).
     pub approval: Option<ApprovalState>,
+    /// Events the task has (all attempts, the claim's own included).
+    pub events: u64,
+    /// Whether earlier attempts journaled steps (a fresh task has none:
+    /// the journal need not be read).
+    pub journaled: bool,
 }
 
 /// A task waiting at an approval gate, as a decision sees it.
@@ -257,131 +299,119 @@ impl Store {
         recover: bool,
         max_attempts: i32,
     ) -> Result<Option<ClaimedTask>, StoreError> {
-        if recover {
-            if let Some(claimed) = self
-                .claim_where(
-                    owner,
-                    lease,
-                    "status = 'processing' AND lease_expires_at < now() AND attempts < $3",
-                    max_attempts,
-                )
-                .await?
-            {
-                return Ok(Some(claimed));
-            }
-        }
-        if let Some(claimed) = self
-            .claim_where(owner, lease, "status = 'open' AND $3::int IS NOT NULL", max_attempts)
+        Ok(self
+            .claim_tasks(owner, lease, recover, max_attempts, 1)
             .await?
-        {
-            return Ok(Some(claimed));
-        }
-        // A gate whose timeout passed: the step runs again and fails.
-        self.claim_where(
-            owner,
-            lease,
-            "status = 'processing' AND lease_owner IS NULL AND approval_deadline < now() AND $3::int IS NOT NULL",
-            max_attempts,
-        )
-        .await
+            .into_iter()
+            .next())
     }
 
-    async fn claim_where(
+    /// [`Store::claim_task`] for up to `limit` tasks: takeovers first, then
+    /// open tasks oldest first, then gates whose timeout passed, each kind
+    /// claimed with one statement for as many as there is room for (a burst
+    /// of new tasks is claimed in one round trip, not one per task).
+    pub async fn claim_tasks(
         &self,
         owner: &str,
         lease: Duration,
-        predicate: &str,
+        recover: bool,
         max_attempts: i32,
-    ) -> Result<Option<ClaimedTask>, StoreError> {
+        limit: usize,
+    ) -> Result<Vec<ClaimedTask>, StoreError> {
+        // Takeovers first (recovery on), then open tasks, then gates whose
+        // timeout passed (the step runs again and fails); oldest first
+        // within each; one statement for all of them.
         let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
-        let mut tx = self.pool.begin().await?;
-        let sql = format!(
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut rows: Vec<ClaimRow> = sqlx::query_as(
             "WITH next AS ( \
-                 SELECT id, status AS previous, lease_owner AS previous_owner FROM tasks WHERE {predicate} \
-                 ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED) \
+                 SELECT id, status AS previous, lease_owner AS previous_owner FROM tasks \
+                 WHERE status = 'open' \
+                    OR ($4 AND status = 'processing' AND lease_expires_at < now() AND attempts < $3) \
+                    OR (status = 'processing' AND lease_owner IS NULL AND approval_deadline < now()) \
+                 ORDER BY CASE WHEN status = 'open' THEN 1 WHEN lease_owner IS NULL THEN 2 ELSE 0 END, created_at \
+                 LIMIT $5 FOR UPDATE SKIP LOCKED) \
              UPDATE tasks t SET status = 'processing', lease_owner = $1, \
                  lease_expires_at = now() + make_interval(secs => $2::double precision / 1000), \
                  last_heartbeat_at = now(), attempts = t.attempts + 1 \
              FROM next WHERE t.id = next.id \
              RETURNING t.id, t.spec::text AS spec, t.status, t.created_at, t.created_by, t.last_heartbeat_at, \
-                 t.secrets, t.attempts, next.previous, next.previous_owner, t.approval::text AS approval"
-        );
-        let row: Option<ClaimRow> = sqlx::query_as(&sql)
-            .bind(owner)
-            .bind(lease_ms)
-            .bind(max_attempts)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else {
-            tx.rollback().await?;
-            return Ok(None);
-        };
-        let ClaimRow {
-            task,
-            secrets,
-            attempts,
-            previous,
-            previous_owner,
-            approval,
-        } = row;
-        let approval = parse_approval(task.id, approval)?;
-        let task = task.into_task()?;
-        let took_over = previous == "processing" && previous_owner.is_some();
-        // A task coming back from an approval gate continues where it
-        // waited: the decision is already in its log.
-        let from_gate = !took_over
-            && approval
-                .as_ref()
-                .is_some_and(|a| a.decision.is_some() || previous == "processing");
-        let resumed = !from_gate && (took_over || attempts > 1);
+                 t.secrets, t.attempts, next.previous, next.previous_owner, t.approval::text AS approval, \
+                 (SELECT count(*) FROM task_events e WHERE e.task_id = t.id) AS events, \
+                 EXISTS (SELECT 1 FROM task_steps s WHERE s.task_id = t.id) AS journaled",
+        )
+        .bind(owner)
+        .bind(lease_ms)
+        .bind(max_attempts)
+        .bind(recover)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.sort_by_key(|r| r.task.created_at);
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in rows {
+            claimed.push(self.after_claim(row).await?);
+        }
+        Ok(claimed)
+    }
+
+    /// What a claimed task needs before it runs again: a task that ran
+    /// before gets its `recovered` event (and, starting over, loses its
+    /// journal and saved workspace), in one transaction. Should this
+    /// process die between the claim and this, the task's next claim
+    /// writes them.
+    async fn after_claim(&self, row: ClaimRow) -> Result<ClaimedTask, StoreError> {
+        let resumed = row.resumed();
+        let mut claimed = row.into_claimed()?;
+        if !resumed {
+            return Ok(claimed);
+        }
+        let mut tx = self.pool.begin().await?;
+        let task = &claimed.task;
         let start_over = task
             .spec
             .pointer("/EXPERIMENTAL_recovery/EXPERIMENTAL_strategy")
             .and_then(Value::as_str)
             == Some("startOver");
-        if resumed {
-            if start_over {
-                sqlx::query("DELETE FROM task_steps WHERE task_id = $1")
-                    .bind(task.id.0)
-                    .execute(&mut *tx)
-                    .await?;
-                forget_workspace(&mut tx, task.id).await?;
-            }
-            let how = if start_over {
-                "restarts from the first step"
-            } else {
-                "resumes from its first unfinished step"
-            };
-            let why = if took_over {
-                "its previous worker stopped renewing its lease"
-            } else {
-                "its previous worker released it"
-            };
-            insert_event(
-                &mut tx,
-                task.id,
-                &NewEvent::recovered(
-                    if start_over {
-                        RecoverStrategy::StartOver
-                    } else {
-                        RecoverStrategy::Resume
-                    },
-                    Some(format!(
-                        "Task {} was recovered ({why}) and {how}, attempt {attempts}",
-                        task.id
-                    )),
-                ),
-            )
-            .await?;
+        if start_over {
+            sqlx::query("DELETE FROM task_steps WHERE task_id = $1")
+                .bind(task.id.0)
+                .execute(&mut *tx)
+                .await?;
+            forget_workspace(&mut tx, task.id).await?;
         }
+        let how = if start_over {
+            "restarts from the first step"
+        } else {
+            "resumes from its first unfinished step"
+        };
+        let why = if claimed.took_over {
+            "its previous worker stopped renewing its lease"
+        } else {
+            "its previous worker released it"
+        };
+        insert_event(
+            &mut tx,
+            task.id,
+            &NewEvent::recovered(
+                if start_over {
+                    RecoverStrategy::StartOver
+                } else {
+                    RecoverStrategy::Resume
+                },
+                Some(format!(
+                    "Task {} was recovered ({why}) and {how}, attempt {}",
+                    task.id, claimed.attempts
+                )),
+            ),
+        )
+        .await?;
         tx.commit().await?;
-        Ok(Some(ClaimedTask {
-            task,
-            secrets,
-            attempts,
-            took_over,
-            approval,
-        }))
+        if start_over {
+            claimed.journaled = false;
+        }
+        claimed.events += 1;
+        Ok(claimed)
     }
 
     /// Gives a task back without finishing it (graceful shutdown): it is open
