@@ -285,3 +285,31 @@ fn describe(error: &jsonschema::ValidationError<'_>) -> (&'static str, String, V
         _ => ("schema", error.to_string(), Value::Null),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_schema_without_dollar_schema_is_read_as_draft_7() {
+        // Draft 7: `items` as a list checks position by position (2020-12
+        // would want `prefixItems` and ignore the list form).
+        let schema = json!({"type": "array", "items": [{"type": "string"}, {"type": "number"}]});
+        assert!(validate(&schema, &json!(["a", 1])).is_ok());
+        let errors = validate(&schema, &json!(["a", "b"])).expect_err("second item is not a number");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        // `dependencies` is draft 7's keyword (2020-12 split it up).
+        let schema = json!({"type": "object", "dependencies": {"a": ["b"]}});
+        assert!(validate(&schema, &json!({"a": 1})).is_err());
+        assert!(validate(&schema, &json!({"a": 1, "b": 2})).is_ok());
+    }
+
+    #[test]
+    fn a_schema_the_compiler_cannot_use_is_one_clear_error() {
+        let schema = json!({"type": "object", "properties": {"name": {"type": "string", "pattern": "("}}});
+        let errors = validate(&schema, &json!({"name": "x"})).expect_err("invalid pattern");
+        assert_eq!(errors.len(), 1);
+        let message = errors[0]["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with("has an invalid schema"), "{message}");
+    }
+}

@@ -219,3 +219,75 @@ async fn saved_workspaces_past_their_retention_go_with_their_journal() {
     assert!(store.workspace_manifest(id).await.unwrap().is_none());
     assert!(store.step_journal(id).await.unwrap().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn claims_of_several_tasks_split_a_burst_oldest_first_without_overlap() {
+    let store = store().await;
+    let mut ids = Vec::new();
+    for _ in 0..25 {
+        ids.push(task(&store).await);
+    }
+    // One claimer asks for 10 at once: the 10 oldest, in creation order,
+    // each a first attempt with no events and no journal.
+    let first = store.claim_tasks("a", LEASE, true, 5, 10).await.expect("claim");
+    assert_eq!(first.iter().map(|c| c.task.id).collect::<Vec<_>>(), ids[..10].to_vec());
+    assert!(first
+        .iter()
+        .all(|c| c.attempts == 1 && c.events == 0 && !c.journaled && !c.took_over));
+    // Two more claimers at once share the rest without overlap.
+    let (b, c) = tokio::join!(
+        store.claim_tasks("b", LEASE, true, 5, 10),
+        store.claim_tasks("c", LEASE, true, 5, 10)
+    );
+    let mut rest: Vec<TaskId> = b
+        .expect("b")
+        .into_iter()
+        .chain(c.expect("c"))
+        .map(|c| c.task.id)
+        .collect();
+    rest.sort_by_key(|id| ids.iter().position(|i| i == id));
+    assert_eq!(rest, ids[10..].to_vec());
+    assert!(store
+        .claim_tasks("d", LEASE, true, 5, 10)
+        .await
+        .expect("claim")
+        .is_empty());
+}
+
+#[tokio::test]
+async fn a_batch_of_events_lands_in_order_only_under_the_lease() {
+    let store = store().await;
+    let id = task(&store).await;
+    let claimed = store.claim_tasks("a", LEASE, true, 5, 1).await.expect("claim");
+    assert_eq!(claimed.len(), 1);
+    let batch: Vec<NewEvent> = (0..5).map(|i| NewEvent::step_log("s", format!("line {i}"))).collect();
+    assert_eq!(store.append_events_as(id, "a", &batch).await.expect("append"), Some(5));
+    // Another owner is fenced off: nothing of its batch lands.
+    assert_eq!(store.append_events_as(id, "b", &batch).await.expect("append"), None);
+    let lines: Vec<String> = store
+        .list_events(id, None)
+        .await
+        .expect("events")
+        .iter()
+        .filter_map(|e| e.body["message"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(lines, (0..5).map(|i| format!("line {i}")).collect::<Vec<_>>());
+    assert!(store
+        .claim_tasks("b", LEASE, true, 5, 1)
+        .await
+        .expect("claim")
+        .is_empty());
+
+    // A takeover knows the events the task has, its `recovered` one included.
+    let other = task(&store).await;
+    let expiring = store.claim_tasks("x", Duration::ZERO, true, 5, 1).await.expect("claim");
+    assert_eq!(expiring[0].task.id, other);
+    assert_eq!(
+        store.append_events_as(other, "x", &batch[..3]).await.expect("append"),
+        Some(3)
+    );
+    let taken = store.claim_tasks("y", LEASE, true, 5, 1).await.expect("claim");
+    assert_eq!(taken[0].task.id, other);
+    assert!(taken[0].took_over);
+    assert_eq!(taken[0].events, 4);
+}
