@@ -14,7 +14,11 @@
 #      time start → ready (workload S): ours on a new, empty database
 #      scaffolder_bench_<random> (the start migrates it) with the compat
 #      templates, Backstage with
-#      `node index.js` (in-memory SQLite, as its README's figures);
+#      `node index.js` on the same PostgreSQL (BACKSTAGE_DB=postgres, its databases
+#      dropped first, so it starts empty too; BACKSTAGE_DB=sqlite: in-memory);
+#      Ours runs with limits.sse_streams_per_client raised to 5000: the
+#      harness is one client, and its 1,000 watchers stand for 1,000 browsers
+#      (the default of 20 per client would refuse most of them with 429);
 #   4. runs W1, W2, sustained and watchers on both, prints the side-by-side
 #      table, stops both servers and drops the database.
 #
@@ -70,12 +74,12 @@ cleanup() {
 }
 trap cleanup EXIT
 # An empty database, as the workload definition says: the start applies the
-# migrations (Backstage's in-memory SQLite is created empty at its start too).
+# migrations (Backstage starts on empty databases too, see above).
 psql "$PG_URL/postgres" -qAtc "CREATE DATABASE $DB" >/dev/null
 
 "$ROOT/target/release/scaffolder-load" \
   --target "ours=http://127.0.0.1:$OURS_PORT,db=$DB,ready=/readyz" \
-  --spawn "ours=DATABASE_URL=$PG_URL/$DB exec $ROOT/target/release/scaffolder serve --bind 127.0.0.1:$OURS_PORT --templates $TEMPLATES" \
+  --spawn "ours=DATABASE_URL=$PG_URL/$DB SCAFFOLDER__LIMITS__SSE_STREAMS_PER_CLIENT=5000 exec $ROOT/target/release/scaffolder serve --bind 127.0.0.1:$OURS_PORT --templates $TEMPLATES" \
   --target "backstage=http://127.0.0.1:$BACKSTAGE_PORT" \
   --spawn "backstage=cd $BREF && PORT=$BACKSTAGE_PORT DB=$BACKSTAGE_DB DATABASE_URL=${PG_URL/postgres:/postgresql:}/postgres exec node index.js" \
   --ref-demo "$TEMPLATES/ref-demo" \
