@@ -397,6 +397,21 @@ const CLAIM_BACKOFF: Backoff = Backoff::doubling(Duration::from_millis(200))
     .capped(Duration::from_secs(30))
     .jittered(Jitter::UpToHalfMore);
 
+/// Whether housekeeping last done at `last` is due again (`every` passed,
+/// or never done).
+fn is_due(last: &Mutex<Option<Instant>>, every: Duration) -> bool {
+    last.lock()
+        .map(|last| last.map_or(true, |at| at.elapsed() >= every))
+        .unwrap_or(true)
+}
+
+/// Records that housekeeping was done now.
+fn mark_done(last: &Mutex<Option<Instant>>) {
+    if let Ok(mut last) = last.lock() {
+        *last = Some(Instant::now());
+    }
+}
+
 /// Step id → name, from the task spec (whose steps carry both).
 fn step_names(spec: &Value) -> HashMap<String, String> {
     let name_of = |s: &Value| Some((s.get("id")?.as_str()?.to_owned(), s.get("name")?.as_str()?.to_owned()));
@@ -623,12 +638,7 @@ impl Worker {
     /// notifications (every new and finished task wakes the loop) would
     /// otherwise run the search once per task.
     async fn fail_abandoned_tasks(&self) -> Result<Vec<TaskId>, StoreError> {
-        let due = self
-            .last_abandoned_check
-            .lock()
-            .map(|last| last.map_or(true, |at| at.elapsed() >= ABANDONED_CHECK_EVERY))
-            .unwrap_or(true);
-        if !due {
+        if !is_due(&self.last_abandoned_check, ABANDONED_CHECK_EVERY) {
             return Ok(Vec::new());
         }
         let failed = self
@@ -639,20 +649,13 @@ impl Worker {
                 Duration::from_secs(self.settings.abandoned_after_seconds),
             )
             .await?;
-        if let Ok(mut last) = self.last_abandoned_check.lock() {
-            *last = Some(Instant::now());
-        }
+        mark_done(&self.last_abandoned_check);
         Ok(failed)
     }
 
     /// Drops saved workspaces nobody will resume, at most once a minute.
     async fn purge_saved_workspaces(&self) -> Result<(), StoreError> {
-        let due = self
-            .last_purge
-            .lock()
-            .map(|last| last.map_or(true, |at| at.elapsed() >= PURGE_EVERY))
-            .unwrap_or(true);
-        if !due {
+        if !is_due(&self.last_purge, PURGE_EVERY) {
             return Ok(());
         }
         let retention = Duration::from_secs(self.settings.workspace_retention_hours.saturating_mul(3600));
@@ -660,9 +663,7 @@ impl Worker {
         if purged > 0 {
             tracing::info!(tasks = purged, "deleted saved workspaces past their retention");
         }
-        if let Ok(mut last) = self.last_purge.lock() {
-            *last = Some(Instant::now());
-        }
+        mark_done(&self.last_purge);
         Ok(())
     }
 
