@@ -119,25 +119,43 @@ impl EventWriter {
     }
 
     async fn write(&self, batch: &[NewEvent]) {
-        for attempt in 0u32.. {
-            match self.store.append_events_as(self.task_id, &self.owner, batch).await {
-                Ok(Some(_)) => return,
-                Ok(None) => {
-                    tracing::warn!(task_id = %self.task_id, events = batch.len(), "lease lost; task events discarded");
-                    self.lost.cancel();
-                    return;
+        write_fenced(self.task_id, &self.lost, "task events", || async {
+            Ok(self
+                .store
+                .append_events_as(self.task_id, &self.owner, batch)
+                .await?
+                .is_some())
+        })
+        .await;
+    }
+}
+
+/// A write of a running task's: passing database errors are retried; a lost
+/// lease is not (it fires `lost`). Returns whether the write landed.
+async fn write_fenced<F, Fut>(task_id: TaskId, lost: &CancellationToken, what: &str, mut op: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, StoreError>>,
+{
+    for attempt in 0u32.. {
+        match op().await {
+            Ok(true) => return true,
+            Ok(false) => {
+                tracing::warn!(task_id = %task_id, "lease lost; {what} discarded");
+                lost.cancel();
+                return false;
+            }
+            Err(e) => {
+                tracing::warn!(task_id = %task_id, attempt, error = %e, "cannot write {what}, retrying");
+                if attempt + 1 >= STORE_WRITE_ATTEMPTS {
+                    break;
                 }
-                Err(e) => {
-                    tracing::warn!(task_id = %self.task_id, attempt, error = %e, "cannot write task events, retrying");
-                    if attempt + 1 >= STORE_WRITE_ATTEMPTS {
-                        break;
-                    }
-                    tokio::time::sleep(STORE_WRITE_BACKOFF.delay(attempt)).await;
-                }
+                tokio::time::sleep(STORE_WRITE_BACKOFF.delay(attempt)).await;
             }
         }
-        tracing::error!(task_id = %self.task_id, events = batch.len(), "gave up writing task events after repeated database errors");
     }
+    tracing::error!(task_id = %task_id, "gave up writing {what} after repeated database errors");
+    false
 }
 
 /// Writes a running task's events and journal, fenced by the lease: once
@@ -206,32 +224,12 @@ fn step_audit(action: &str, step_id: &str, output: Option<&Value>) -> Option<Aud
 }
 
 impl StoreSink {
-    /// Retries passing database errors; a lost lease is not retried.
-    /// Returns whether the write landed.
-    async fn with_retry<F, Fut>(&self, what: &str, mut op: F) -> bool
+    async fn with_retry<F, Fut>(&self, what: &str, op: F) -> bool
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<bool, StoreError>>,
     {
-        for attempt in 0u32.. {
-            match op().await {
-                Ok(true) => return true,
-                Ok(false) => {
-                    tracing::warn!(task_id = %self.task_id, "lease lost; {what} discarded");
-                    self.lost.cancel();
-                    return false;
-                }
-                Err(e) => {
-                    tracing::warn!(task_id = %self.task_id, attempt, error = %e, "cannot write {what}, retrying");
-                    if attempt + 1 >= STORE_WRITE_ATTEMPTS {
-                        break;
-                    }
-                    tokio::time::sleep(STORE_WRITE_BACKOFF.delay(attempt)).await;
-                }
-            }
-        }
-        tracing::error!(task_id = %self.task_id, "gave up writing {what} after repeated database errors");
-        false
+        write_fenced(self.task_id, &self.lost, what, op).await
     }
 }
 

@@ -45,45 +45,18 @@ impl Store {
         Ok(id)
     }
 
-    /// Appends an event of a running task only while `owner` holds its
-    /// lease, so a replica that lost the task cannot write into its log.
+    /// Appends events of a running task, in their order, only while `owner`
+    /// holds its lease, so a replica that lost the task cannot write into its
+    /// log. `Ok(None)` when the lease is gone (nothing landed).
     ///
-    /// One statement (insert, notify) in its own transaction, committed
-    /// without waiting for the WAL flush (`synchronous_commit = off` for this
-    /// transaction only): a running task writes dozens of log events, and
-    /// waiting for a disk flush per line dominated the cost of a short task.
-    /// Nothing is lost but log lines of the last fraction of a second before a
-    /// PostgreSQL crash: every later synchronous commit (step journal, lease,
-    /// final status) flushes the WAL up to itself first, so the journal and
-    /// the task's state never get ahead of the log they follow.
-    pub async fn append_event_as(
-        &self,
-        task_id: TaskId,
-        owner: &str,
-        event: &NewEvent,
-    ) -> Result<Option<i64>, StoreError> {
-        let row: Option<(i64,)> = sqlx::query_as(
-            "WITH ins AS ( \
-                 INSERT INTO task_events (task_id, event_type, body) \
-                 SELECT $1, $2, $3::json WHERE EXISTS ( \
-                     SELECT 1 FROM tasks WHERE id = $1 AND lease_owner = $4 AND status = 'processing') \
-                 RETURNING id) \
-             SELECT id FROM ins, \
-                 LATERAL (SELECT pg_notify($5, $1::text), set_config('synchronous_commit', 'off', true)) AS side",
-        )
-        .bind(task_id.0)
-        .bind(event.event_type.as_str())
-        .bind(event.body.to_string())
-        .bind(owner)
-        .bind(EVENTS_CHANNEL)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|(id,)| id))
-    }
-
-    /// [`Store::append_event_as`] for several events at once, in their
-    /// order: one statement, one notification, one asynchronous commit.
-    /// `Ok(None)` when `owner` no longer holds the lease (nothing landed).
+    /// One statement (insert, one notification) in its own transaction,
+    /// committed without waiting for the WAL flush (`synchronous_commit =
+    /// off` for this transaction only): a running task writes dozens of log
+    /// events, and waiting for a disk flush per line dominated the cost of a
+    /// short task. Nothing is lost but log lines of the last fraction of a
+    /// second before a PostgreSQL crash: every later synchronous commit (step
+    /// journal, lease, final status) flushes the WAL up to itself first, so
+    /// the journal and the task's state never get ahead of the log they follow.
     pub async fn append_events_as(
         &self,
         task_id: TaskId,

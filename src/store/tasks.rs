@@ -55,24 +55,18 @@ struct ClaimRow {
 }
 
 impl ClaimRow {
-    fn took_over(&self) -> bool {
-        self.previous == "processing" && self.previous_owner.is_some()
-    }
-
-    /// Ran before and comes back other than from an approval gate (a gate
-    /// continues where it waited: the decision is already in its log).
-    fn resumed(&self) -> bool {
-        let took_over = self.took_over();
-        let from_gate = !took_over
-            && self.approval.is_some()
-            && (self.previous == "processing" || self.approval.as_deref().is_some_and(has_decision));
-        !from_gate && (took_over || self.attempts > 1)
-    }
-
-    fn into_claimed(self) -> Result<ClaimedTask, StoreError> {
-        let took_over = self.took_over();
+    /// The claimed task, and whether it resumes: it ran before and comes
+    /// back other than from an approval gate (a gate continues where it
+    /// waited: the decision is already in its log).
+    fn into_claimed(self) -> Result<(ClaimedTask, bool), StoreError> {
+        let took_over = self.previous == "processing" && self.previous_owner.is_some();
         let approval = parse_approval(self.task.id, self.approval)?;
-        Ok(ClaimedTask {
+        let from_gate = !took_over
+            && approval
+                .as_ref()
+                .is_some_and(|a| a.decision.is_some() || self.previous == "processing");
+        let resumed = !from_gate && (took_over || self.attempts > 1);
+        let claimed = ClaimedTask {
             task: self.task.into_task()?,
             secrets: self.secrets,
             attempts: self.attempts,
@@ -80,13 +74,9 @@ impl ClaimRow {
             approval,
             events: u64::try_from(self.events).unwrap_or(0),
             journaled: self.journaled,
-        })
+        };
+        Ok((claimed, resumed))
     }
-}
-
-/// Whether a stored approval state holds a decision.
-fn has_decision(raw: &str) -> bool {
-    serde_json::from_str::<ApprovalState>(raw).is_ok_and(|a| a.decision.is_some())
 }
 
 fn parse_approval(id: Uuid, raw: Option<String>) -> Result<Option<ApprovalState>, StoreError> {
@@ -361,8 +351,7 @@ impl Store {
     /// process die between the claim and this, the task's next claim
     /// writes them.
     async fn after_claim(&self, row: ClaimRow) -> Result<ClaimedTask, StoreError> {
-        let resumed = row.resumed();
-        let mut claimed = row.into_claimed()?;
+        let (mut claimed, resumed) = row.into_claimed()?;
         if !resumed {
             return Ok(claimed);
         }
@@ -694,15 +683,6 @@ impl Store {
             .await?
             .rows_affected();
         Ok(done > 0)
-    }
-
-    /// Events a task has written so far.
-    pub async fn count_events(&self, id: TaskId) -> Result<u64, StoreError> {
-        let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM task_events WHERE task_id = $1")
-            .bind(id.0)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(u64::try_from(n).unwrap_or(0))
     }
 }
 

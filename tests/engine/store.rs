@@ -83,7 +83,13 @@ async fn an_expired_lease_is_taken_over_and_the_old_owner_is_fenced_off() {
     // Everything the old owner writes is refused.
     assert_eq!(store.heartbeat(id, "a", LEASE).await.unwrap(), None);
     let event = NewEvent::message("late");
-    assert_eq!(store.append_event_as(id, "a", &event).await.unwrap(), None);
+    assert_eq!(
+        store
+            .append_events_as(id, "a", std::slice::from_ref(&event))
+            .await
+            .unwrap(),
+        None
+    );
     assert!(!store.record_step(id, "a", "s1", &json!({}), None).await.unwrap());
     assert!(!store
         .finish_task(
@@ -144,7 +150,11 @@ async fn finishing_writes_status_and_events_together_and_drops_the_saved_workspa
     assert!(store.workspace_manifest(id).await.unwrap().is_some());
     // A failed run keeps its saved workspace for a retry...
     let failed = NewEvent::step_status("fetch", StepStatus::Failed, "Error: x");
-    assert!(store.append_event_as(id, "a", &failed).await.unwrap().is_some());
+    assert!(store
+        .append_events_as(id, "a", std::slice::from_ref(&failed))
+        .await
+        .unwrap()
+        .is_some());
     assert!(store
         .finish_task(
             id,
