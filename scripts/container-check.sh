@@ -305,7 +305,8 @@ REAL=$(create_task '{"templateRef":"template:default/app-base-go-react","values"
 poll_task "$REAL" completed >/dev/null
 GIT=/home/scaffolder/.local/share/scaffolder/git/check
 in_container git -C "$GIT/check-api.git" log --oneline -1 main
-in_container git -C "$GIT/infra-gitops.git" ls-tree -r --name-only main | grep -q '^apps/check-api/overlays/onprem-dev/' ||
+TREE=$(in_container git -C "$GIT/infra-gitops.git" ls-tree -r --name-only main)
+grep -q '^apps/check-api/overlays/onprem-dev/' <<<"$TREE" ||
     die "the infra-gitops repository has no overlay for check-api"
 say "task $REAL completed: check/check-api and its overlay in check/infra-gitops are in the container's git host"
 
@@ -330,8 +331,14 @@ t=$SECONDS
 OLD=$(container)
 "${COMPOSE[@]}" stop scaffolder >/dev/null 2>&1
 say "scaffolder stopped in $((SECONDS - t)) s"
-podman logs "$OLD" 2>&1 | grep -q 'task released for another replica' ||
+# Read whole, then searched: with pipefail, `podman logs | grep -q` fails
+# whenever grep stops reading at the match while podman is still writing
+# (it gets SIGPIPE), which depends on how much the server logged.
+LOGS=$(podman logs "$OLD" 2>&1)
+if ! grep -q 'task released for another replica' <<<"$LOGS"; then
+    tail -n 60 <<<"$LOGS" >&2
     die "the stopping scaffolder did not hand its running task back"
+fi
 "${COMPOSE[@]}" down >/dev/null 2>&1
 t=$SECONDS
 up
@@ -342,7 +349,8 @@ for id in $BEFORE; do
 done
 say "all $(wc -w <<<"$BEFORE") tasks created before the restart are listed"
 poll_task "$SEALED" completed >/dev/null
-curl -fsS "$API/tasks/$SEALED/events" | grep -q '"recovered"' ||
+EVENTS=$(curl -fsS "$API/tasks/$SEALED/events")
+grep -q '"recovered"' <<<"$EVENTS" ||
     die "task $SEALED has no recovered event: it was not handed over across the restart"
 GOT=$(in_container git -C /home/scaffolder/.local/share/scaffolder/git/check/sealed.git show main:token.txt)
 [[ $GOT == "$SECRET" ]] || die "the sealed secret did not survive: published token.txt is '$GOT'"
