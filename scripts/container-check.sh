@@ -296,6 +296,11 @@ create_task() { # create_task JSON -> id
 }
 in_container() { podman exec "$(container)" "$@"; }
 
+# Dry-runs lay out their files on /dev/shm; the compose file sizes it.
+SHM_MIB=$(in_container df -m --output=size /dev/shm | tail -n 1 | tr -d ' ')
+((SHM_MIB >= 256)) || die "/dev/shm in the container is $SHM_MIB MiB; docker-compose.yml asks for 256m"
+say "/dev/shm in the container: $SHM_MIB MiB (dry-runs lay out their files there)"
+
 step "a real task: app-base-go-react publishes to the local git host in the container"
 in_container scaffolder gitops init --repo 'git.local?owner=check&repo=infra-gitops' --cluster onprem-dev >/dev/null
 REAL=$(create_task '{"templateRef":"template:default/app-base-go-react","values":{
