@@ -59,16 +59,29 @@ impl<T: DeserializeOwned + ToSchema + 'static> FromRequest for OptionalBody<T> {
 pub fn parse<T: DeserializeOwned + ToSchema>(value: Value) -> Result<T, ApiError> {
     let name = T::name();
     let validators = validators().as_ref().map_err(|e| ApiError::Internal(e.clone()))?;
-    let validator = validators
+    let (validator, location) = validators
+        .bodies
         .get(name.as_ref())
         .ok_or_else(|| ApiError::Internal(format!("no operation of the OpenAPI document takes a {name} body")))?;
-    if let Err(error) = validator.validate(&value) {
-        return Err(ApiError::body_schema(&error));
+    if !validator.is_valid(&value) {
+        // The first violation in the order the schema lists its keywords
+        // (the crate checks cheap keywords first).
+        let start = json!({ "$ref": location });
+        let errors =
+            crate::validation::in_schema_order(&validators.document, &start, validator.iter_errors(&value).collect());
+        if let Some(error) = errors.first() {
+            return Err(ApiError::body_schema(error));
+        }
     }
     serde_json::from_value(value).map_err(|e| ApiError::body_shape(&e))
 }
 
-type Validators = HashMap<String, jsonschema::Validator>;
+/// One validator per body schema, with the `$ref` it starts at, and the
+/// document (`{"components": …}`) those references resolve in.
+struct Validators {
+    document: Value,
+    bodies: HashMap<String, (jsonschema::Validator, String)>,
+}
 
 fn validators() -> &'static Result<Validators, String> {
     static VALIDATORS: OnceLock<Result<Validators, String>> = OnceLock::new();
@@ -80,7 +93,7 @@ fn validators() -> &'static Result<Validators, String> {
 /// components, as OpenAPI 3.1 (JSON Schema 2020-12) reads them.
 fn compile(doc: &OpenApi) -> Result<Validators, String> {
     let components = serde_json::to_value(&doc.components).map_err(|e| e.to_string())?;
-    let mut validators = Validators::new();
+    let mut bodies = HashMap::new();
     for (path, item) in doc.paths.paths.iter() {
         let operations = [&item.get, &item.post, &item.put, &item.patch, &item.delete];
         for body in operations
@@ -99,11 +112,12 @@ fn compile(doc: &OpenApi) -> Result<Validators, String> {
                     .with_draft(jsonschema::Draft::Draft202012)
                     .build(&root)
                     .map_err(|e| format!("the schema {name} does not compile: {e}"))?;
-                validators.insert(name.to_owned(), validator);
+                bodies.insert(name.to_owned(), (validator, location.clone()));
             }
         }
     }
-    Ok(validators)
+    let document = json!({ "components": components });
+    Ok(Validators { document, bodies })
 }
 
 #[cfg(test)]
@@ -141,7 +155,7 @@ mod tests {
     #[test]
     fn every_request_body_of_the_document_compiles() {
         let validators = validators().as_ref().expect("document's body schemas compile");
-        let mut names: Vec<&str> = validators.keys().map(String::as_str).collect();
+        let mut names: Vec<&str> = validators.bodies.keys().map(String::as_str).collect();
         names.sort_unstable();
         assert_eq!(
             names,
@@ -181,6 +195,12 @@ mod tests {
         assert_eq!(
             msg(json!({"templateRef": "x", "values": []})),
             "request/body/values must be object"
+        );
+        // Of several wrong properties, the first the schema declares, not
+        // the first of the body.
+        assert_eq!(
+            msg(json!({"secrets": 1, "values": [], "templateRef": []})),
+            "request/body/templateRef must be string"
         );
         assert_eq!(msg(json!([])), "request/body must be object");
         assert_eq!(msg(json!(null)), "request/body must be object");

@@ -91,7 +91,7 @@ impl ApiError {
     /// words it: `request/body<JSON pointer> <message>`.
     pub fn body_schema(error: &jsonschema::ValidationError<'_>) -> ApiError {
         use jsonschema::error::{TypeKind, ValidationErrorKind as K};
-        let message = match &error.kind {
+        let message = match error.kind() {
             K::Required { property } => format!(
                 "must have required property '{}'",
                 property.as_str().map_or_else(|| property.to_string(), str::to_owned)
@@ -116,7 +116,7 @@ impl ApiError {
             K::Format { format } => format!("must match format \"{format}\""),
             _ => error.to_string(),
         };
-        ApiError::Input(format!("request/body{} {message}", error.instance_path.as_str()))
+        ApiError::Input(format!("request/body{} {message}", error.instance_path().as_str()))
     }
 
     /// A body its documented schema accepts but its wire type does not: the

@@ -176,7 +176,7 @@ fn schema_errors(doc: &Value) -> Vec<String> {
     let validator = jsonschema::validator_for(&appset_schema()).expect("the schema compiles");
     validator
         .iter_errors(doc)
-        .map(|e| format!("{} at {}", e, e.instance_path))
+        .map(|e| format!("{} at {}", e, e.instance_path()))
         .collect()
 }
 

@@ -270,7 +270,7 @@ impl Description {
                     .map_err(|e| format!("{request}: the description's schema does not compile: {e}"))?;
                 let errors: Vec<String> = validator
                     .iter_errors(&value)
-                    .map(|e| format!("{} at `{}`", e, e.instance_path))
+                    .map(|e| format!("{} at `{}`", e, e.instance_path()))
                     .collect();
                 if errors.is_empty() {
                     Ok(())
