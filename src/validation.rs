@@ -56,10 +56,7 @@ fn build_error_message(schema: &Value, error: &jsonschema::ValidationError<'_>) 
     if schema.get("$schema").is_some() {
         return message;
     }
-    let draft7 = json!({ "$schema": "http://json-schema.org/draft-07/schema#" });
-    let Ok(meta) = jsonschema::meta::validator_for(&draft7) else {
-        return message;
-    };
+    let meta = jsonschema::draft7::meta::validator();
     let faults: Vec<_> = meta.iter_errors(schema).collect();
     if !faults.iter().any(|f| f.to_string() == message) {
         // Not a meta-schema fault (an unresolvable `$ref`, say).
